@@ -1,0 +1,1 @@
+"""Shared logic for the Vietnamese vision-language tutorial notebooks."""
