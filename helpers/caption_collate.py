@@ -1,0 +1,120 @@
+"""Batches for BLIP-2 captioning: image placeholders, BOS, optional prompt, caption + EOS, padding and labels.
+
+Token layout of one training row (right-padded):
+    <image> x num_query_tokens | BOS | prompt tokens | caption tokens | EOS | PAD ...
+Only the caption tokens and the EOS are trained on; every other position gets the label -100.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from datasets import Dataset
+from PIL import Image
+from transformers import Blip2Processor
+
+IGNORE_INDEX = -100  # the label torch's cross-entropy skips
+
+
+def _check_text(value: Any, row: int, field: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"row {row}: field {field!r} must be a non-empty string, got {value!r}")
+    return value.strip()
+
+
+def _check_image(value: Any, row: int, field: str) -> Image.Image:
+    if not isinstance(value, Image.Image):
+        raise ValueError(f"row {row}: field {field!r} must be a PIL image, got {type(value).__name__}")
+    return value.convert("RGB")
+
+
+def prefix_ids(processor: Blip2Processor, prompt: str = "") -> list[int]:
+    """The ids every row starts with: the query-token placeholders, BOS, then the prompt (if any)."""
+    tokenizer = processor.tokenizer
+    image_id = tokenizer.convert_tokens_to_ids(processor.image_token)
+    prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids if prompt else []
+    return [image_id] * processor.num_query_tokens + [tokenizer.bos_token_id] + prompt_ids
+
+
+def caption_ids(processor: Blip2Processor, caption: str, prompt: str = "") -> list[int]:
+    """The trained part of a row: the caption's tokens and EOS (a space separates it from a prompt)."""
+    tokenizer = processor.tokenizer
+    text = f" {caption}" if prompt else caption
+    return tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+
+
+@dataclass
+class CaptionCollator:
+    """Turns rows with an image and a caption into a training batch for `Blip2ForConditionalGeneration`.
+
+    `padding="longest"` pads to the batch's longest row; `"max_length"` (with `max_length`) reproduces the
+    seed's fixed-length padding for comparison. Rows longer than `max_length` raise instead of being cut.
+    """
+
+    processor: Blip2Processor
+    prompt: str = ""
+    caption_column: str = "caption"
+    image_column: str = "image"
+    padding: str = "longest"
+    max_length: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.padding not in ("longest", "max_length"):
+            raise ValueError(f"padding must be 'longest' or 'max_length', got {self.padding!r}")
+        if self.padding == "max_length" and not self.max_length:
+            raise ValueError("padding='max_length' needs max_length")
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        prefix = prefix_ids(self.processor, self.prompt)
+        ids, labels, images = [], [], []
+        for i, row in enumerate(rows):
+            target = caption_ids(self.processor, _check_text(row.get(self.caption_column), i, self.caption_column))
+            if self.max_length and len(prefix) + len(target) > self.max_length:
+                raise ValueError(
+                    f"row {i}: {len(prefix) + len(target)} tokens exceed max_length={self.max_length}"
+                )
+            ids.append(prefix + target)
+            labels.append([IGNORE_INDEX] * len(prefix) + target)
+            images.append(_check_image(row.get(self.image_column), i, self.image_column))
+        batch = self.processor.tokenizer.pad(
+            {"input_ids": ids},
+            padding=self.padding,
+            max_length=self.max_length,
+            padding_side="right",
+            return_attention_mask=True,
+            return_tensors="pt",
+        )
+        width = batch["input_ids"].shape[1]
+        batch["labels"] = torch.tensor([row + [IGNORE_INDEX] * (width - len(row)) for row in labels])
+        batch["pixel_values"] = self.processor.image_processor(images, return_tensors="pt").pixel_values
+        return dict(batch)
+
+
+def generation_batch(
+    processor: Blip2Processor, images: Sequence[Image.Image], prompts: Sequence[str] | None = None
+) -> dict[str, torch.Tensor]:
+    """Inputs for `generate`: rows left-padded so every row's last token is its own (decoder-only models)."""
+    prompts = list(prompts) if prompts is not None else [""] * len(images)
+    if len(prompts) != len(images):
+        raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    ids = [prefix_ids(processor, prompt) for prompt in prompts]
+    batch = processor.tokenizer.pad(
+        {"input_ids": ids}, padding="longest", padding_side="left", return_attention_mask=True, return_tensors="pt"
+    )
+    pictures = [_check_image(image, i, "image") for i, image in enumerate(images)]
+    batch["pixel_values"] = processor.image_processor(pictures, return_tensors="pt").pixel_values
+    return dict(batch)
+
+
+def with_token_lengths(dataset: Dataset, processor: Blip2Processor, caption_column: str = "caption") -> Dataset:
+    """Adds a `length` column (tokens per row) so `Trainer` can group rows of similar length."""
+    extra = len(prefix_ids(processor)) + 1  # placeholders + BOS before, EOS after
+
+    def count(captions: list[str]) -> dict[str, list[int]]:
+        encoded = processor.tokenizer(captions, add_special_tokens=False).input_ids
+        return {"length": [len(ids) + extra for ids in encoded]}
+
+    return dataset.map(count, batched=True, input_columns=caption_column)
