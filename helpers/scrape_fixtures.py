@@ -23,7 +23,9 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from PIL import Image, ImageDraw, ImageFilter
 
-ROBOTS_TXT = "User-agent: *\nDisallow: /foody/private/\nDisallow: /cooky/private/\nDisallow: /fault/private/\n"
+ROBOTS_TXT = (
+    "User-agent: *\nDisallow: /foody/private/\nDisallow: /cooky/private/\nDisallow: /fault/private/\n"
+)
 GOOD_PER_SITE = 6  # kept pages per dish and site: 12 per dish in all
 PER_LISTING_PAGE = 4
 FOODY_GOOD = ("og", "og", "microdata", "og", "microdata", "og")
@@ -67,7 +69,11 @@ def draw_dish(slug: str, seed: int, size: tuple[int, int] = (640, 480)) -> Image
     img = Image.new("RGB", size, wood)
     d = ImageDraw.Draw(img)
     for y in range(0, h, rng.randint(12, 30)):  # table grain
-        d.line([(0, y), (w, y + rng.randint(-20, 20))], fill=tuple(max(0, c - rng.randint(15, 40)) for c in wood), width=2)
+        d.line(
+            [(0, y), (w, y + rng.randint(-20, 20))],
+            fill=tuple(max(0, c - rng.randint(15, 40)) for c in wood),
+            width=2,
+        )
 
     def dots(cx, cy, r, colour, n):
         for _ in range(n):
@@ -84,17 +90,28 @@ def draw_dish(slug: str, seed: int, size: tuple[int, int] = (640, 480)) -> Image
     elif slug == "bun-bo-hue":
         cx, cy, r = rng.uniform(w * 0.35, w * 0.65), rng.uniform(h * 0.4, h * 0.6), rng.uniform(150, 200)
         d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(250, 250, 250), outline=(40, 40, 40), width=6)
-        d.ellipse([cx - r * 0.85, cy - r * 0.85, cx + r * 0.85, cy + r * 0.85], fill=(200, 70 + rng.randint(0, 40), 30))
+        d.ellipse(
+            [cx - r * 0.85, cy - r * 0.85, cx + r * 0.85, cy + r * 0.85],
+            fill=(200, 70 + rng.randint(0, 40), 30),
+        )
         for _ in range(rng.randint(10, 18)):  # noodles
             x0, y0 = cx + rng.uniform(-r * 0.6, r * 0.6), cy + rng.uniform(-r * 0.6, r * 0.6)
-            d.arc([x0 - 40, y0 - 20, x0 + 40, y0 + 20], rng.randint(0, 180), rng.randint(190, 360), fill=(245, 240, 225), width=5)
+            d.arc(
+                [x0 - 40, y0 - 20, x0 + 40, y0 + 20],
+                rng.randint(0, 180),
+                rng.randint(190, 360),
+                fill=(245, 240, 225),
+                width=5,
+            )
         for _ in range(rng.randint(3, 6)):  # beef slices
             x0, y0 = cx + rng.uniform(-r * 0.5, r * 0.5), cy + rng.uniform(-r * 0.5, r * 0.5)
             d.ellipse([x0 - 30, y0 - 14, x0 + 30, y0 + 14], fill=(120, 60, 50))
         dots(cx, cy, r * 0.6, (60, 150, 50), rng.randint(10, 20))
     else:  # bun-dau-mam-tom
         x0, y0 = rng.uniform(20, 80), rng.uniform(20, 60)
-        d.rounded_rectangle([x0, y0, w - rng.uniform(20, 80), h - rng.uniform(20, 60)], 30, fill=(80, 150, 70))
+        d.rounded_rectangle(
+            [x0, y0, w - rng.uniform(20, 80), h - rng.uniform(20, 60)], 30, fill=(80, 150, 70)
+        )
         for _ in range(rng.randint(3, 5)):  # pressed noodle cakes
             bx, by = rng.uniform(80, w - 180), rng.uniform(80, h - 150)
             d.rounded_rectangle([bx, by, bx + 100, by + 70], 8, fill=(248, 246, 238), outline=(220, 215, 200))
@@ -111,7 +128,7 @@ def draw_dish(slug: str, seed: int, size: tuple[int, int] = (640, 480)) -> Image
 def photo_bytes(slug: str, seed: int, max_side: int | None = None, quality: int = 88) -> bytes:
     """JPEG bytes of a synthetic photo; `max_side` gives the thumbnail sizes a site serves."""
     rng = random.Random(seed)
-    img = draw_dish(slug, seed, (rng.randint(560, 720), rng.randint(420, 540)))
+    img = draw_dish(slug, seed, (rng.randint(400, 520), rng.randint(300, 390)))
     if max_side:
         img.thumbnail((max_side, max_side))
     buffer = io.BytesIO()
@@ -160,7 +177,9 @@ class FixtureSite:
 
     def __init__(self, dishes: list[dict], faults: bool = True):
         self.dishes = {d["slug"]: d for d in dishes}
-        self.keyword_to_slug = {kw.casefold(): d["slug"] for d in dishes for kws in d["keywords"].values() for kw in kws}
+        self.keyword_to_slug = {
+            kw.casefold(): d["slug"] for d in dishes for kws in d["keywords"].values() for kw in kws
+        }
         self.faults = faults
 
     def expected_kept(self) -> int:
@@ -188,7 +207,9 @@ class FixtureSite:
 
     # ---- routing
 
-    def route(self, path: str, query: dict[str, str], headers: dict[str, str], base: str) -> tuple[int, str, bytes]:
+    def route(
+        self, path: str, query: dict[str, str], headers: dict[str, str], base: str
+    ) -> tuple[int, str, bytes]:
         """(status, content type, body) for a GET."""
         parts = path.strip("/").split("/")
         if path == "/robots.txt":
@@ -196,14 +217,22 @@ class FixtureSite:
         if path == "/fault/bomb.png":
             return 200, "image/png", bomb_png()
         if path.startswith("/fault/"):
-            return 200, "text/html; charset=utf-8", _page("fault", "", "<p>fixture fault endpoint</p>").encode()
+            return (
+                200,
+                "text/html; charset=utf-8",
+                _page("fault", "", "<p>fixture fault endpoint</p>").encode(),
+            )
         if len(parts) >= 2 and parts[0] in ("foody", "cooky") and parts[1] == "media":
             return self._image(parts)
         if path == "/foody/ho-chi-minh/dia-diem":
             return self._foody_listing(query, headers, base)
         if path == "/cooky/cong-thuc/tim-kiem":
             return self._cooky_search(query, base)
-        if len(parts) == 3 and parts[0] in ("foody", "cooky") and parts[1] in ("ho-chi-minh", "cong-thuc", "private"):
+        if (
+            len(parts) == 3
+            and parts[0] in ("foody", "cooky")
+            and parts[1] in ("ho-chi-minh", "cong-thuc", "private")
+        ):
             slug, _, index = parts[2].rpartition("-")
             if slug in self.dishes and index.isdigit() and int(index) < len(self._kinds(parts[0])):
                 return self._detail(parts[0], slug, int(index), base)
@@ -269,7 +298,9 @@ class FixtureSite:
             f"{html.escape(self._text(slug, i)[0])}</a></div>"
             for i in chosen
         )
-        links += '<a href="/cooky/cong-thuc/tim-kiem?q=x&amp;page=1">Công thức nổi bật</a>'  # not a recipe link
+        links += (
+            '<a href="/cooky/cong-thuc/tim-kiem?q=x&amp;page=1">Công thức nổi bật</a>'  # not a recipe link
+        )
         if page * PER_LISTING_PAGE < len(indices):
             next_query = html.escape(urlencode({"q": query.get("q", ""), "page": page + 1}))
             links += f'<a rel="next" href="/cooky/cong-thuc/tim-kiem?{next_query}">Sau</a>'
@@ -308,7 +339,9 @@ class FixtureSite:
         if kind == "invalid-json-ld":  # a trailing comma: invalid JSON, so extraction falls back
             ld = f'<script type="application/ld+json">{{"@type": "Recipe", "name": "{t}",}}</script>'
             lazy_original = lazy.replace("data-src", "data-original")
-            return _page(title, ld, f'<h1 class="recipe-title">{t}</h1><div class="summary">{dsc}</div>{lazy_original}')
+            return _page(
+                title, ld, f'<h1 class="recipe-title">{t}</h1><div class="summary">{dsc}</div>{lazy_original}'
+            )
         if kind == "malformed":  # unclosed tags, a stray closing tag, an unquoted attribute
             return (
                 f"<html><head><title>{t}</title><body><div class=summary>{dsc}</span><h1 class=recipe-title>{t}"

@@ -105,7 +105,9 @@ class HttpClient:
         self.stats: Counter[str] = Counter()
         self.waits: list[float] = []
 
-    def get(self, url: str, *, headers: dict[str, str] | None = None, max_bytes: int | None = None) -> Fetched:
+    def get(
+        self, url: str, *, headers: dict[str, str] | None = None, max_bytes: int | None = None
+    ) -> Fetched:
         """GET `url` if robots.txt allows it; raises `Skip` (robots, http_NNN, timeout, connection)."""
         if not self.allowed(url):
             self.stats["robots_blocked"] += 1
@@ -127,7 +129,8 @@ class HttpClient:
             try:
                 parser.parse(self._fetch(root + "/robots.txt", None, 500_000).text.splitlines())
                 self.robots_status[root] = "read"
-            except Skip as err:  # the rules urllib.robotparser.read() applies, plus: unreachable means stay out
+            except Skip as err:
+                # The rules of urllib.robotparser.read(), plus: an unreachable robots.txt means stay out.
                 missing = err.reason.startswith("http_4") and err.reason not in ("http_401", "http_403")
                 parser.allow_all, parser.disallow_all = missing, not missing
                 self.robots_status[root] = f"{err.reason}: " + ("allow all" if missing else "disallow all")
@@ -175,7 +178,9 @@ class HttpClient:
             jitter = self._rng.uniform(0, self.backoff)
             wait = retry_after if retry_after is not None else self.backoff * 2**attempt + jitter
             if wait > self.max_wait:
-                raise Skip(reason, f"server asks to wait {wait:.0f} s (> max_wait {self.max_wait:.0f} s)", url)
+                raise Skip(
+                    reason, f"server asks to wait {wait:.0f} s (> max_wait {self.max_wait:.0f} s)", url
+                )
             self.stats["retries"] += 1
             self._pause(wait)
         raise AssertionError("unreachable")
@@ -309,7 +314,11 @@ def extract_page(html: str, page_url: str, selectors: dict[str, str]) -> PageDat
     for key, options in sources.items():
         chosen[key] = [] if key == "ingredients" else ""
         for method, value in options:
-            value = ingredient_list(value) if key == "ingredients" else clean_text(value if isinstance(value, str) else "")
+            value = (
+                ingredient_list(value)
+                if key == "ingredients"
+                else clean_text(value if isinstance(value, str) else "")
+            )
             if value:
                 chosen[key], methods[key] = value, method
                 break
@@ -348,7 +357,9 @@ class SiteAdapter:
 
     def image_candidates(self, url: str) -> list[str]:
         """The URL upgraded to the largest size the site serves, then the URL as found (fallback)."""
-        largest = re.sub(self.settings["image_size_pattern"], self.settings["image_size_largest"], url, count=1)
+        largest = re.sub(
+            self.settings["image_size_pattern"], self.settings["image_size_largest"], url, count=1
+        )
         return [largest, url] if largest != url else [url]
 
 
@@ -370,7 +381,9 @@ class FoodyAdapter(SiteAdapter):
                 tally.listing_errors.append(f"{url}: listing is not JSON (anti-bot page or changed API?)")
                 return
             keys = self.settings["listing_item_keys"]
-            items = next((data[k] for k in keys if isinstance(data, dict) and isinstance(data.get(k), list)), None)
+            items = next(
+                (data[k] for k in keys if isinstance(data, dict) and isinstance(data.get(k), list)), None
+            )
             if items is None:
                 tally.listing_errors.append(f"{url}: no item list under {keys} (changed API?)")
                 return
@@ -402,7 +415,9 @@ class CookyAdapter(SiteAdapter):
             links = [urljoin(page.url, a.get("href", "")) for a in soup.select(self.settings["result_link"])]
             found = list(dict.fromkeys(link for link in links if pattern.search(urlsplit(link).path)))
             if not found and tally.listing_pages == 1:
-                tally.listing_errors.append(f"{url}: no recipe links (no results, anti-bot page or new layout?)")
+                tally.listing_errors.append(
+                    f"{url}: no recipe links (no results, anti-bot page or new layout?)"
+                )
             yield from (Candidate(link) for link in found)
             nxt = soup.select_one(self.settings["next_link"])
             if nxt is None or not nxt.get("href"):
@@ -433,7 +448,9 @@ def validate_image(data: bytes, *, min_side: int = 224, max_pixels: int = MAX_PI
         with Image.open(io.BytesIO(data)) as img:  # reads the header only
             width, height, fmt = img.width, img.height, img.format
             if width * height > max_pixels:
-                raise Skip("bad_image", f"too large: {width}x{height} > {max_pixels} pixels (decompression bomb?)")
+                raise Skip(
+                    "bad_image", f"too large: {width}x{height} > {max_pixels} pixels (decompression bomb?)"
+                )
             if fmt not in IMAGE_FORMATS:
                 raise Skip("bad_image", f"unsupported format {fmt}")
             img.verify()
@@ -544,7 +561,9 @@ class Manifest:
             if missing:
                 raise ValueError(f"{self.path}:{lineno}: missing field(s) {missing}")
             if not (self.dir / item["image_path"]).is_file():
-                raise ValueError(f"{self.path}:{lineno}: image {item['image_path']} is missing; delete that line")
+                raise ValueError(
+                    f"{self.path}:{lineno}: image {item['image_path']} is missing; delete that line"
+                )
         referenced = {item["image_path"] for item in self.items}
         images = self.dir / "images"
         for orphan in sorted(images.rglob("*.*")) if images.exists() else []:
@@ -610,7 +629,9 @@ class RunReport:
         """Fail loudly if any page is unaccounted for (kept + skipped must equal pages)."""
         for t in self.tallies:
             if t.kept + sum(t.skipped.values()) != t.pages:
-                raise AssertionError(f"{t.dish}/{t.site}: kept {t.kept} + skipped {dict(t.skipped)} != {t.pages}")
+                raise AssertionError(
+                    f"{t.dish}/{t.site}: kept {t.kept} + skipped {dict(t.skipped)} != {t.pages}"
+                )
 
     def problems(self) -> list[str]:
         """Plain sentences for every site that yielded nothing usable, with the evidence."""
@@ -631,7 +652,9 @@ class RunReport:
             "generated_at": _now(),
             "sites": self.sites,
             "rows": self.rows(),
-            "tallies": [{**asdict(t), "skipped": dict(t.skipped), "notes": dict(t.notes)} for t in self.tallies],
+            "tallies": [
+                {**asdict(t), "skipped": dict(t.skipped), "notes": dict(t.notes)} for t in self.tallies
+            ],
             "skips": self.skips,
             "cleaned_on_resume": self.cleaned,
             "http": self.http,
@@ -668,7 +691,9 @@ def load_config(path: Path = CONFIG_PATH) -> dict:
 
 def with_base_urls(config: dict, base_urls: dict[str, str]) -> dict:
     """A copy of `config` whose sites point elsewhere (the fixture server); nothing else changes."""
-    sites = {name: {**s, "base_url": base_urls.get(name, s["base_url"])} for name, s in config["sites"].items()}
+    sites = {
+        name: {**s, "base_url": base_urls.get(name, s["base_url"])} for name, s in config["sites"].items()
+    }
     return {**config, "sites": sites}
 
 
@@ -741,7 +766,9 @@ def scrape(
                             bar.set_postfix(kept=tally.kept, skipped=sum(tally.skipped.values()))
     finally:
         report.http = {"stats": dict(client.stats), "robots": client.robots_status}
-        atomic_write(Path(out_dir) / "report.json", json.dumps(report.to_json(), ensure_ascii=False, indent=1).encode())
+        atomic_write(
+            Path(out_dir) / "report.json", json.dumps(report.to_json(), ensure_ascii=False, indent=1).encode()
+        )
     report.check()
     return report
 
