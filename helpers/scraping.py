@@ -743,6 +743,13 @@ def scrape(
 ) -> RunReport:
     """Scrape every dish on every site into `out_dir` (resuming what is there); writes and returns the report."""
     manifest = Manifest(out_dir)
+    hosts = {name: urlsplit(settings["base_url"]).hostname for name, settings in config["sites"].items()}
+    for item in manifest.items:
+        if item["site"] in hosts and urlsplit(item["page_url"]).hostname != hosts[item["site"]]:
+            raise ValueError(
+                f"{manifest.path} holds items from {urlsplit(item['page_url']).hostname}, not {hosts[item['site']]}"
+                " (offline fixture and live data must not mix): delete that folder or pick another out_dir"
+            )
     dedup = Deduper(near_duplicate_distance)
     for item in manifest.items:
         dedup.add(item["sha256"], item["phash"], item["id"])
@@ -799,15 +806,52 @@ def _process(client, adapter, dish, candidate, manifest, dedup, tally, report, l
 FIXTURE_MIN_INTERVAL = 0.01  # our own local server: the 1 request/second courtesy is for other people's
 
 
-def run_fixture_scrape(out_dir: Path, *, progress: bool = False) -> Path:
-    """Scrape the offline fixture sites with the real code into `out_dir`; returns the manifest path."""
+def run_scrape(out_dir: Path, *, fixture: bool, progress: bool = True) -> RunReport:
+    """Scrape the live sites, or the offline fixture sites with the very same code (only base URLs differ)."""
     from helpers.scrape_fixtures import serve_fixture_site
 
     config = load_config()
+    if not fixture:
+        client = HttpClient()
+        try:
+            return scrape(config, Path(out_dir), client, progress=progress)
+        finally:
+            client.close()
     with serve_fixture_site(config) as server:
         client = HttpClient(min_interval=FIXTURE_MIN_INTERVAL)
         try:
-            scrape(with_base_urls(config, server.base_urls), Path(out_dir), client, progress=progress)
+            return scrape(with_base_urls(config, server.base_urls), Path(out_dir), client, progress=progress)
         finally:
             client.close()
+
+
+def run_fixture_scrape(out_dir: Path, *, progress: bool = False) -> Path:
+    """Scrape the offline fixture sites with the real code into `out_dir`; returns the manifest path."""
+    run_scrape(out_dir, fixture=True, progress=progress)
     return Path(out_dir) / "manifest.jsonl"
+
+
+def plot_dish_grid(out_dir: Path, per_dish: int = 6):
+    """A matplotlib figure: one row per dish, its kept photos alternating between sites."""
+    import matplotlib.pyplot as plt
+
+    lines = (Path(out_dir) / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
+    items = [json.loads(line) for line in lines]
+    dishes = list(dict.fromkeys(i["dish"] for i in items))
+    fig, axes = plt.subplots(
+        len(dishes), per_dish, figsize=(2.2 * per_dish, 2.3 * len(dishes)), squeeze=False
+    )
+    for row, dish in zip(axes, dishes, strict=True):
+        by_site = [[i for i in items if i["dish"] == dish and i["site"] == s] for s in ("foody", "cooky")]
+        chosen = [i for pair in zip(*by_site, strict=False) for i in pair][:per_dish]
+        chosen += [i for i in sum(by_site, []) if i not in chosen][: per_dish - len(chosen)]
+        for ax in row:
+            ax.axis("off")
+        for ax, item in zip(row, chosen, strict=False):
+            with Image.open(Path(out_dir) / item["image_path"]) as img:
+                ax.imshow(img.convert("RGB"))
+            ax.set_title(
+                f"{item['dish_name']} · {item['site']}\n{item['width']}x{item['height']}", fontsize=8
+            )
+    fig.tight_layout()
+    return fig

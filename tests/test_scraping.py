@@ -362,3 +362,8 @@ def test_killed_run_resumes_without_duplicates_losses_or_partial_files(
     assert server.hits[resumed_page] == hits_before  # a kept page is not fetched again
     assert any("cut short" in c for c in report.cleaned) and any(c.endswith(".tmp") for c in report.cleaned)
     report.check()
+
+
+def test_fixture_and_live_data_never_mix(clean_run):
+    with pytest.raises(ValueError, match="must not mix"):
+        scraping.scrape(scraping.load_config(), clean_run[0], make_client(FakeClock()), progress=False)
