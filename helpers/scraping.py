@@ -17,7 +17,6 @@ import re
 import time
 import unicodedata
 import urllib.robotparser
-import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -69,7 +68,10 @@ class Fetched:
 
     @property
     def text(self) -> str:
-        return self.content.decode(self.encoding or "utf-8", errors="replace")
+        try:
+            return self.content.decode(self.encoding or "utf-8", errors="replace")
+        except LookupError:  # a charset name Python does not know
+            return self.content.decode("utf-8", errors="replace")
 
 
 # --------------------------------------------------------------------------- HTTP client
@@ -161,7 +163,8 @@ class HttpClient:
                 with self.session.get(url, headers=headers, timeout=self.timeout, stream=True) as resp:
                     if resp.status_code < 400:
                         body = _read_capped(resp, max_bytes, url)
-                        return Fetched(resp.url, resp.status_code, dict(resp.headers), body, resp.encoding)
+                        charset = _charset(resp.headers.get("Content-Type", ""))
+                        return Fetched(resp.url, resp.status_code, dict(resp.headers), body, charset)
                     reason = f"http_{resp.status_code}"
                     if resp.status_code != 429 and resp.status_code < 500:
                         raise Skip(reason, resp.reason or "", url)
@@ -184,6 +187,12 @@ class HttpClient:
             self.stats["retries"] += 1
             self._pause(wait)
         raise AssertionError("unreachable")
+
+
+def _charset(content_type: str) -> str | None:
+    """The charset a Content-Type names; None otherwise (requests would assume ISO-8859-1 for text/html)."""
+    match = re.search(r"charset=\"?([\w.:-]+)", content_type, re.IGNORECASE)
+    return match.group(1) if match else None
 
 
 def _read_capped(resp: requests.Response, max_bytes: int | None, url: str) -> bytes:
@@ -453,19 +462,20 @@ def validate_image(data: bytes, *, min_side: int = 224, max_pixels: int = MAX_PI
                 )
             if fmt not in IMAGE_FORMATS:
                 raise Skip("bad_image", f"unsupported format {fmt}")
+            if min(width, height) < min_side:
+                raise Skip("bad_image", f"too small: {width}x{height} (min side {min_side})")
             img.verify()
-        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as img:
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(io.BytesIO(data)) as img:
             img.load()  # verify() misses truncated JPEG scans; a full decode does not
             phash = str(imagehash.phash(img.convert("RGB")))
     except UnidentifiedImageError as err:
         raise Skip("bad_image", "not an image (unidentified bytes)") from err
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
+    except (
+        Image.DecompressionBombError
+    ) as err:  # Pillow's own limit (Image.MAX_IMAGE_PIXELS), if ours is raised
         raise Skip("bad_image", f"too large: {err}") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise Skip("bad_image", f"corrupt or truncated: {err}") from err
-    if min(width, height) < min_side:
-        raise Skip("bad_image", f"too small: {width}x{height} (min side {min_side})")
     return ImageInfo(width, height, IMAGE_FORMATS[fmt], hashlib.sha256(data).hexdigest(), phash)
 
 
@@ -710,25 +720,60 @@ def _fetch_image(client: HttpClient, adapter: SiteAdapter, url: str) -> tuple[st
     raise AssertionError("unreachable")
 
 
-def _scrape_page(client, adapter, dish, candidate, manifest, dedup, tally, limits) -> dict:
-    """Fetch, extract, download, validate, dedupe and write one page's item; raises `Skip`."""
-    page = client.get(candidate.page_url)
-    data = adapter.extract(candidate, page)
-    tally.notes.update(data.notes + [f"image_from:{data.methods['image']}"])
-    image_url, image = _fetch_image(client, adapter, data.image_url)
-    info = validate_image(image, **limits)
-    dedup.check(info.sha256, info.phash)
-    item_id = f"{dish['slug']}-{adapter.name}-{info.sha256[:12]}"
-    item = {
-        "id": item_id, "dish": dish["slug"], "dish_name": dish["name_vi"], "site": adapter.name,
-        "page_url": candidate.page_url, "image_url": image_url, "title": data.title, "text_vi": data.description,
-        "ingredients": data.ingredients, "retrieved_at": _now(), "sha256": info.sha256, "phash": info.phash,
-        "image_path": f"images/{dish['slug']}/{item_id}.{info.extension}", "width": info.width,
-        "height": info.height,
-    }  # fmt: skip
-    manifest.add(item, image)
-    dedup.add(info.sha256, info.phash, item_id)
-    return item
+@dataclass
+class _Run:
+    """What every page of one scrape shares: the client, the manifest, the deduper, the report, the limits."""
+
+    client: HttpClient
+    manifest: Manifest
+    dedup: Deduper
+    report: RunReport
+    limits: dict[str, int]
+
+    def process(self, adapter: SiteAdapter, dish: dict, candidate: Candidate, tally: Tally) -> None:
+        """Account for one page: resumed, kept, or skipped with its reason."""
+        tally.pages += 1
+        key = page_key(adapter.name, candidate.page_url)
+        done = self.manifest.by_page.get(key)
+        remembered = self.manifest.skips.get(key)
+        try:
+            if done and done["dish"] != dish["slug"]:
+                raise Skip("duplicate", f"page already kept for dish {done['dish']}", candidate.page_url)
+            if done:
+                tally.kept += 1
+                tally.resumed += 1
+            elif remembered:
+                tally.skipped[remembered["reason"]] += 1
+            else:
+                self.scrape_page(adapter, dish, candidate, tally)
+                tally.kept += 1
+        except Skip as skip:
+            tally.skipped[skip.reason] += 1
+            record = {"page_url": candidate.page_url, "dish": dish["slug"], "site": adapter.name,
+                      "reason": skip.reason, "detail": skip.detail, "url": skip.url or candidate.page_url,
+                      "at": _now()}  # fmt: skip
+            self.report.skips.append(record)
+            if not skip.reason.startswith(TRANSIENT) and not done:
+                self.manifest.add_skip(record)
+
+    def scrape_page(self, adapter: SiteAdapter, dish: dict, candidate: Candidate, tally: Tally) -> None:
+        """Fetch, extract, download, validate, dedupe and write one page's item; raises `Skip`."""
+        page = self.client.get(candidate.page_url)
+        data = adapter.extract(candidate, page)
+        tally.notes.update(data.notes + [f"image_from:{data.methods['image']}"])
+        image_url, image = _fetch_image(self.client, adapter, data.image_url)
+        info = validate_image(image, **self.limits)
+        self.dedup.check(info.sha256, info.phash)
+        item_id = f"{dish['slug']}-{adapter.name}-{info.sha256[:12]}"
+        item = {
+            "id": item_id, "dish": dish["slug"], "dish_name": dish["name_vi"], "site": adapter.name,
+            "page_url": candidate.page_url, "image_url": image_url, "title": data.title,
+            "text_vi": data.description, "ingredients": data.ingredients, "retrieved_at": _now(),
+            "sha256": info.sha256, "phash": info.phash, "width": info.width, "height": info.height,
+            "image_path": f"images/{dish['slug']}/{item_id}.{info.extension}",
+        }  # fmt: skip
+        self.manifest.add(item, image)
+        self.dedup.add(info.sha256, info.phash, item_id)
 
 
 def scrape(
@@ -754,7 +799,7 @@ def scrape(
     for item in manifest.items:
         dedup.add(item["sha256"], item["phash"], item["id"])
     report = RunReport({name: s["base_url"] for name, s in config["sites"].items()}, cleaned=manifest.cleaned)
-    limits = {"min_side": min_side, "max_pixels": max_pixels}
+    run = _Run(client, manifest, dedup, report, {"min_side": min_side, "max_pixels": max_pixels})
     try:
         for dish in config["dishes"]:
             for site, settings in config["sites"].items():
@@ -768,39 +813,15 @@ def scrape(
                             if len(seen) >= settings["max_pages_per_dish"]:
                                 break
                             seen.add(candidate.page_url)
-                            _process(client, adapter, dish, candidate, manifest, dedup, tally, report, limits)
+                            run.process(adapter, dish, candidate, tally)
                             bar.update()
                             bar.set_postfix(kept=tally.kept, skipped=sum(tally.skipped.values()))
     finally:
         report.http = {"stats": dict(client.stats), "robots": client.robots_status}
-        atomic_write(
-            Path(out_dir) / "report.json", json.dumps(report.to_json(), ensure_ascii=False, indent=1).encode()
-        )
+        report_json = json.dumps(report.to_json(), ensure_ascii=False, indent=1)
+        atomic_write(Path(out_dir) / "report.json", report_json.encode())
     report.check()
     return report
-
-
-def _process(client, adapter, dish, candidate, manifest, dedup, tally, report, limits) -> None:
-    """Account for one page: resumed, kept, or skipped with its reason."""
-    tally.pages += 1
-    url, key = candidate.page_url, page_key(adapter.name, candidate.page_url)
-    if key in manifest.by_page:
-        tally.kept += 1
-        tally.resumed += 1
-        return
-    if key in manifest.skips:
-        tally.skipped[manifest.skips[key]["reason"]] += 1
-        return
-    try:
-        _scrape_page(client, adapter, dish, candidate, manifest, dedup, tally, limits)
-        tally.kept += 1
-    except Skip as skip:
-        tally.skipped[skip.reason] += 1
-        record = {"page_url": url, "dish": dish["slug"], "site": adapter.name, "reason": skip.reason,
-                  "detail": skip.detail, "url": skip.url or url, "at": _now()}  # fmt: skip
-        report.skips.append(record)
-        if not skip.reason.startswith(TRANSIENT):
-            manifest.add_skip(record)
 
 
 FIXTURE_MIN_INTERVAL = 0.01  # our own local server: the 1 request/second courtesy is for other people's

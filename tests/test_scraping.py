@@ -367,3 +367,25 @@ def test_killed_run_resumes_without_duplicates_losses_or_partial_files(
 def test_fixture_and_live_data_never_mix(clean_run):
     with pytest.raises(ValueError, match="must not mix"):
         scraping.scrape(scraping.load_config(), clean_run[0], make_client(FakeClock()), progress=False)
+
+
+def test_page_listed_under_two_dishes_is_kept_once(site_config, tmp_path):
+    first, second = site_config["dishes"][:2]
+    second = {
+        **second,
+        "keywords": first["keywords"],
+    }  # the second dish's search finds the first dish's pages
+    config = {**site_config, "dishes": [first, second], "sites": {"foody": site_config["sites"]["foody"]}}
+    report = scraping.scrape(config, tmp_path, make_client(FakeClock()), progress=False)
+    kept = [t.kept for t in report.tallies]
+    assert kept == [6, 0]
+    assert (
+        report.tallies[1].skipped["duplicate"] == 7
+    )  # 6 pages kept for the first dish + its duplicate photo
+    assert len(read_manifest(tmp_path)) == 6
+
+
+def test_html_without_charset_is_read_as_utf8():
+    page = scraping.Fetched("http://127.0.0.1/x", 200, {"Content-Type": "text/html"}, "bún bò".encode(), None)
+    assert page.text == "bún bò"
+    assert scraping.Fetched("u", 200, {}, "bún".encode("utf-16"), "utf-16").text == "bún"
