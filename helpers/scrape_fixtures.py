@@ -11,6 +11,7 @@ import html
 import io
 import json
 import random
+import sys
 import threading
 import time
 from collections import Counter, deque
@@ -243,7 +244,8 @@ class FixtureSite:
         folder = "private" if kind == "robots" else "ho-chi-minh" if site == "foody" else "cong-thuc"
         return f"/{site}/{folder}/{slug}-{i}"
 
-    def _image_path(self, site: str, slug: str, i: int, size: str) -> str:
+    def image_path(self, site: str, slug: str, i: int, size: str = "s") -> str:
+        """The path of page `i`'s photo at a size segment (`s` is the original, `s320x240` a thumbnail)."""
         return f"/{site}/media/{slug}/{i}/{size}/photo-{slug}-{i}.jpg"
 
     def _image(self, parts: list[str]) -> tuple[int, str, bytes]:
@@ -280,8 +282,8 @@ class FixtureSite:
             title, _ = self._text(slug, i)
             items.append({
                 "Id": self._seed(slug, "foody", i), "Name": f"Quán {title}",
-                "PicturePath": base + self._image_path("foody", slug, i, "s180x180"),
-                "PicturePathLarge": base + self._image_path("foody", slug, i, "s640x400"),
+                "PicturePath": base + self.image_path("foody", slug, i, "s180x180"),
+                "PicturePathLarge": base + self.image_path("foody", slug, i, "s640x400"),
                 "AlbumUrl": self._detail_path("foody", slug, i).removeprefix("/foody") + "/album-anh",
                 "DetailUrl": self._detail_path("foody", slug, i).removeprefix("/foody"),
             })  # fmt: skip
@@ -312,7 +314,7 @@ class FixtureSite:
             return 404, "text/html; charset=utf-8", _page("404", "", "<h1>Quán đã đóng cửa</h1>").encode()
         title, desc = self._text(slug, i)
         ingredients = TEXT[slug]["ingredients"][: 3 + i % 3]
-        thumb = base + self._image_path(site, slug, i, "s200x150" if kind == "small-only" else "s320x240")
+        thumb = base + self.image_path(site, slug, i, "s200x150" if kind == "small-only" else "s320x240")
         html_text = self._render(kind, title, desc, ingredients, thumb)
         return 200, "text/html; charset=utf-8", html_text.encode()
 
@@ -373,12 +375,11 @@ class FixtureServer:
             self._faults.setdefault(path, deque()).extend(faults)
 
     def url(self, path: str) -> str:
+        """The absolute URL of a path on this server."""
         return self.base_url + path
 
-    def image_path(self, site: str, slug: str, i: int, size: str = "s") -> str:
-        return self.site._image_path(site, slug, i, size)
-
-    def _next_fault(self, path: str) -> Fault | None:
+    def take_fault(self, path: str) -> Fault | None:
+        """Count a request for `path` and pop its next scripted fault, if any."""
         with self._lock:
             self.hits[path] += 1
             queue = self._faults.get(path)
@@ -390,7 +391,7 @@ def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            fault = server._next_fault(parts.path)
+            fault = server.take_fault(parts.path)
             if fault and fault.delay:
                 time.sleep(fault.delay)
             if fault and fault.status is not None:
@@ -418,8 +419,6 @@ class _QuietServer(ThreadingHTTPServer):
 
     def handle_error(self, request, client_address) -> None:
         """A client that timed out and hung up is expected here (fault tests); anything else is printed."""
-        import sys
-
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 

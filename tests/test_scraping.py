@@ -143,7 +143,7 @@ def test_requests_to_one_host_are_at_least_min_interval_apart(server):
 
 
 def test_429_honours_retry_after(server):
-    path = server.image_path("foody", "bun-bo-hue", 0)
+    path = server.site.image_path("foody", "bun-bo-hue", 0)
     server.inject(path, Fault(status=429, headers={"Retry-After": "7"}))
     clock = FakeClock()
     client = make_client(clock)
@@ -155,7 +155,7 @@ def test_429_honours_retry_after(server):
 
 
 def test_retry_after_beyond_max_wait_gives_up(server):
-    path = server.image_path("foody", "bun-bo-hue", 1)
+    path = server.site.image_path("foody", "bun-bo-hue", 1)
     server.inject(path, Fault(status=429, headers={"Retry-After": "3600"}))
     with pytest.raises(Skip) as err:
         make_client(FakeClock()).get(server.url(path))
@@ -213,14 +213,14 @@ def test_unreachable_robots_txt_means_stay_out(server):
 
 
 def test_truncated_image_is_rejected(server):
-    data = requests.get(server.url(server.image_path("cooky", "banh-beo", 7)), timeout=5).content
+    data = requests.get(server.url(server.site.image_path("cooky", "banh-beo", 7)), timeout=5).content
     with pytest.raises(Skip, match="truncated") as err:
         scraping.validate_image(data)
     assert err.value.reason == "bad_image"
 
 
 def test_non_image_served_as_jpeg_is_rejected(server):
-    resp = requests.get(server.url(server.image_path("cooky", "banh-beo", 8)), timeout=5)
+    resp = requests.get(server.url(server.site.image_path("cooky", "banh-beo", 8)), timeout=5)
     assert resp.headers["Content-Type"] == "image/jpeg"
     with pytest.raises(Skip, match="not an image"):
         scraping.validate_image(resp.content)
@@ -237,12 +237,12 @@ def test_oversized_image_is_rejected_before_decoding(server):
 
 def test_small_image_is_rejected_and_good_one_measured(server):
     small = requests.get(
-        server.url(server.image_path("cooky", "banh-beo", 10, "s200x150")), timeout=5
+        server.url(server.site.image_path("cooky", "banh-beo", 10, "s200x150")), timeout=5
     ).content
     with pytest.raises(Skip, match="too small"):
         scraping.validate_image(small)
     info = scraping.validate_image(
-        requests.get(server.url(server.image_path("cooky", "banh-beo", 0)), timeout=5).content
+        requests.get(server.url(server.site.image_path("cooky", "banh-beo", 0)), timeout=5).content
     )
     assert min(info.width, info.height) >= 224 and info.extension == "jpg" and len(info.phash) == 16
 
@@ -252,8 +252,8 @@ def test_duplicates_under_different_urls_are_skipped(clean_run, server):
     details = [s["detail"] for s in report.skips if s["reason"] == "duplicate"]
     assert sum(d.startswith("exact duplicate") for d in details) == 3
     assert sum(d.startswith("near duplicate") for d in details) == 3
-    first = requests.get(server.url(server.image_path("foody", "banh-beo", 0)), timeout=5).content
-    again = requests.get(server.url(server.image_path("foody", "banh-beo", 7)), timeout=5).content
+    first = requests.get(server.url(server.site.image_path("foody", "banh-beo", 0)), timeout=5).content
+    again = requests.get(server.url(server.site.image_path("foody", "banh-beo", 7)), timeout=5).content
     assert first == again  # same bytes, another URL
     dedup = scraping.Deduper()
     info = scraping.validate_image(first)
@@ -261,7 +261,7 @@ def test_duplicates_under_different_urls_are_skipped(clean_run, server):
     with pytest.raises(Skip, match="exact"):
         dedup.check(info.sha256, info.phash)
     other = scraping.validate_image(
-        requests.get(server.url(server.image_path("foody", "banh-beo", 1)), timeout=5).content
+        requests.get(server.url(server.site.image_path("foody", "banh-beo", 1)), timeout=5).content
     )
     dedup.check(other.sha256, other.phash)  # a different photo of the same dish passes
 
