@@ -300,8 +300,10 @@ def assign_splits(
         groups.sort(key=len, reverse=True)  # stable: big groups placed first, ties stay in shuffled order
         targets = _targets(sum(map(len, groups)), len(groups), fractions)
         counts = dict.fromkeys(SPLITS, 0)
-        for group in groups:
-            split = max(SPLITS, key=lambda s: (targets[s] - counts[s], -SPLITS.index(s)))
+        for left, group in zip(range(len(groups), 0, -1), groups, strict=True):
+            empty = [s for s in SPLITS if targets[s] > 0 and counts[s] == 0]
+            candidates = empty if 0 < len(empty) >= left else SPLITS  # the last groups fill empty splits
+            split = max(candidates, key=lambda s: (targets[s] - counts[s], -SPLITS.index(s)))
             counts[split] += len(group)
             split_of.update({r["id"]: split for r in group})
     return split_of
