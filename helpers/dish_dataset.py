@@ -242,11 +242,24 @@ def final_captions(
     return captions, problems
 
 
+def _phash_bits(hashes: Sequence[str]) -> np.ndarray:
+    """Hex perceptual hashes as an (n, 64) boolean array, for vectorised Hamming distances."""
+    return np.array([imagehash.hex_to_hash(h).hash.flatten() for h in hashes], dtype=bool).reshape(
+        len(hashes), -1
+    )
+
+
+def closest_across_splits(dataset: DatasetDict, first: str = "train", second: str = "test") -> int:
+    """Fewest differing phash bits between any image of one split and any of another: the leakage check."""
+    a, b = _phash_bits(dataset[first]["phash"]), _phash_bits(dataset[second]["phash"])
+    return int((a[:, None, :] != b[None, :, :]).sum(axis=-1).min())
+
+
 def near_duplicate_groups(
     records: Sequence[dict[str, Any]], threshold: int = PHASH_THRESHOLD
 ) -> dict[str, int]:
     """A group number per id: records whose phash differ by <= threshold bits are linked, transitively."""
-    bits = np.array([imagehash.hex_to_hash(r["phash"]).hash.flatten() for r in records], dtype=bool)
+    bits = _phash_bits([r["phash"] for r in records])
     distances = (bits[:, None, :] != bits[None, :, :]).sum(axis=-1)
     parent = list(range(len(records)))  # union-find by hand: a few lines, no graph library needed
 

@@ -233,6 +233,9 @@ def test_build_saves_a_dataset_that_loads_back_both_ways(tmp_path):
     assert sum(built[s].num_rows for s in dish_dataset.SPLITS) == 16
     where = {row["id"]: s for s in dish_dataset.SPLITS for row in built[s].select_columns(["id"])}
     assert where["banh-beo-copy"] == where["banh-beo-0"]
+    for other in ("validation", "test"):
+        assert dish_dataset.closest_across_splits(built, "train", other) > dish_dataset.PHASH_THRESHOLD
+    assert dish_dataset.closest_across_splits(built, "train", "train") == 0
     assert [p.record_id for p in result.excluded] == ["bad"]
     assert "bad" in result.summary() and "unknown dish" in result.summary()
 
