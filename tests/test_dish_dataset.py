@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+import helpers
 from helpers import caption_review, dish_dataset, runtime
 
 DISHES = {"banh-beo": "bánh bèo", "bun-bo-hue": "bún bò Huế", "bun-dau-mam-tom": "bún đậu mắm tôm"}
@@ -317,9 +318,11 @@ def test_load_or_build_rebuilds_in_smoke_and_asks_for_notebooks_in_full(tmp_path
         calls.append(out_dir)
         return write_manifest(out_dir, good_records(out_dir, 4))
 
-    monkeypatch.setitem(
-        sys.modules, "helpers.scraping", types.SimpleNamespace(run_fixture_scrape=run_fixture_scrape)
-    )
+    fake = types.SimpleNamespace(
+        run_fixture_scrape=run_fixture_scrape
+    )  # the real scrape is notebook 01's test
+    monkeypatch.setitem(sys.modules, "helpers.scraping", fake)
+    monkeypatch.setattr(helpers, "scraping", fake, raising=False)
     with pytest.raises(FileNotFoundError, match="notebook 02"):
         dish_dataset.load_or_build("full")
 
