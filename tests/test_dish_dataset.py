@@ -334,3 +334,8 @@ def test_load_or_build_rebuilds_in_smoke_and_asks_for_notebooks_in_full(tmp_path
     assert again["train"]["id"] == built["train"]["id"]
     with pytest.raises(FileNotFoundError, match="full profile"):
         dish_dataset.load_or_build("full")
+
+
+def test_glossary_covers_exactly_the_scraped_dishes():
+    scraped = json.loads((runtime.DATA_DIR / "dishes.json").read_text(encoding="utf-8"))["dishes"]
+    assert {d["slug"]: d["name_vi"] for d in scraped} == {s: d.name_vi for s, d in GLOSSARY.dishes.items()}
