@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import shutil
 from collections import Counter, defaultdict
 from collections.abc import Sequence
@@ -147,8 +148,24 @@ def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | No
     return None
 
 
+def _record_problem(
+    raw: Any, seen: dict[str, int], glossary: Glossary, scraped_dir: Path
+) -> tuple[str, str] | None:
+    """(kind, detail) for the first thing wrong with one parsed manifest record, or None."""
+    fields_error = _check_fields(raw)
+    if fields_error:
+        return "bad fields", fields_error
+    if raw["id"] in seen:
+        return "duplicate id", f"first seen on line {seen[raw['id']]}"
+    if raw["dish"] not in glossary.dishes:
+        return "unknown dish", f"{raw['dish']!r} is not one of {', '.join(glossary.dishes)}"
+    if not re.fullmatch(r"[0-9a-f]{16}", raw["phash"]):
+        return "bad phash", f"{raw['phash']!r} is not a 64-bit perceptual hash in lowercase hex"
+    return _check_image(raw, scraped_dir)
+
+
 def check_manifest(manifest: Path, glossary: Glossary, *, strict: bool = False) -> CheckedManifest:
-    """Read the manifest and check each record: JSON, fields, dish, id, perceptual hash and image.
+    """Read the manifest and check each record: JSON, fields, id, dish, perceptual hash and image.
 
     Bad records are excluded with a named reason (strict: a `DatasetBuildError` listing them all).
     """
@@ -159,34 +176,15 @@ def check_manifest(manifest: Path, glossary: Glossary, *, strict: bool = False) 
     for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
-
-        def exclude(kind: str, detail: str, record_id: str | None = None, number: int = number) -> None:
-            problems.append(Problem(manifest.name, number, record_id, kind, detail))
-
         try:
             raw = json.loads(line)
         except json.JSONDecodeError as error:
-            exclude("invalid JSON", str(error))
+            problems.append(Problem(manifest.name, number, None, "invalid JSON", str(error)))
             continue
         record_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
-        fields_error = _check_fields(raw)
-        if fields_error:
-            exclude("bad fields", fields_error, record_id)
-            continue
-        if raw["id"] in lines:
-            exclude("duplicate id", f"first seen on line {lines[raw['id']]}", record_id)
-            continue
-        if raw["dish"] not in glossary.dishes:
-            exclude("unknown dish", f"{raw['dish']!r} is not one of {', '.join(glossary.dishes)}", record_id)
-            continue
-        try:
-            imagehash.hex_to_hash(raw["phash"])
-        except ValueError:
-            exclude("bad phash", f"{raw['phash']!r} is not a 64-bit hex perceptual hash", record_id)
-            continue
-        image_error = _check_image(raw, manifest.parent)
-        if image_error:
-            exclude(*image_error, record_id)
+        problem = _record_problem(raw, lines, glossary, manifest.parent)
+        if problem:
+            problems.append(Problem(manifest.name, number, record_id, *problem))
             continue
         lines[raw["id"]] = number
         records.append(raw)

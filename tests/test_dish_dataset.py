@@ -90,7 +90,8 @@ def test_each_bad_record_is_excluded_with_a_reason_naming_it(tmp_path):
         k: v for k, v in record_for(tmp_path, "no-title", "banh-beo", seed=903).items() if k != "title"
     }
     escape = dict(good[1], id="escape", image_path="../../etc/passwd")
-    lines = [*good, missing, broken, truncated, unknown, duplicate, "{not json", no_title, escape]
+    long_hash = dict(good[1], id="long-hash", phash="ab" * 16)
+    lines = [*good, missing, broken, truncated, unknown, duplicate, "{not json", no_title, escape, long_hash]
     manifest = write_manifest(tmp_path, lines)
 
     checked = dish_dataset.check_manifest(manifest, GLOSSARY)
@@ -106,14 +107,15 @@ def test_each_bad_record_is_excluded_with_a_reason_naming_it(tmp_path):
         (None, "invalid JSON"),
         ("no-title", "bad fields"),
         ("escape", "unsafe image path"),
+        ("long-hash", "bad phash"),
     }
     messages = {p.record_id: str(p) for p in checked.problems}
     assert messages["missing"].startswith("manifest.jsonl line 7 (id 'missing'): missing image")
     assert "first seen on line 1" in messages[good[0]["id"]]
     assert "title" in messages["no-title"]
     summary = checked.summary()
-    assert "6 records kept, 8 excluded" in summary and "unreadable image: 2" in summary
-    with pytest.raises(dish_dataset.DatasetBuildError, match="(?s)8 record.*'pho-1'.*unknown dish"):
+    assert "6 records kept, 9 excluded" in summary and "unreadable image: 2" in summary
+    with pytest.raises(dish_dataset.DatasetBuildError, match="(?s)9 record.*'pho-1'.*unknown dish"):
         dish_dataset.check_manifest(manifest, GLOSSARY, strict=True)
 
 
