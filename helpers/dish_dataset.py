@@ -19,9 +19,10 @@ import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, List, Value, load_from_disk
 from datasets import Dataset as HFDataset
 from datasets import Image as ImageFeature
+from huggingface_hub import DatasetCard, whoami
 from PIL import Image, UnidentifiedImageError
 
-from helpers import runtime
+from helpers import runtime, scraping
 from helpers.caption_review import (
     TEMPLATE_EN,
     TEMPLATE_VI,
@@ -34,7 +35,7 @@ from helpers.caption_review import (
     load_glossary,
 )
 
-REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
+REQUIRED_FIELDS: dict[str, type] = {
     "id": str,
     "dish": str,
     "dish_name": str,
@@ -53,7 +54,7 @@ REQUIRED_FIELDS: dict[str, type | tuple[type, ...]] = {
 }
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
-PHASH_THRESHOLD = 10  # bits out of 64: crops, recompressions and resizes of one photo stay within this
+PHASH_THRESHOLD = 10  # of 64 bits; notebook 01 drops copies within 6, this also groups looser near-copies
 DATASET_NAME = "dish_captions"
 MAX_IMAGE_PIXELS = 40_000_000  # larger photos are refused before decoding (PIL itself refuses > ~179 M)
 
@@ -519,13 +520,14 @@ def build_info(
     checked: CheckedManifest,
     excluded: Sequence[Problem],
     *,
+    profile: str,
     seed: int,
     fractions: Sequence[float],
     threshold: int,
 ) -> dict[str, Any]:
     """What the saved dataset was built from and how, stored next to it as build_info.json."""
     return {
-        "profile": runtime.get_profile(),
+        "profile": profile,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "manifest": str(checked.path),
         "seed": seed,
@@ -547,8 +549,6 @@ def scraped_manifest(profile: str | None = None) -> Path:
         raise FileNotFoundError(
             f"{manifest} is missing: run notebook 01 (scraping) in the full profile first"
         )
-    from helpers import scraping  # imported here: only the smoke rebuild needs the scraper
-
     return scraping.run_fixture_scrape(folder)
 
 
@@ -583,6 +583,7 @@ def build(
     fractions: Sequence[float] = SPLIT_FRACTIONS,
     threshold: int = PHASH_THRESHOLD,
     strict: bool = False,
+    profile: str | None = None,
 ) -> Build:
     """Check the manifest, draft captions, apply review decisions (drafts where none), split, assemble."""
     glossary = glossary or load_glossary()
@@ -599,7 +600,14 @@ def build(
     groups = near_duplicate_groups(kept, threshold)
     split_of = assign_splits(kept, groups, seed=seed, fractions=fractions)
     dataset = to_dataset_dict(checked, captions, split_of, groups, glossary)
-    info = build_info(checked, excluded, seed=seed, fractions=fractions, threshold=threshold)
+    info = build_info(
+        checked,
+        excluded,
+        profile=profile or runtime.get_profile(),
+        seed=seed,
+        fractions=fractions,
+        threshold=threshold,
+    )
     return Build(checked, drafts, decisions, excluded, dataset, info)
 
 
@@ -615,7 +623,7 @@ def load_or_build(profile: str | None = None) -> DatasetDict:
             f"no {profile}-profile dataset in {folder}: run notebook 01 (scraping) and then "
             "notebook 02 (build the dataset) in the full profile first"
         )
-    result = build(scraped_manifest(profile), review_log_path())
+    result = build(scraped_manifest(profile), review_log_path(), profile=profile)
     print(result.summary())
     save(result.dataset, result.info, load_glossary())
     return load_from_disk(str(folder))
@@ -628,8 +636,6 @@ def push_to_hub(dataset: DatasetDict, card: str, repo_name: str = "vi-dish-capti
         reason = "smoke profile (offline)" if runtime.is_smoke() else "no Hugging Face token"
         print(f"push_to_hub skipped: {reason}. Add an HF_TOKEN secret (write access) to upload.")
         return None
-    from huggingface_hub import DatasetCard, whoami
-
     repo_id = f"{whoami(token=token)['name']}/{repo_name}"
     dataset.push_to_hub(repo_id, private=True, token=token)
     DatasetCard(card).push_to_hub(repo_id, token=token)

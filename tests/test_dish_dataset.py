@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
-import types
 from collections import Counter
 from pathlib import Path
 
@@ -17,8 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-import helpers
-from helpers import caption_review, dish_dataset, runtime
+from helpers import caption_review, dish_dataset, runtime, scraping
 
 DISHES = {"banh-beo": "bánh bèo", "bun-bo-hue": "bún bò Huế", "bun-dau-mam-tom": "bún đậu mắm tôm"}
 GLOSSARY = caption_review.load_glossary()
@@ -320,11 +317,9 @@ def test_load_or_build_rebuilds_in_smoke_and_asks_for_notebooks_in_full(tmp_path
         calls.append(out_dir)
         return write_manifest(out_dir, good_records(out_dir, 4))
 
-    fake = types.SimpleNamespace(
-        run_fixture_scrape=run_fixture_scrape
-    )  # the real scrape is notebook 01's test
-    monkeypatch.setitem(sys.modules, "helpers.scraping", fake)
-    monkeypatch.setattr(helpers, "scraping", fake, raising=False)
+    monkeypatch.setattr(
+        scraping, "run_fixture_scrape", run_fixture_scrape
+    )  # notebook 01's tests cover the real one
     with pytest.raises(FileNotFoundError, match="notebook 02"):
         dish_dataset.load_or_build("full")
 
