@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from helpers import scraping
+from helpers.polite_http import Fetched, HttpClient, Skip
 from helpers.scrape_fixtures import Fault, serve_fixture_site
-from helpers.scraping import HttpClient, Skip
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -317,7 +317,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import json, os, signal, sys
     from pathlib import Path
-    from helpers import scraping
+    from helpers import polite_http, scraping
 
     calls, real_replace = 0, os.replace
 
@@ -330,7 +330,7 @@ KILL_SCRIPT = textwrap.dedent(
 
     os.replace = replace_then_die
     config = scraping.with_base_urls(scraping.load_config(), json.loads(sys.argv[2]))
-    scraping.scrape(config, Path(sys.argv[1]), scraping.HttpClient(min_interval=0.0), progress=False)
+    scraping.scrape(config, Path(sys.argv[1]), polite_http.HttpClient(min_interval=0.0), progress=False)
     """
 )
 
@@ -386,6 +386,6 @@ def test_page_listed_under_two_dishes_is_kept_once(site_config, tmp_path):
 
 
 def test_html_without_charset_is_read_as_utf8():
-    page = scraping.Fetched("http://127.0.0.1/x", 200, {"Content-Type": "text/html"}, "bún bò".encode(), None)
+    page = Fetched("http://127.0.0.1/x", 200, {"Content-Type": "text/html"}, "bún bò".encode(), None)
     assert page.text == "bún bò"
-    assert scraping.Fetched("u", 200, {}, "bún".encode("utf-16"), "utf-16").text == "bún"
+    assert Fetched("u", 200, {}, "bún".encode("utf-16"), "utf-16").text == "bún"
