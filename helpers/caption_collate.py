@@ -34,7 +34,7 @@ def _check_image(value: Any, row: int, field: str) -> Image.Image:
 def prefix_ids(processor: Blip2Processor, prompt: str = "") -> list[int]:
     """The ids every row starts with: the query-token placeholders, BOS, then the prompt (if any)."""
     tokenizer = processor.tokenizer
-    image_id = tokenizer.convert_tokens_to_ids(processor.image_token)
+    image_id = tokenizer.convert_tokens_to_ids(str(processor.image_token))  # an AddedToken once reloaded
     prompt_ids = tokenizer(prompt, add_special_tokens=False).input_ids if prompt else []
     return [image_id] * processor.num_query_tokens + [tokenizer.bos_token_id] + prompt_ids
 
@@ -71,7 +71,8 @@ class CaptionCollator:
         prefix = prefix_ids(self.processor, self.prompt)
         ids, labels, images = [], [], []
         for i, row in enumerate(rows):
-            target = caption_ids(self.processor, _check_text(row.get(self.caption_column), i, self.caption_column))
+            caption = _check_text(row.get(self.caption_column), i, self.caption_column)
+            target = caption_ids(self.processor, caption, self.prompt)
             if self.max_length and len(prefix) + len(target) > self.max_length:
                 raise ValueError(
                     f"row {i}: {len(prefix) + len(target)} tokens exceed max_length={self.max_length}"
@@ -102,14 +103,20 @@ def generation_batch(
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     ids = [prefix_ids(processor, prompt) for prompt in prompts]
     batch = processor.tokenizer.pad(
-        {"input_ids": ids}, padding="longest", padding_side="left", return_attention_mask=True, return_tensors="pt"
+        {"input_ids": ids},
+        padding="longest",
+        padding_side="left",
+        return_attention_mask=True,
+        return_tensors="pt",
     )
     pictures = [_check_image(image, i, "image") for i, image in enumerate(images)]
     batch["pixel_values"] = processor.image_processor(pictures, return_tensors="pt").pixel_values
     return dict(batch)
 
 
-def with_token_lengths(dataset: Dataset, processor: Blip2Processor, caption_column: str = "caption") -> Dataset:
+def with_token_lengths(
+    dataset: Dataset, processor: Blip2Processor, caption_column: str = "caption"
+) -> Dataset:
     """Adds a `length` column (tokens per row) so `Trainer` can group rows of similar length."""
     extra = len(prefix_ids(processor)) + 1  # placeholders + BOS before, EOS after
 

@@ -1,0 +1,83 @@
+"""Synthetic images whose captions depend on the image (a coloured shape), to prove a captioner uses the image."""
+
+from __future__ import annotations
+
+import random
+import re
+
+from datasets import Dataset, Features, Image, Value
+from PIL import Image as PILImage
+from PIL import ImageDraw
+
+COLOURS = {"đỏ": (220, 30, 30), "xanh": (30, 60, 220), "vàng": (230, 200, 20)}
+SHAPES = ("tròn", "vuông", "tam giác")
+FEATURES = Features(
+    {
+        "id": Value("string"),
+        "image": Image(),
+        "caption": Value("string"),
+        "colour": Value("string"),
+        "shape": Value("string"),
+    }
+)
+
+
+def caption_for(shape: str, colour: str) -> str:
+    """The Vietnamese caption of one image, e.g. 'hình tròn màu đỏ' (a red circle)."""
+    return f"hình {shape} màu {colour}"
+
+
+def draw_shape(shape: str, colour: str, rng: random.Random, size: int = 64) -> PILImage.Image:
+    """A shape of one colour on white, 7/8 of the image wide, shifted by a few random pixels.
+
+    The size is fixed because a random-weight vision tower sees mostly how much of each colour an image holds:
+    a square, a circle and a triangle of one size cover 100%, 79% and 50% of their box.
+    """
+    image = PILImage.new("RGB", (size, size), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    side = size * 7 // 8
+    x, y = rng.randint(0, size - side), rng.randint(0, size - side)
+    fill = COLOURS[colour]
+    if shape == "tròn":
+        draw.ellipse([x, y, x + side, y + side], fill=fill)
+    elif shape == "vuông":
+        draw.rectangle([x, y, x + side, y + side], fill=fill)
+    elif shape == "tam giác":
+        draw.polygon([(x + side / 2, y), (x, y + side), (x + side, y + side)], fill=fill)
+    else:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
+    return image
+
+
+def shape_dataset(per_pair: int = 2, seed: int = 0, shuffle_captions: bool = False) -> Dataset:
+    """Every colour x shape pair `per_pair` times; `shuffle_captions` permutes captions across images (the control).
+
+    `colour` and `shape` always describe the image itself, so a model can be scored against what it was shown.
+    """
+    rng = random.Random(seed)
+    rows = [
+        {
+            "id": f"{shape}-{colour}-{k}",
+            "image": draw_shape(shape, colour, rng),
+            "colour": colour,
+            "shape": shape,
+        }
+        for k in range(per_pair)
+        for shape in SHAPES
+        for colour in COLOURS
+    ]
+    captions = [caption_for(row["shape"], row["colour"]) for row in rows]
+    if shuffle_captions:
+        random.Random(seed + 1).shuffle(captions)
+    return Dataset.from_list(
+        [row | {"caption": c} for row, c in zip(rows, captions, strict=True)], features=FEATURES
+    )
+
+
+def _named(text: str, words: list[str]) -> set[str]:
+    return {w for w in words if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text)}
+
+
+def names_image(prediction: str, colour: str, shape: str) -> bool:
+    """True when the caption names the image's colour and shape and no other colour or shape."""
+    return _named(prediction, list(COLOURS)) == {colour} and _named(prediction, list(SHAPES)) == {shape}
