@@ -27,25 +27,26 @@ def caption_for(shape: str, colour: str) -> str:
     return f"hình {shape} màu {colour}"
 
 
-def draw_shape(shape: str, colour: str, rng: random.Random, size: int = 64) -> PILImage.Image:
-    """A shape of one colour on white, 7/8 of the image wide, shifted by a few random pixels.
+# Side of each shape's box as a share of the image. A random-weight vision tower sees mostly how much of each
+# colour an image holds, so the shapes differ in coverage too: square 100%, triangle 50%, circle 20%.
+SIDES = {"vuông": 1.0, "tam giác": 1.0, "tròn": 0.5}
 
-    The size is fixed because a random-weight vision tower sees mostly how much of each colour an image holds:
-    a square, a circle and a triangle of one size cover 100%, 79% and 50% of their box.
-    """
+
+def draw_shape(shape: str, colour: str, rng: random.Random, size: int = 64) -> PILImage.Image:
+    """One shape of one colour on white (box side from `SIDES`), shifted by a few random pixels where it fits."""
+    if shape not in SIDES:
+        raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
     image = PILImage.new("RGB", (size, size), (255, 255, 255))
     draw = ImageDraw.Draw(image)
-    side = size * 7 // 8
-    x, y = rng.randint(0, size - side), rng.randint(0, size - side)
+    side = round(size * SIDES[shape]) - 1
+    x, y = rng.randint(0, size - 1 - side), rng.randint(0, size - 1 - side)
     fill = COLOURS[colour]
     if shape == "tròn":
         draw.ellipse([x, y, x + side, y + side], fill=fill)
     elif shape == "vuông":
         draw.rectangle([x, y, x + side, y + side], fill=fill)
-    elif shape == "tam giác":
-        draw.polygon([(x + side / 2, y), (x, y + side), (x + side, y + side)], fill=fill)
     else:
-        raise ValueError(f"unknown shape {shape!r}; expected one of {SHAPES}")
+        draw.polygon([(x + side / 2, y), (x, y + side), (x + side, y + side)], fill=fill)
     return image
 
 
