@@ -41,7 +41,9 @@ def test_tiny_qformer_passes_the_image_on():
     path = tiny_models.build_tiny_blip2()
     model = Blip2ForConditionalGeneration.from_pretrained(path).eval()
     images = shape_captions.shape_dataset(per_pair=1)["image"]
-    pixels = Blip2Processor.from_pretrained(path).image_processor(list(images), return_tensors="pt").pixel_values
+    pixels = (
+        Blip2Processor.from_pretrained(path).image_processor(list(images), return_tensors="pt").pixel_values
+    )
     with torch.no_grad():
         features = model.get_image_features(pixels, return_dict=True).pooler_output
     spread = (features - features.mean(0)).norm() / features.norm()
@@ -64,9 +66,12 @@ def test_early_stopping_checkpoints_resume_and_adapter(tmp_path):
     assert printout.startswith("trainable params:")
     plan = blip2_captioning.SMOKE
     first = blip2_captioning.fit(model, processor, data, data, run_name="resume", plan=plan, epochs=1)
-    assert first.state.global_step == 3 and any("eval_loss" in h for h in first.state.log_history)
-    second = blip2_captioning.fit(model, processor, data, data, run_name="resume", plan=plan, epochs=2, resume=True)
-    assert second.state.global_step == 6  # continued from step 3, not from zero
+    steps = -(-len(data) // plan.batch_size)
+    assert first.state.global_step == steps and any("eval_loss" in h for h in first.state.log_history)
+    second = blip2_captioning.fit(
+        model, processor, data, data, run_name="resume", plan=plan, epochs=2, resume=True
+    )
+    assert second.state.global_step == 2 * steps  # continued from the checkpoint, not from zero
     assert [h["epoch"] for h in second.state.log_history if "eval_loss" in h] == [1.0, 2.0]
     folder = blip2_captioning.save_adapter(model, processor, run_name="resume")
     assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
@@ -84,7 +89,13 @@ def test_prediction_rows_follow_the_contract():
 
     test = Dataset.from_dict(
         {"id": ["a", "b"], "dish": [0, 1], "caption": ["bánh bèo", "bún bò Huế"]},
-        features=Features({"id": Value("string"), "dish": ClassLabel(names=["banh-beo", "bun-bo-hue"]), "caption": Value("string")}),
+        features=Features(
+            {
+                "id": Value("string"),
+                "dish": ClassLabel(names=["banh-beo", "bun-bo-hue"]),
+                "caption": Value("string"),
+            }
+        ),
     )
     rows = blip2_captioning.prediction_rows(test, ["a cake", "a soup"], blip2_captioning.FINE_TUNED)
     path = blip2_captioning.write_predictions(rows, blip2_captioning.FINE_TUNED)
