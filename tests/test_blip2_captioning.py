@@ -59,7 +59,7 @@ def test_trained_model_reads_the_image_and_the_shuffled_control_cannot():
     assert len(set(trained["predictions"])) >= 6  # not one caption for every image
 
 
-def test_early_stopping_checkpoints_resume_and_adapter(tmp_path):
+def test_checkpoints_resume_and_adapter(capsys):
     data = shape_captions.shape_dataset(per_pair=1)
     model, processor = blip2_captioning.load_blip2(profile="smoke")
     model, printout = blip2_captioning.add_lora(model, profile="smoke")
@@ -71,7 +71,11 @@ def test_early_stopping_checkpoints_resume_and_adapter(tmp_path):
     second = blip2_captioning.fit(
         model, processor, data, data, run_name="resume", plan=plan, epochs=2, resume=True
     )
-    assert second.state.global_step == 2 * steps  # continued from the checkpoint, not from zero
+    assert (
+        f"resuming from {blip2_captioning.run_dir('resume', 'checkpoints')}/checkpoint-{steps}"
+        in capsys.readouterr().out
+    )
+    assert second.state.global_step == 2 * steps
     assert [h["epoch"] for h in second.state.log_history if "eval_loss" in h] == [1.0, 2.0]
     folder = blip2_captioning.save_adapter(model, processor, run_name="resume")
     assert (folder / "adapter_config.json").exists() and (folder / "adapter_model.safetensors").exists()
