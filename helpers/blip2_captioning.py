@@ -6,6 +6,7 @@ import contextlib
 import copy
 import io
 import json
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -203,6 +204,21 @@ def plot_losses(log_history: list[dict]) -> plt.Figure:
         ax.plot(*zip(*valid, strict=True), "o-", label="validation loss")
     ax.set(xlabel="epoch", ylabel="cross-entropy per caption token", title="BLIP-2 LoRA fine-tuning")
     ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def caption_grid(images: Sequence[Image.Image], captions: dict[str, Sequence[str]], n: int = 6) -> plt.Figure:
+    """The first `n` images, each above its captions (one line per source: reference, zero-shot, fine-tuned)."""
+    n = min(n, len(images))
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 4.8), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.imshow(images[i])
+        ax.axis("off")
+        text = "\n".join(
+            textwrap.fill(f"{name}: {lines[i]}", 34, max_lines=4) for name, lines in captions.items()
+        )
+        ax.set_title(text, fontsize=7, loc="left")
     fig.tight_layout()
     return fig
 
