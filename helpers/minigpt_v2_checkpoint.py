@@ -1,0 +1,122 @@
+"""The released MiniGPT-v2 stage-3 checkpoint: download, verify, map peft-0.2.0 names, load strictly.
+
+Notebook-facing API:
+
+    path = download_stage3_checkpoint()                 # gdown; verifies size and format
+    report = load_official_checkpoint(peft_model, path) # raises on any missing/unexpected tensor
+    print(report)                                       # e.g. "130 tensors loaded (128 LoRA, 2 llama_proj) ..."
+
+Fine-tuned weights are saved and reloaded with peft itself: `peft_model.save_pretrained(folder)` writes only
+the LoRA and llama_proj tensors; `PeftModel.from_pretrained(fresh_model, folder)` brings them back.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+
+from helpers import runtime
+
+STAGE3_DRIVE_ID = "1HkoUUrjzFGn33cSiUkI-KcT-zysCynAz"
+STAGE3_FILENAME = "checkpoint_stage3.pth"
+MIN_STAGE3_BYTES = 100_000_000  # its 130 tensors alone are 113 MB even in fp16
+# peft 0.2.0 names as saved by the original runner: no `.default.` adapter segment.
+_OFFICIAL_LORA = re.compile(
+    r"llama_model\.base_model\.model\.(model\.layers\.\d+\.self_attn\.(?:q_proj|v_proj)\.lora_[AB])\.weight"
+)
+_OFFICIAL_PROJ = re.compile(r"llama_proj\.(weight|bias)")
+# Non-learned rotary buffers that transformers 4.30 kept in state_dict; today's Llama recomputes them.
+_ROTARY_BUFFER = re.compile(r".*\.rotary_emb\.inv_freq")
+
+
+def download_stage3_checkpoint(destination: Path | None = None) -> Path:
+    """Fetch checkpoint_stage3.pth from Google Drive with gdown (skipped when a verified copy is there)."""
+    destination = destination or runtime.output_dir("checkpoints") / STAGE3_FILENAME
+    if not destination.exists():
+        import gdown
+
+        gdown.download(id=STAGE3_DRIVE_ID, output=str(destination), quiet=False)
+    verify_stage3_file(destination)
+    return destination
+
+
+def verify_stage3_file(path: Path) -> None:
+    """Raise with instructions when the file is absent, too small or not a torch zip (e.g. a Drive quota page)."""
+    manual = (
+        f"download it by hand from https://drive.google.com/file/d/{STAGE3_DRIVE_ID} (Drive often answers"
+        f" 'Too many users have viewed or downloaded this file recently') and put it at {path}"
+    )
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: {manual}")
+    size = path.stat().st_size
+    if size < MIN_STAGE3_BYTES or not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} ({size:,} bytes) is not the stage-3 checkpoint (too small or not a torch file): {manual}")
+
+
+def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The `model` state dict of an original MiniGPT-v2 checkpoint, read with torch.load(weights_only=True)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise ValueError(f"{path}: expected {{'model': state_dict}} of tensors")
+    return state_dict
+
+
+def official_to_peft_names(state_dict: dict[str, torch.Tensor], adapter: str = "default") -> tuple[dict, list, list]:
+    """Rename official keys to the peft-wrapped model's; returns (renamed, unexpected keys, ignored rotary buffers)."""
+    renamed, unexpected, ignored = {}, [], []
+    for key, tensor in state_dict.items():
+        if match := _OFFICIAL_LORA.fullmatch(key):
+            renamed[f"base_model.model.language_model.{match[1]}.{adapter}.weight"] = tensor
+        elif match := _OFFICIAL_PROJ.fullmatch(key):
+            renamed[f"base_model.model.llama_proj.modules_to_save.{adapter}.{match[1]}"] = tensor
+        elif _ROTARY_BUFFER.fullmatch(key):
+            ignored.append(key)
+        else:
+            unexpected.append(key)
+    return renamed, unexpected, ignored
+
+
+@dataclass
+class LoadReport:
+    """What load_official_checkpoint loaded."""
+
+    lora: int
+    projection: int
+    ignored_buffers: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.lora + self.projection} tensors loaded ({self.lora} LoRA, {self.projection} llama_proj),"
+            f" 0 missing, 0 unexpected, {self.ignored_buffers} rotary buffers ignored (recomputed by transformers)"
+        )
+
+
+def load_official_checkpoint(model: PeftModel, source: Path | dict[str, torch.Tensor]) -> LoadReport:
+    """Load an original-format checkpoint into a model from attach_lora; raise on any mismatch, with counts."""
+    state_dict = read_official_state_dict(source) if isinstance(source, Path) else source
+    renamed, unexpected, ignored = official_to_peft_names(state_dict)
+    trainable = {name: param for name, param in model.named_parameters() if param.requires_grad}
+    missing = sorted(set(trainable) - set(renamed))
+    unexpected += sorted(set(renamed) - set(trainable))
+    mismatched = [
+        f"{name} {tuple(renamed[name].shape)} vs {tuple(trainable[name].shape)}"
+        for name in set(renamed) & set(trainable)
+        if renamed[name].shape != trainable[name].shape
+    ]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"checkpoint does not match the model: {len(state_dict)} tensors in the checkpoint,"
+            f" {len(trainable)} trainable tensors in the model; {len(missing)} missing {missing[:3]},"
+            f" {len(unexpected)} unexpected {unexpected[:3]}, {len(mismatched)} with other shapes {mismatched[:3]}"
+        )
+    with torch.no_grad():
+        for name, tensor in renamed.items():
+            trainable[name].copy_(tensor)
+    projection = sum(1 for name in renamed if ".llama_proj." in name)
+    return LoadReport(lora=len(renamed) - projection, projection=projection, ignored_buffers=len(ignored))
