@@ -34,34 +34,14 @@ from transformers import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from helpers.audit import EVA_VIT_G_448, LLAMA_2_7B
 from helpers.visual_tokens import TOKENS_PER_GROUP, merge_visual_tokens
 
 IMAGE_TOKEN_ID = -200  # not a vocabulary id: marks the input_ids positions that receive image embeddings
 VISION_PREFIX = "vision_model."
 LORA_TARGET_REGEX = r".*language_model\..*\.(q_proj|v_proj)"
-# EVA ViT-g/14 as in BLIP-2 (its published vision config) at MiniGPT-v2's 448 px.
-EVA_VIT_G_448 = dict(
-    hidden_size=1408,
-    intermediate_size=6144,
-    num_hidden_layers=39,
-    num_attention_heads=16,
-    patch_size=14,
-    image_size=448,
-    layer_norm_eps=1e-6,
-    qkv_bias=True,
-)
-LLAMA2_7B = dict(
-    vocab_size=32000,
-    hidden_size=4096,
-    intermediate_size=11008,
-    num_hidden_layers=32,
-    num_attention_heads=32,
-    num_key_value_heads=32,
-    max_position_embeddings=4096,
-    rms_norm_eps=1e-5,
-    bos_token_id=1,
-    eos_token_id=2,
-)
+# Llama-2 uses RMSNorm eps 1e-5 (LlamaConfig's default is 1e-6).
+LLAMA2_7B = {**LLAMA_2_7B, "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": 2}
 
 
 class MiniGPTv2Config(PretrainedConfig):
@@ -83,17 +63,25 @@ class MiniGPTv2Config(PretrainedConfig):
         max_context_len: int = 3800,
         **kwargs,
     ):
+        super().__init__(**kwargs)  # first: it would reset the sub-configs' attention implementation
         if not isinstance(vision_config, Blip2VisionConfig):
-            vision_config = Blip2VisionConfig(**(vision_config if vision_config is not None else EVA_VIT_G_448))
+            vision_config = Blip2VisionConfig(
+                **(vision_config if vision_config is not None else EVA_VIT_G_448)
+            )
         if not isinstance(text_config, LlamaConfig):
             text_config = LlamaConfig(**(text_config if text_config is not None else LLAMA2_7B))
+        grid = vision_config.image_size // vision_config.patch_size
+        if grid * grid % tokens_per_group:
+            raise ValueError(
+                f"image_size {vision_config.image_size} / patch {vision_config.patch_size} gives {grid * grid} patches,"
+                f" not a multiple of {tokens_per_group}: the merger needs whole groups (448 px gives 1024)"
+            )
         self.vision_config = vision_config
         self.text_config = text_config
         self.ln_vision_eps = ln_vision_eps
         self.tokens_per_group = tokens_per_group
         self.max_txt_len = max_txt_len
         self.max_context_len = max_context_len
-        super().__init__(**kwargs)
 
     @property
     def num_image_tokens(self) -> int:
@@ -124,13 +112,20 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
     ):
         super().__init__(config)
         vision_dim = config.vision_config.hidden_size
-        self.vision_model = vision_model if vision_model is not None else Blip2VisionModel(config.vision_config)
+        self.vision_model = (
+            vision_model if vision_model is not None else Blip2VisionModel(config.vision_config)
+        )
         # MiniGPT-v2 creates ln_vision fresh and never loads it, so it is the identity-affine LayerNorm:
         # no affine parameters means weight 1 / bias 0 by construction, nothing to freeze, nothing to load.
         self.ln_vision = nn.LayerNorm(vision_dim, eps=config.ln_vision_eps, elementwise_affine=False)
         self.llama_proj = nn.Linear(vision_dim * config.tokens_per_group, config.text_config.hidden_size)
-        self.language_model = language_model if language_model is not None else LlamaForCausalLM(config.text_config)
+        self.language_model = (
+            language_model if language_model is not None else LlamaForCausalLM(config.text_config)
+        )
         self.vision_model.requires_grad_(False)
+        # Keep the shared config pointing at the live sub-configs (as EncoderDecoderModel does).
+        self.config.vision_config = self.vision_model.config
+        self.config.text_config = self.language_model.config
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -174,7 +169,9 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
     ) -> CausalLMOutputWithPast:
         """Causal-LM forward on [BOS, prompt, image, prompt, answer]; `loss` when `labels` are given."""
         inputs_embeds = self.embed_inputs(pixel_values, input_ids)
-        return self.language_model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs)
+        return self.language_model(
+            inputs_embeds=inputs_embeds, attention_mask=attention_mask, labels=labels, **kwargs
+        )
 
     @classmethod
     def from_vision_and_llm_pretrained(
@@ -194,7 +191,11 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         tensors, position embeddings interpolated once (fp32 bicubic) to `image_size`, on the LLM's input device.
         """
         language_model = LlamaForCausalLM.from_pretrained(
-            llm_source, quantization_config=quantization_config, device_map=device_map, dtype=dtype, token=token
+            llm_source,
+            quantization_config=quantization_config,
+            device_map=device_map,
+            dtype=dtype,
+            token=token,
         )
         vision_config, vision_weights = read_vision_weights(vision_source, token=token)
         vision_config.image_size = image_size
@@ -206,7 +207,16 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         device = language_model.get_input_embeddings().weight.device
         model.vision_model.to(device=device, dtype=dtype)
         model.llama_proj.to(device=device, dtype=dtype)
-        model.hf_quantizer = language_model.hf_quantizer  # so Trainer and peft see a quantized model
+        # Mirror the LLM's loading markers so Trainer and peft treat the whole model as quantized/placed.
+        for marker in (
+            "hf_quantizer",
+            "quantization_method",
+            "is_loaded_in_8bit",
+            "is_loaded_in_4bit",
+            "hf_device_map",
+        ):
+            if hasattr(language_model, marker):
+                setattr(model, marker, getattr(language_model, marker))
         return model
 
 
@@ -220,7 +230,9 @@ def interpolate_position_embedding(position_embedding: torch.Tensor, grid: int) 
     cls_position, patch_positions = source[:, :1], source[:, 1:]
     old_grid = math.isqrt(patch_positions.shape[1])
     if old_grid * old_grid != patch_positions.shape[1]:
-        raise ValueError(f"position embedding has {patch_positions.shape[1]} patch positions, not a square grid")
+        raise ValueError(
+            f"position embedding has {patch_positions.shape[1]} patch positions, not a square grid"
+        )
     if old_grid == grid:
         return source
     dim = source.shape[-1]
@@ -252,7 +264,9 @@ def read_vision_weights(source: str | Path, token: str | None = None) -> tuple[B
     """
     config_file = _source_file(source, "config.json", token)
     if config_file is None:
-        raise FileNotFoundError(f"{source}: no config.json (expected a BLIP-2 repository or a saved vision model)")
+        raise FileNotFoundError(
+            f"{source}: no config.json (expected a BLIP-2 repository or a saved vision model)"
+        )
     config_dict = json.loads(config_file.read_text())
     vision_config = Blip2VisionConfig(**config_dict.get("vision_config", config_dict))
     index_file = _source_file(source, "model.safetensors.index.json", token)
@@ -334,8 +348,29 @@ def attach_lora(
     model: MiniGPTv2ForConditionalGeneration, gradient_checkpointing: bool = False, **lora_kwargs
 ) -> PeftModel:
     """Wrap with peft LoRA; everything but LoRA and llama_proj is frozen. Quantized LLMs get peft's k-bit prep."""
-    if getattr(model.language_model, "is_quantized", False):
-        prepare_model_for_kbit_training(model.language_model, use_gradient_checkpointing=gradient_checkpointing)
+    if getattr(model.language_model, "hf_quantizer", None) is not None:
+        prepare_model_for_kbit_training(
+            model.language_model, use_gradient_checkpointing=gradient_checkpointing
+        )
     elif gradient_checkpointing:
         model.language_model.gradient_checkpointing_enable()
     return get_peft_model(model, lora_config(**lora_kwargs))
+
+
+def real_size_counts() -> dict[str, int]:
+    """Parameter counts of this implementation at real size (EVA ViT-g 448 px, Llama-2-7b, LoRA r64), on `meta`."""
+    with torch.device("meta"):
+        model = MiniGPTv2ForConditionalGeneration(MiniGPTv2Config())
+    vision = sum(p.numel() for p in model.vision_model.parameters())
+    llama_proj = sum(p.numel() for p in model.llama_proj.parameters())
+    llm_base = sum(p.numel() for p in model.language_model.parameters())
+    peft_model = attach_lora(model)
+    trainable = [(name, p.numel()) for name, p in peft_model.named_parameters() if p.requires_grad]
+    return {
+        "vision": vision,
+        "llama_proj": llama_proj,
+        "llm_base": llm_base,
+        "lora": sum(n for name, n in trainable if ".lora_" in name),
+        "trainable": sum(n for _, n in trainable),
+        "trainable_tensors": len(trainable),
+    }

@@ -55,7 +55,9 @@ def verify_stage3_file(path: Path) -> None:
         raise FileNotFoundError(f"{path} is missing: {manual}")
     size = path.stat().st_size
     if size < MIN_STAGE3_BYTES or not zipfile.is_zipfile(path):
-        raise ValueError(f"{path} ({size:,} bytes) is not the stage-3 checkpoint (too small or not a torch file): {manual}")
+        raise ValueError(
+            f"{path} ({size:,} bytes) is not the stage-3 checkpoint (too small or not a torch file): {manual}"
+        )
 
 
 def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -67,7 +69,9 @@ def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state_dict
 
 
-def official_to_peft_names(state_dict: dict[str, torch.Tensor], adapter: str = "default") -> tuple[dict, list, list]:
+def official_to_peft_names(
+    state_dict: dict[str, torch.Tensor], adapter: str = "default"
+) -> tuple[dict, list, list]:
     """Rename official keys to the peft-wrapped model's; returns (renamed, unexpected keys, ignored rotary buffers)."""
     renamed, unexpected, ignored = {}, [], []
     for key, tensor in state_dict.items():
@@ -120,3 +124,26 @@ def load_official_checkpoint(model: PeftModel, source: Path | dict[str, torch.Te
             trainable[name].copy_(tensor)
     projection = sum(1 for name in renamed if ".llama_proj." in name)
     return LoadReport(lora=len(renamed) - projection, projection=projection, ignored_buffers=len(ignored))
+
+
+def synthetic_stage3_state_dict(config, lora_r: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tensors under the released checkpoint's exact names and shapes for `config` (smoke stand-in).
+
+    Names are the original runner's: `llama_proj.*` and peft-0.2.0 `llama_model.base_model.model...lora_A.weight`.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    hidden = config.text_config.hidden_size
+    vision_in = config.vision_config.hidden_size * config.tokens_per_group
+    shapes = {"llama_proj.weight": (hidden, vision_in), "llama_proj.bias": (hidden,)}
+    for layer in range(config.text_config.num_hidden_layers):
+        for proj in ("q_proj", "v_proj"):
+            stem = f"llama_model.base_model.model.model.layers.{layer}.self_attn.{proj}"
+            shapes[f"{stem}.lora_A.weight"] = (lora_r, hidden)
+            shapes[f"{stem}.lora_B.weight"] = (hidden, lora_r)
+    return {name: torch.randn(shape, generator=generator) * 0.02 for name, shape in shapes.items()}
+
+
+def write_synthetic_stage3(config, path: Path, lora_r: int = 64, seed: int = 0) -> Path:
+    """Save a synthetic checkpoint the way the original runner does: torch.save({"model": ..., "epoch": ...})."""
+    torch.save({"model": synthetic_stage3_state_dict(config, lora_r, seed), "epoch": 0}, path)
+    return path

@@ -67,7 +67,11 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, num_image_tok
 
 
 def encode_example(
-    tokenizer: PreTrainedTokenizerBase, prompt: str, answer: str, num_image_tokens: int, max_txt_len: int = 1024
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    answer: str,
+    num_image_tokens: int,
+    max_txt_len: int = 1024,
 ) -> dict[str, list[int]]:
     """input_ids and labels for one training example: labels are the answer + `</s>`, −100 elsewhere.
 
@@ -82,7 +86,8 @@ def pad_sequences(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
     """Stack int lists into (B, max_len), padding on the right (training) or the left (batched generation)."""
     width = max(len(row) for row in rows)
     padded = [
-        row + [value] * (width - len(row)) if side == "right" else [value] * (width - len(row)) + row for row in rows
+        row + [value] * (width - len(row)) if side == "right" else [value] * (width - len(row)) + row
+        for row in rows
     ]
     return torch.tensor(padded, dtype=torch.long)
 
@@ -108,7 +113,9 @@ class MiniGPTv2Collator:
             if missing:
                 raise KeyError(f"batch row {number} lacks field(s) {', '.join(missing)}")
             prompt = build_prompt(row["task"], row["instruction"])
-            encoded.append(encode_example(self.tokenizer, prompt, row["answer"], self.num_image_tokens, self.max_txt_len))
+            encoded.append(
+                encode_example(self.tokenizer, prompt, row["answer"], self.num_image_tokens, self.max_txt_len)
+            )
         ids = [item["input_ids"] for item in encoded]
         return {
             "pixel_values": self.pixel_values([row["image"] for row in rows]),
@@ -154,7 +161,9 @@ def generate_answers(
         model.train(was_training)
 
 
-def _greedy(base: torch.nn.Module, tokenizer, pixel_values: torch.Tensor, prompts: list[str], max_new_tokens: int):
+def _greedy(
+    base: torch.nn.Module, tokenizer, pixel_values: torch.Tensor, prompts: list[str], max_new_tokens: int
+):
     """Left-pad the prompts, splice the images, decode greedily, post-process."""
     rows = [encode_prompt(tokenizer, prompt, base.config.num_image_tokens) for prompt in prompts]
     device = base.get_input_embeddings().weight.device

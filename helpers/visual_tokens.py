@@ -14,7 +14,9 @@ def merge_visual_tokens(patch_tokens: torch.Tensor, group: int = TOKENS_PER_GROU
     not a 2x2 spatial block. Pass the patch tokens only (CLS already dropped).
     """
     if patch_tokens.dim() != 3:
-        raise ValueError(f"expected patch tokens of shape (batch, tokens, dim), got {tuple(patch_tokens.shape)}")
+        raise ValueError(
+            f"expected patch tokens of shape (batch, tokens, dim), got {tuple(patch_tokens.shape)}"
+        )
     batch, tokens, dim = patch_tokens.shape
     if tokens % group != 0:
         raise ValueError(
