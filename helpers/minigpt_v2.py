@@ -103,6 +103,7 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
     supports_gradient_checkpointing = True
     _no_split_modules = ["Blip2EncoderLayer", "LlamaDecoderLayer"]
     _supports_sdpa = True
+    _keep_in_fp32_modules = ["llama_proj"]
 
     def __init__(
         self,
@@ -206,7 +207,7 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         load_vision_weights(model.vision_model, vision_weights)
         device = language_model.get_input_embeddings().weight.device
         model.vision_model.to(device=device, dtype=dtype)
-        model.llama_proj.to(device=device, dtype=dtype)
+        model.llama_proj.to(device=device)  # stays fp32: it is trained (the original runs it under autocast)
         # Mirror the LLM's loading markers so Trainer and peft treat the whole model as quantized/placed.
         for marker in (
             "hf_quantizer",
@@ -313,10 +314,10 @@ def load_vision_weights(vision_model: Blip2VisionModel, weights: dict[str, torch
         )
 
 
-def llm_quantization_config(bits: int) -> BitsAndBytesConfig:
+def llm_quantization_config(bits: int, compute_dtype: torch.dtype = torch.float16) -> BitsAndBytesConfig:
     """bitsandbytes config that quantizes only the LLM's linear layers (8-bit LLM.int8 or 4-bit NF4).
 
-    The vision tower, llama_proj and lm_head stay in the compute dtype, as in the original `low_resource` mode.
+    The vision tower, llama_proj and lm_head stay unquantized, as in the original `low_resource` mode.
     """
     skip = ["vision_model", "llama_proj", "lm_head"]
     if bits == 8:
@@ -326,7 +327,7 @@ def llm_quantization_config(bits: int) -> BitsAndBytesConfig:
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.float16,
+            bnb_4bit_compute_dtype=compute_dtype,
             llm_int8_skip_modules=skip,
         )
     raise ValueError(f"bits must be 8 or 4, got {bits}")

@@ -19,8 +19,12 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-from helpers import runtime
+from helpers import runtime, tiny_models
+from helpers.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
+from helpers.minigpt_v2_prompts import make_image_processor
 
 STAGE3_DRIVE_ID = "1HkoUUrjzFGn33cSiUkI-KcT-zysCynAz"
 STAGE3_FILENAME = "checkpoint_stage3.pth"
@@ -30,6 +34,9 @@ _OFFICIAL_LORA = re.compile(
     r"llama_model\.base_model\.model\.(model\.layers\.\d+\.self_attn\.(?:q_proj|v_proj)\.lora_[AB])\.weight"
 )
 _OFFICIAL_PROJ = re.compile(r"llama_proj\.(weight|bias)")
+FULL_VISION_SOURCE = "Salesforce/blip2-opt-2.7b"  # not the -coco variants: their ViT was fine-tuned
+FULL_LLM_SOURCE = "meta-llama/Llama-2-7b-chat-hf"  # gated: accept the licence on the hub, set HF_TOKEN
+SMOKE_IMAGE_SIZE = 32  # the tiny tower is trained at 16 px; run at twice that, like 224 -> 448 px
 # Non-learned rotary buffers that transformers 4.30 kept in state_dict; today's Llama recomputes them.
 _ROTARY_BUFFER = re.compile(r".*\.rotary_emb\.inv_freq")
 
@@ -147,3 +154,43 @@ def write_synthetic_stage3(config, path: Path, lora_r: int = 64, seed: int = 0) 
     """Save a synthetic checkpoint the way the original runner does: torch.save({"model": ..., "epoch": ...})."""
     torch.save({"model": synthetic_stage3_state_dict(config, lora_r, seed), "epoch": 0}, path)
     return path
+
+
+def load_stage3_model(
+    profile: str | None = None, bits: int = 8, gradient_checkpointing: bool = False
+) -> tuple[PeftModel, PreTrainedTokenizerBase, BlipImageProcessorPil, LoadReport]:
+    """MiniGPT-v2 with stage-3 weights, ready to evaluate or fine-tune: (model, tokenizer, image processor, report).
+
+    full: BLIP-2's ViT + Llama-2-7b-chat in `bits` on the GPU and the released checkpoint (gdown);
+    smoke: the tiny models of the same classes, 8/4-bit on CPU, and a synthetic checkpoint with the original names.
+    """
+    profile = profile or runtime.get_profile()
+    device, dtype = runtime.pick_device_dtype()
+    if profile == "full":
+        vision, llm, image_size, token = FULL_VISION_SOURCE, FULL_LLM_SOURCE, 448, runtime.hf_token()
+    else:
+        vision, llm, image_size, token = (
+            tiny_models.build_tiny_vision_tower(),
+            tiny_models.build_tiny_llama(),
+            SMOKE_IMAGE_SIZE,
+            None,
+        )
+    model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
+        vision,
+        llm,
+        image_size=image_size,
+        quantization_config=llm_quantization_config(bits, compute_dtype=dtype),
+        device_map={"": torch.cuda.current_device() if device.type == "cuda" else "cpu"},
+        dtype=dtype,
+        token=token,
+    )
+    peft_model = attach_lora(model, gradient_checkpointing=gradient_checkpointing)
+    if profile == "full":
+        checkpoint = download_stage3_checkpoint()
+    else:
+        checkpoint = write_synthetic_stage3(
+            model.config, runtime.output_dir("checkpoints") / "synthetic_stage3.pth"
+        )
+    report = load_official_checkpoint(peft_model, checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(llm, token=token)
+    return peft_model, tokenizer, make_image_processor(image_size), report

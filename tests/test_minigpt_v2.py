@@ -1,6 +1,7 @@
 """MiniGPT-v2 on tiny models of the real classes: vision path, prompts/labels, generation, checkpoint, training."""
 
 import argparse
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +11,13 @@ from datasets import Dataset
 from peft import PeftModel
 from PIL import Image
 from safetensors import safe_open
-from transformers import AutoTokenizer, Blip2VisionModel, Trainer, TrainingArguments
+from transformers import (
+    AutoTokenizer,
+    Blip2ForConditionalGeneration,
+    Blip2VisionModel,
+    Trainer,
+    TrainingArguments,
+)
 from transformers.models.blip_2.modeling_blip_2 import Blip2VisionEmbeddings
 
 from helpers import tiny_models
@@ -25,6 +32,7 @@ from helpers.minigpt_v2 import (
 )
 from helpers.minigpt_v2_checkpoint import (
     load_official_checkpoint,
+    load_stage3_model,
     read_official_state_dict,
     synthetic_stage3_state_dict,
     verify_stage3_file,
@@ -133,6 +141,23 @@ def test_patch_grid_not_divisible_by_four_is_refused_at_config_time(sources):
         MiniGPTv2Config(
             vision_config=vision.to_dict(), text_config={"hidden_size": 64, "num_hidden_layers": 1}
         )
+
+
+def test_vision_tower_from_a_sharded_blip2_reads_only_its_shards(sources, tmp_path):
+    blip2 = Blip2ForConditionalGeneration.from_pretrained(tiny_models.build_tiny_blip2())
+    blip2.save_pretrained(tmp_path, max_shard_size="100KB")
+    weight_map = json.loads((tmp_path / "model.safetensors.index.json").read_text())["weight_map"]
+    needed = {shard for name, shard in weight_map.items() if name.startswith("vision_model.")}
+    for shard in set(weight_map.values()) - needed:
+        (tmp_path / shard).unlink()  # the Q-Former/OPT-only shards are never opened
+    assert len(needed) < len(set(weight_map.values()))
+    model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
+        tmp_path, sources[1], image_size=64
+    )
+    ours, theirs = model.vision_model.state_dict(), blip2.vision_model.state_dict()
+    assert ours.keys() == theirs.keys()
+    assert all(torch.equal(ours[k], theirs[k]) for k in ours if "position_embedding" not in k)
+    assert ours["embeddings.position_embedding"].shape == (1, 1 + 8 * 8, 32)
 
 
 def test_whole_model_save_pretrained_and_8bit_from_pretrained(model, tmp_path):
@@ -433,3 +458,18 @@ def test_tiny_model_trains_with_lora_through_8bit_and_loss_falls(sources, tokeni
         after = peft_model.eval()(**batch).loss.item()
     print(f"loss on the training batch: {before:.3f} -> {after:.3f}")
     assert after < before - 0.3, (before, after)
+
+
+def test_one_call_smoke_loader_gives_a_4bit_model_with_the_checkpoint_and_answers():
+    model, tokenizer, processor, report = load_stage3_model("smoke", bits=4)
+    assert str(report).startswith("10 tensors loaded (8 LoRA, 2 llama_proj), 0 missing, 0 unexpected")
+    assert type(model.get_base_model().language_model.model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
+    image = Image.new("RGB", (50, 40), (10, 100, 200))
+    answers = generate_answers(
+        model,
+        tokenizer,
+        processor([image], return_tensors="pt")["pixel_values"],
+        [build_prompt("caption", "Mô tả món ăn.")],
+        max_new_tokens=4,
+    )
+    assert len(answers) == 1 and isinstance(answers[0], str)
