@@ -1,15 +1,20 @@
 """MiniGPT-v2 as a transformers model: BLIP-2's EVA ViT-g, identity ln_vision, 4-token merger, llama_proj, Llama-2.
 
-Notebook-facing API (profiles differ only in the sources passed in):
+Notebook-facing API (one call: `helpers.minigpt_v2_checkpoint.load_stage3_model(profile, bits)`; step by step,
+with the profile choosing only the sources):
 
     model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
-        vision_source, llm_source, image_size=448, quantization_config=llm_quantization_config(8))
-    model = attach_lora(model)                      # peft LoRA r=64/alpha=16 on q_proj,v_proj (+ llama_proj)
-    minigpt_v2_checkpoint.load_official_checkpoint(model, path)   # the released stage-3 weights, strict
+        vision_source, llm_source, image_size=448, quantization_config=llm_quantization_config(8),
+        device_map={"": 0}, dtype=torch.float16)
+    model = attach_lora(model)      # peft LoRA r=64/alpha=16/dropout=0.05 on the LLM's q_proj,v_proj (+ llama_proj)
+    minigpt_v2_checkpoint.load_official_checkpoint(model, path)     # the released stage-3 weights, strict
     minigpt_v2_prompts.generate_answers(model, tokenizer, pixel_values, prompts)
+    Trainer(model=model, data_collator=minigpt_v2_prompts.MiniGPTv2Collator(...), ...)   # forward returns loss
+    model.save_pretrained(folder)   # only LoRA + llama_proj; PeftModel.from_pretrained(fresh, folder) reloads
 
 `vision_source` is Salesforce/blip2-opt-2.7b in full (only the shards holding `vision_model.*` are downloaded)
 or a saved `Blip2VisionModel` folder in smoke; `llm_source` is meta-llama/Llama-2-7b-chat-hf or a tiny Llama.
+`real_size_counts()` builds the real model on the meta device and counts its parameters.
 """
 
 from __future__ import annotations
@@ -133,6 +138,12 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         """llama_proj as nn.Linear's own default init (the original builds a plain nn.Linear)."""
         if module is self.llama_proj and module.weight.device.type != "meta":
             module.reset_parameters()
+
+    def train(self, mode: bool = True) -> MiniGPTv2ForConditionalGeneration:
+        """As the original's disabled_train: the frozen vision tower stays in eval mode."""
+        super().train(mode)
+        self.vision_model.eval()
+        return self
 
     def get_input_embeddings(self) -> nn.Module:
         return self.language_model.get_input_embeddings()
@@ -297,16 +308,16 @@ def read_vision_weights(source: str | Path, token: str | None = None) -> tuple[B
 
 
 def load_vision_weights(vision_model: Blip2VisionModel, weights: dict[str, torch.Tensor]) -> None:
-    """Load vision tensors strictly, interpolating the position embedding to the model's grid first."""
+    """Load vision tensors strictly (consuming `weights`), interpolating the position embedding to the model's grid."""
     grid = vision_model.config.image_size // vision_model.config.patch_size
-    weights = dict(weights)
     key = "embeddings.position_embedding"
     if key not in weights:
         raise KeyError(f"vision weights lack {key}")
     weights[key] = interpolate_position_embedding(weights[key], grid)
     target_dtype = vision_model.embeddings.patch_embedding.weight.dtype
-    weights = {name: tensor.to(target_dtype) for name, tensor in weights.items()}
-    result = vision_model.load_state_dict(weights, strict=False, assign=True)
+    # Popped one by one so that a 4 GB fp32 tower is never held twice in host memory.
+    converted = {name: weights.pop(name).to(target_dtype) for name in list(weights)}
+    result = vision_model.load_state_dict(converted, strict=False, assign=True)
     if result.missing_keys or result.unexpected_keys:
         raise ValueError(
             f"vision weights do not fit Blip2VisionModel: {len(result.missing_keys)} missing"

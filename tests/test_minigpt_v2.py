@@ -158,6 +158,7 @@ def test_vision_tower_from_a_sharded_blip2_reads_only_its_shards(sources, tmp_pa
     assert ours.keys() == theirs.keys()
     assert all(torch.equal(ours[k], theirs[k]) for k in ours if "position_embedding" not in k)
     assert ours["embeddings.position_embedding"].shape == (1, 1 + 8 * 8, 32)
+    assert not any(t.is_meta for t in [*model.parameters(), *model.buffers()])
 
 
 def test_whole_model_save_pretrained_and_8bit_from_pretrained(model, tmp_path):
@@ -320,6 +321,15 @@ def test_batched_generation_equals_one_by_one(sources, tokenizer):
     assert batched == single
     assert len(set(batched)) > 1  # the images/prompts do steer the output
     assert not peft_model.training
+
+
+def test_frozen_vision_tower_stays_in_eval_mode_when_training(model):
+    model.train()
+    try:
+        assert model.language_model.training and not model.vision_model.training
+        assert not any(module.training for module in model.vision_model.modules())
+    finally:
+        model.eval()
 
 
 # --- the released checkpoint's format -------------------------------------------------------------
