@@ -64,8 +64,6 @@ class MiniGPTv2Config(PretrainedConfig):
         text_config: dict | LlamaConfig | None = None,
         ln_vision_eps: float = 1e-5,
         tokens_per_group: int = TOKENS_PER_GROUP,
-        max_txt_len: int = 1024,
-        max_context_len: int = 3800,
         **kwargs,
     ):
         super().__init__(**kwargs)  # first: it would reset the sub-configs' attention implementation
@@ -85,8 +83,6 @@ class MiniGPTv2Config(PretrainedConfig):
         self.text_config = text_config
         self.ln_vision_eps = ln_vision_eps
         self.tokens_per_group = tokens_per_group
-        self.max_txt_len = max_txt_len
-        self.max_context_len = max_context_len
 
     @property
     def num_image_tokens(self) -> int:

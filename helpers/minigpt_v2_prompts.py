@@ -162,8 +162,12 @@ def generate_answers(
 
 
 def _greedy(
-    base: torch.nn.Module, tokenizer, pixel_values: torch.Tensor, prompts: list[str], max_new_tokens: int
-):
+    base: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    pixel_values: torch.Tensor,
+    prompts: list[str],
+    max_new_tokens: int,
+) -> list[str]:
     """Left-pad the prompts, splice the images, decode greedily, post-process."""
     rows = [encode_prompt(tokenizer, prompt, base.config.num_image_tokens) for prompt in prompts]
     device = base.get_input_embeddings().weight.device
