@@ -42,22 +42,39 @@ _ROTARY_BUFFER = re.compile(r".*\.rotary_emb\.inv_freq")
 
 
 def download_stage3_checkpoint(destination: Path | None = None) -> Path:
-    """Fetch checkpoint_stage3.pth from Google Drive with gdown (skipped when a verified copy is there)."""
+    """Fetch checkpoint_stage3.pth from Google Drive with gdown (skipped when a verified copy is there).
+
+    The download goes to a `.part` file that is renamed only once verified, so a Drive error page never
+    takes the checkpoint's place.
+    """
     destination = destination or runtime.output_dir("checkpoints") / STAGE3_FILENAME
     if not destination.exists():
         import gdown
+        from gdown.exceptions import DownloadError, FileURLRetrievalError
 
-        gdown.download(id=STAGE3_DRIVE_ID, output=str(destination), quiet=False)
+        partial = destination.with_name(destination.name + ".part")
+        try:
+            gdown.download(id=STAGE3_DRIVE_ID, output=str(partial), quiet=False, resume=True)
+        except (DownloadError, FileURLRetrievalError) as error:
+            raise RuntimeError(
+                f"Google Drive refused the download ({error}); {_manual_hint(destination)}"
+            ) from error
+        verify_stage3_file(partial, destination)
+        partial.rename(destination)
     verify_stage3_file(destination)
     return destination
 
 
-def verify_stage3_file(path: Path) -> None:
-    """Raise with instructions when the file is absent, too small or not a torch zip (e.g. a Drive quota page)."""
-    manual = (
+def _manual_hint(destination: Path) -> str:
+    return (
         f"download it by hand from https://drive.google.com/file/d/{STAGE3_DRIVE_ID} (Drive often answers"
-        f" 'Too many users have viewed or downloaded this file recently') and put it at {path}"
+        f" 'Too many users have viewed or downloaded this file recently') and put it at {destination}"
     )
+
+
+def verify_stage3_file(path: Path, destination: Path | None = None) -> None:
+    """Raise with instructions when the file is absent, too small or not a torch zip (e.g. a Drive quota page)."""
+    manual = _manual_hint(destination or path)
     if not path.exists():
         raise FileNotFoundError(f"{path} is missing: {manual}")
     size = path.stat().st_size
@@ -108,9 +125,12 @@ class LoadReport:
         )
 
 
-def load_official_checkpoint(model: PeftModel, source: Path | dict[str, torch.Tensor]) -> LoadReport:
-    """Load an original-format checkpoint into a model from attach_lora; raise on any mismatch, with counts."""
-    state_dict = read_official_state_dict(source) if isinstance(source, Path) else source
+def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, torch.Tensor]) -> LoadReport:
+    """Load an original-format checkpoint (file or state dict) into a model from attach_lora.
+
+    Raises on any missing, unexpected or reshaped tensor, with counts; loads nothing in that case.
+    """
+    state_dict = source if isinstance(source, dict) else read_official_state_dict(Path(source))
     renamed, unexpected, ignored = official_to_peft_names(state_dict)
     trainable = {name: param for name, param in model.named_parameters() if param.requires_grad}
     missing = sorted(set(trainable) - set(renamed))

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,7 @@ from helpers.minigpt_v2 import (
     real_size_counts,
 )
 from helpers.minigpt_v2_checkpoint import (
+    download_stage3_checkpoint,
     load_official_checkpoint,
     load_stage3_model,
     read_official_state_dict,
@@ -411,6 +413,21 @@ def test_checkpoint_files_are_read_safely_and_verified(tmp_path):
         verify_stage3_file(html)
     with pytest.raises(FileNotFoundError, match="by hand"):
         verify_stage3_file(tmp_path / "absent.pth")
+
+
+def test_a_drive_error_page_never_becomes_the_checkpoint(tmp_path, monkeypatch):
+    """Drive's quota page stands in for the network (no internet here): our verification must reject it."""
+    import gdown
+
+    def quota_page(id, output, **kwargs):
+        Path(output).write_text("<html>Too many users have viewed or downloaded this file recently</html>")
+        return output
+
+    monkeypatch.setattr(gdown, "download", quota_page)
+    destination = tmp_path / "checkpoint_stage3.pth"
+    with pytest.raises(ValueError, match="by hand"):
+        download_stage3_checkpoint(destination)
+    assert not destination.exists()
 
 
 def test_saving_writes_only_trainable_weights_and_reloads_identically(sources, tmp_path):
