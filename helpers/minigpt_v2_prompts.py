@@ -180,6 +180,9 @@ def _greedy(
         max_new_tokens=max_new_tokens,
         do_sample=False,
         num_beams=1,
+        # The original's min_length=1 (transformers 4.30, empty input_ids beside inputs_embeds) kept </s> from
+        # being the first token; today min_length counts the embedded prompt, so min_new_tokens says it.
+        min_new_tokens=1,
         pad_token_id=pad_token_id(tokenizer),
     )
     return [clean_answer(tokenizer, row) for row in outputs]
