@@ -356,12 +356,17 @@ def attach_lora(
     model: MiniGPTv2ForConditionalGeneration, gradient_checkpointing: bool = False, **lora_kwargs
 ) -> PeftModel:
     """Wrap with peft LoRA; everything but LoRA and llama_proj is frozen. Quantized LLMs get peft's k-bit prep."""
+    checkpointing = {
+        "use_reentrant": False
+    }  # torch asks for an explicit choice; non-reentrant is recommended
     if getattr(model.language_model, "hf_quantizer", None) is not None:
         prepare_model_for_kbit_training(
-            model.language_model, use_gradient_checkpointing=gradient_checkpointing
+            model.language_model,
+            use_gradient_checkpointing=gradient_checkpointing,
+            gradient_checkpointing_kwargs=checkpointing,
         )
     elif gradient_checkpointing:
-        model.language_model.gradient_checkpointing_enable()
+        model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     return get_peft_model(model, lora_config(**lora_kwargs))
 
 

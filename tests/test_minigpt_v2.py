@@ -453,7 +453,8 @@ def test_saving_writes_only_trainable_weights_and_reloads_identically(sources, t
 def test_tiny_model_trains_with_lora_through_8bit_and_loss_falls(sources, tokenizer, tmp_path):
     model = build(sources, quantization_config=llm_quantization_config(8))
     assert type(model.language_model.model.layers[0].self_attn.q_proj).__name__ == "Linear8bitLt"
-    peft_model = attach_lora(model, r=8)
+    peft_model = attach_lora(model, gradient_checkpointing=True, r=8)  # as on a T4
+    assert peft_model.get_base_model().language_model.is_gradient_checkpointing
     colors = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
     rows = {
         "image": [Image.new("RGB", (48, 40), color) for color in colors],
