@@ -2,7 +2,8 @@
 
 Notebook-facing API:
 
-    path = download_stage3_checkpoint()                 # gdown; verifies size and format
+    model, tokenizer, image_processor, report = load_stage3_model()   # all of it, for the running profile
+    path = download_stage3_checkpoint()                 # gdown to output_dir("checkpoints"); verifies the file
     report = load_official_checkpoint(peft_model, path) # raises on any missing/unexpected tensor
     print(report)                                       # e.g. "130 tensors loaded (128 LoRA, 2 llama_proj) ..."
 
@@ -34,11 +35,11 @@ _OFFICIAL_LORA = re.compile(
     r"llama_model\.base_model\.model\.(model\.layers\.\d+\.self_attn\.(?:q_proj|v_proj)\.lora_[AB])\.weight"
 )
 _OFFICIAL_PROJ = re.compile(r"llama_proj\.(weight|bias)")
+# Non-learned rotary buffers that transformers 4.30 kept in state_dict; today's Llama recomputes them.
+_ROTARY_BUFFER = re.compile(r".*\.rotary_emb\.inv_freq")
 FULL_VISION_SOURCE = "Salesforce/blip2-opt-2.7b"  # not the -coco variants: their ViT was fine-tuned
 FULL_LLM_SOURCE = "meta-llama/Llama-2-7b-chat-hf"  # gated: accept the licence on the hub, set HF_TOKEN
 SMOKE_IMAGE_SIZE = 32  # the tiny tower is trained at 16 px; run at twice that, like 224 -> 448 px
-# Non-learned rotary buffers that transformers 4.30 kept in state_dict; today's Llama recomputes them.
-_ROTARY_BUFFER = re.compile(r".*\.rotary_emb\.inv_freq")
 
 
 def download_stage3_checkpoint(destination: Path | None = None) -> Path:
