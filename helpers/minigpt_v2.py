@@ -356,9 +356,8 @@ def attach_lora(
     model: MiniGPTv2ForConditionalGeneration, gradient_checkpointing: bool = False, **lora_kwargs
 ) -> PeftModel:
     """Wrap with peft LoRA; everything but LoRA and llama_proj is frozen. Quantized LLMs get peft's k-bit prep."""
-    checkpointing = {
-        "use_reentrant": False
-    }  # torch asks for an explicit choice; non-reentrant is recommended
+    # torch asks for an explicit choice; the non-reentrant variant is the recommended one.
+    checkpointing = {"use_reentrant": False}
     if getattr(model.language_model, "hf_quantizer", None) is not None:
         prepare_model_for_kbit_training(
             model.language_model,
