@@ -207,13 +207,13 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         )
         vision_config, vision_weights = read_vision_weights(vision_source, token=token)
         vision_config.image_size = image_size
-        with torch.device("meta"):
-            vision_model = Blip2VisionModel(vision_config)
+        with torch.device("meta"):  # no memory until the weights are assigned, already in `dtype`
+            vision_model = Blip2VisionModel(vision_config).to(dtype)
         config = MiniGPTv2Config(vision_config=vision_config, text_config=language_model.config)
         model = cls(config, vision_model=vision_model, language_model=language_model)
         load_vision_weights(model.vision_model, vision_weights)
         device = language_model.get_input_embeddings().weight.device
-        model.vision_model.to(device=device, dtype=dtype)
+        model.vision_model.to(device=device)
         model.llama_proj.to(device=device)  # stays fp32: it is trained (the original runs it under autocast)
         # Mirror the LLM's loading markers so Trainer and peft treat the whole model as quantized/placed.
         for marker in (

@@ -137,6 +137,20 @@ def test_ln_vision_is_identity_affine_fp32_and_never_saved(model):
     assert model.llama_proj.in_features == 4 * model.config.vision_config.hidden_size
 
 
+def test_half_precision_towers_keep_ln_vision_and_llama_proj_in_fp32(sources, model):
+    half = build(sources, dtype=torch.bfloat16).eval()
+    assert {p.dtype for p in half.vision_model.parameters()} == {torch.bfloat16}
+    assert half.llama_proj.weight.dtype == torch.float32 and half.language_model.dtype == torch.bfloat16
+    half.llama_proj.load_state_dict(model.llama_proj.state_dict())  # llama_proj is freshly initialised
+    px = pixels(2)
+    with torch.no_grad():
+        image = half.encode_images(px)
+        assert image.dtype == torch.float32
+        assert torch.allclose(image, model.encode_images(px), atol=0.03)  # bf16 tower vs fp32: ~0.01
+        ids = torch.tensor([[1, 5, *([IMAGE_TOKEN_ID] * 16), 6, 7]] * 2)
+        assert torch.isfinite(half(pixel_values=px, input_ids=ids, labels=ids.clamp(min=-100)).loss)
+
+
 def test_patch_grid_not_divisible_by_four_is_refused_at_config_time(sources):
     vision = tiny_models.tiny_vision_config(image_size=20, patch_size=4)  # 5x5 = 25 patches
     with pytest.raises(ValueError, match="not a multiple of 4"):
