@@ -1,0 +1,643 @@
+"""Notebook 01's scraped manifest to a checked, split, captioned `datasets.DatasetDict`, saved, exported and carded."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import imagehash
+import numpy as np
+from datasets import ClassLabel, DatasetDict, Features, List, Value, load_from_disk
+from datasets import Dataset as HFDataset
+from datasets import Image as ImageFeature
+from huggingface_hub import DatasetCard, whoami
+from PIL import Image, UnidentifiedImageError
+
+from helpers import runtime, scraping
+from helpers.caption_review import (
+    TEMPLATE_EN,
+    TEMPLATE_VI,
+    Decision,
+    Draft,
+    Glossary,
+    ReviewItem,
+    ReviewLog,
+    draft_caption,
+    load_glossary,
+)
+
+REQUIRED_FIELDS: dict[str, type] = {
+    "id": str,
+    "dish": str,
+    "dish_name": str,
+    "site": str,
+    "page_url": str,
+    "image_url": str,
+    "title": str,
+    "text_vi": str,
+    "ingredients": list,
+    "retrieved_at": str,
+    "sha256": str,
+    "phash": str,
+    "image_path": str,
+    "width": int,
+    "height": int,
+}
+SPLITS = ("train", "validation", "test")
+SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
+PHASH_THRESHOLD = 10  # of 64 bits; notebook 01 drops copies within 6, this also groups looser near-copies
+DATASET_NAME = "dish_captions"
+MAX_IMAGE_PIXELS = 40_000_000  # larger photos are refused before decoding (PIL itself refuses > ~179 M)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why one manifest record was excluded; `str()` names the file, line and id."""
+
+    manifest: str
+    line: int
+    record_id: str | None
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        who = f"id {self.record_id!r}" if self.record_id is not None else "no id"
+        return f"{self.manifest} line {self.line} ({who}): {self.kind}: {self.detail}"
+
+
+class DatasetBuildError(ValueError):
+    """Raised in strict mode, or when nothing is left to build from; lists every problem."""
+
+    def __init__(self, problems: Sequence[Problem], headline: str) -> None:
+        self.problems = list(problems)
+        super().__init__("\n".join([headline, *(f"  - {p}" for p in self.problems)]))
+
+
+@dataclass
+class CheckedManifest:
+    """Records that passed every check (with their manifest line) and the problems of those that did not."""
+
+    path: Path
+    records: list[dict[str, Any]]
+    lines: dict[str, int]
+    problems: list[Problem]
+
+    @property
+    def scraped_dir(self) -> Path:
+        """The folder that `image_path` is relative to."""
+        return self.path.parent
+
+    def summary(self) -> str:
+        """Kept count, exclusions counted by reason, then each excluded record."""
+        head = f"{self.path.name}: {len(self.records)} records kept, {len(self.problems)} excluded"
+        return _summarise(head, self.problems)
+
+
+def _summarise(head: str, problems: Sequence[Problem]) -> str:
+    """A headline, counts per kind of problem, and every problem on its own line."""
+    counts = Counter(p.kind for p in problems)
+    lines = [head, *(f"  {kind}: {n}" for kind, n in sorted(counts.items()))]
+    return "\n".join(lines + [f"    - {p}" for p in problems])
+
+
+def _check_fields(raw: Any) -> str | None:
+    """What is wrong with the record's fields and types, or None."""
+    if not isinstance(raw, dict):
+        return f"expected a JSON object, got {type(raw).__name__}"
+    missing = [name for name in REQUIRED_FIELDS if name not in raw]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    wrong = [
+        name
+        for name, kind in REQUIRED_FIELDS.items()
+        if not isinstance(raw[name], kind) or (kind is int and isinstance(raw[name], bool))
+    ]
+    if not wrong and not all(isinstance(x, str) for x in raw["ingredients"]):
+        wrong = ["ingredients (must be a list of strings)"]
+    return f"wrong type for {', '.join(wrong)}" if wrong else None
+
+
+def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | None:
+    """(kind, detail) when the image is missing, outside the folder, unreadable or changed since scraping."""
+    root = scraped_dir.resolve()
+    path = (root / raw["image_path"]).resolve()
+    if not path.is_relative_to(root):
+        return "unsafe image path", f"{raw['image_path']} points outside {root}"
+    if not path.is_file():
+        return "missing image", f"{raw['image_path']} does not exist"
+    try:
+        with Image.open(path) as image:
+            if image.width * image.height > MAX_IMAGE_PIXELS:
+                return (
+                    "unreadable image",
+                    f"{raw['image_path']}: {image.size} exceeds {MAX_IMAGE_PIXELS} pixels",
+                )
+            image.load()
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        return "unreadable image", f"{raw['image_path']}: {error}"
+    if hashlib.sha256(path.read_bytes()).hexdigest() != raw["sha256"]:
+        return "image changed since scraping", f"{raw['image_path']} does not match the manifest sha256"
+    return None
+
+
+def _record_problem(
+    raw: Any, seen: dict[str, int], glossary: Glossary, scraped_dir: Path
+) -> tuple[str, str] | None:
+    """(kind, detail) for the first thing wrong with one parsed manifest record, or None."""
+    fields_error = _check_fields(raw)
+    if fields_error:
+        return "bad fields", fields_error
+    if raw["id"] in seen:
+        return "duplicate id", f"first seen on line {seen[raw['id']]}"
+    if raw["dish"] not in glossary.dishes:
+        return "unknown dish", f"{raw['dish']!r} is not one of {', '.join(glossary.dishes)}"
+    if not re.fullmatch(r"[0-9a-f]{16}", raw["phash"]):
+        return "bad phash", f"{raw['phash']!r} is not a 64-bit perceptual hash in lowercase hex"
+    return _check_image(raw, scraped_dir)
+
+
+def check_manifest(manifest: Path, glossary: Glossary, *, strict: bool = False) -> CheckedManifest:
+    """Read the manifest and check each record: JSON, fields, id, dish, perceptual hash and image.
+
+    Bad records are excluded with a named reason (strict: a `DatasetBuildError` listing them all).
+    """
+    manifest = Path(manifest)
+    records: list[dict[str, Any]] = []
+    lines: dict[str, int] = {}
+    problems: list[Problem] = []
+    for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            raw = json.loads(line)
+        except json.JSONDecodeError as error:
+            problems.append(Problem(manifest.name, number, None, "invalid JSON", str(error)))
+            continue
+        record_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        problem = _record_problem(raw, lines, glossary, manifest.parent)
+        if problem:
+            problems.append(Problem(manifest.name, number, record_id, *problem))
+            continue
+        lines[raw["id"]] = number
+        records.append(raw)
+    checked = CheckedManifest(manifest, records, lines, problems)
+    if strict and problems:
+        raise DatasetBuildError(problems, f"{manifest}: {len(problems)} record(s) failed the checks")
+    return checked
+
+
+def review_items(checked: CheckedManifest, drafts: dict[str, Draft]) -> list[ReviewItem]:
+    """One review item per kept record, with the scraped title, ingredients and text as context."""
+    return [
+        ReviewItem(
+            id=r["id"],
+            image_path=checked.scraped_dir / r["image_path"],
+            draft=drafts[r["id"]],
+            context=f"{r['site']} · {r['title']} · {', '.join(r['ingredients'])} · {r['text_vi'][:300]}",
+        )
+        for r in checked.records
+    ]
+
+
+def final_captions(
+    checked: CheckedManifest, drafts: dict[str, Draft], decisions: dict[str, Decision]
+) -> tuple[dict[str, dict[str, str]], list[Problem]]:
+    """Per id: the reviewed caption if approved, the draft if not reviewed yet; rejected or empty ones excluded."""
+    captions: dict[str, dict[str, str]] = {}
+    problems: list[Problem] = []
+    for record in checked.records:
+        rid, line = record["id"], checked.lines[record["id"]]
+        decision = decisions.get(rid)
+        if decision is not None and decision.decision == "rejected":
+            problems.append(Problem(checked.path.name, line, rid, "rejected in review", "image rejected"))
+            continue
+        if decision is None:
+            chosen = {"caption": drafts[rid].caption, "caption_vi": drafts[rid].caption_vi, "status": "draft"}
+        else:
+            edited = (decision.caption, decision.caption_vi) != (
+                decision.draft_caption,
+                decision.draft_caption_vi,
+            )
+            chosen = {
+                "caption": decision.caption,
+                "caption_vi": decision.caption_vi,
+                "status": "edited" if edited else "approved",
+            }
+        if not chosen["caption"].strip():
+            problems.append(
+                Problem(checked.path.name, line, rid, "empty caption", "the English caption is empty")
+            )
+            continue
+        captions[rid] = chosen
+    return captions, problems
+
+
+def _phash_bits(hashes: Sequence[str]) -> np.ndarray:
+    """Hex perceptual hashes as an (n, 64) boolean array, for vectorised Hamming distances."""
+    return np.array([imagehash.hex_to_hash(h).hash.flatten() for h in hashes], dtype=bool).reshape(
+        len(hashes), -1
+    )
+
+
+def closest_across_splits(dataset: DatasetDict, first: str = "train", second: str = "test") -> int:
+    """Fewest differing phash bits between any image of one split and any of another: the leakage check."""
+    a, b = _phash_bits(dataset[first]["phash"]), _phash_bits(dataset[second]["phash"])
+    return int((a[:, None, :] != b[None, :, :]).sum(axis=-1).min())
+
+
+def near_duplicate_groups(
+    records: Sequence[dict[str, Any]], threshold: int = PHASH_THRESHOLD
+) -> dict[str, int]:
+    """A group number per id: records whose phash differ by <= threshold bits are linked, transitively."""
+    bits = _phash_bits([r["phash"] for r in records])
+    distances = (bits[:, None, :] != bits[None, :, :]).sum(axis=-1)
+    parent = list(range(len(records)))  # union-find by hand: a few lines, no graph library needed
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(distances <= threshold, k=1)), strict=True):
+        parent[root(int(i))] = root(int(j))
+    roots = [root(i) for i in range(len(records))]
+    numbering = {r: n for n, r in enumerate(dict.fromkeys(roots))}
+    return {record["id"]: numbering[r] for record, r in zip(records, roots, strict=True)}
+
+
+def _targets(total: int, groups: int, fractions: Sequence[float]) -> dict[str, int]:
+    """Wanted rows per split for one dish; validation and test get at least one when there are 3+ groups."""
+    _, f_val, f_test = fractions
+    floor = 1 if groups >= len(SPLITS) else 0
+    val, test = max(floor, round(total * f_val)), max(floor, round(total * f_test))
+    return {"train": total - val - test, "validation": val, "test": test}
+
+
+def assign_splits(
+    records: Sequence[dict[str, Any]],
+    groups: dict[str, int],
+    *,
+    seed: int = 42,
+    fractions: Sequence[float] = SPLIT_FRACTIONS,
+) -> dict[str, str]:
+    """Split name per id, stratified by dish, with each near-duplicate group kept whole in one split.
+
+    Hand-written because scikit-learn's StratifiedGroupKFold makes folds, not train/validation/test fractions.
+    A group spanning dishes is stratified under its most common dish.
+    """
+    if len(fractions) != len(SPLITS) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(f"fractions must be three numbers summing to 1, got {fractions}")
+    members: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        members[groups[record["id"]]].append(record)
+    by_dish: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
+    for group in members.values():
+        dish = sorted(Counter(r["dish"] for r in group).most_common(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        by_dish[dish].append(group)
+    rng = random.Random(seed)
+    split_of: dict[str, str] = {}
+    for dish in sorted(by_dish):
+        groups = sorted(by_dish[dish], key=lambda g: min(r["id"] for r in g))
+        rng.shuffle(groups)
+        groups.sort(key=len, reverse=True)  # stable: big groups placed first, ties stay in shuffled order
+        targets = _targets(sum(map(len, groups)), len(groups), fractions)
+        counts = dict.fromkeys(SPLITS, 0)
+        for left, group in zip(range(len(groups), 0, -1), groups, strict=True):
+            empty = [s for s in SPLITS if targets[s] > 0 and counts[s] == 0]
+            candidates = empty if 0 < len(empty) >= left else SPLITS  # the last groups fill empty splits
+            split = max(candidates, key=lambda s: (targets[s] - counts[s], -SPLITS.index(s)))
+            counts[split] += len(group)
+            split_of.update({r["id"]: split for r in group})
+    return split_of
+
+
+def dataset_features(dish_names: Sequence[str]) -> Features:
+    """The dataset's schema: training fields first, then provenance from the manifest and the review."""
+    text = Value("string")
+    return Features(
+        {
+            "image": ImageFeature(),
+            "dish": ClassLabel(names=list(dish_names)),
+            "caption": text,
+            "caption_vi": text,
+            "source_site": text,
+            "source_url": text,
+            "id": text,
+            "dish_name": text,
+            "title": text,
+            "text_vi": text,
+            "ingredients": List(text),
+            "image_url": text,
+            "retrieved_at": text,
+            "sha256": text,
+            "phash": text,
+            "width": Value("int32"),
+            "height": Value("int32"),
+            "caption_status": text,
+            "near_duplicate_group": Value("int32"),
+        }
+    )
+
+
+def to_dataset_dict(
+    checked: CheckedManifest,
+    captions: dict[str, dict[str, str]],
+    split_of: dict[str, str],
+    groups: dict[str, int],
+    glossary: Glossary,
+) -> DatasetDict:
+    """Rows for every captioned record, images embedded as bytes, one `Dataset` per split (in manifest order)."""
+    records = [r for r in checked.records if r["id"] in captions]
+    rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
+    for r in records:
+        path = checked.scraped_dir / r["image_path"]
+        rows[split_of[r["id"]]].append(
+            {
+                "image": {"bytes": path.read_bytes(), "path": path.name},
+                "dish": r["dish"],
+                "caption": captions[r["id"]]["caption"],
+                "caption_vi": captions[r["id"]]["caption_vi"],
+                "source_site": r["site"],
+                "source_url": r["page_url"],
+                **{k: r[k] for k in ("id", "dish_name", "title", "text_vi", "ingredients", "image_url")},
+                **{k: r[k] for k in ("retrieved_at", "sha256", "phash", "width", "height")},
+                "caption_status": captions[r["id"]]["status"],
+                "near_duplicate_group": groups[r["id"]],
+            }
+        )
+    features = dataset_features(list(glossary.dishes))
+    return DatasetDict({s: HFDataset.from_list(rows[s], features=features) for s in SPLITS})
+
+
+def split_counts(dataset: DatasetDict) -> dict[str, dict[str, int]]:
+    """Rows per split and dish name."""
+    names = dataset["train"].features["dish"].names
+    return {s: {names[k]: n for k, n in sorted(Counter(dataset[s]["dish"]).items())} for s in dataset}
+
+
+def dataset_card(dataset: DatasetDict, build: dict[str, Any], glossary: Glossary) -> str:
+    """The README.md for the saved dataset and its export: sources, licence caveats, counts, caption method."""
+    counts = split_counts(dataset)
+    header = "| dish | " + " | ".join(SPLITS) + " | total |\n|---|" + "---:|" * (len(SPLITS) + 1)
+    table = [
+        f"| {d.name_vi} (`{slug}`) | "
+        + " | ".join(str(counts[s].get(slug, 0)) for s in SPLITS)
+        + f" | {sum(counts[s].get(slug, 0) for s in SPLITS)} |"
+        for slug, d in glossary.dishes.items()
+    ]
+    rows = [row for s in SPLITS for row in dataset[s].select_columns(["source_site", "caption_status"])]
+    sites = Counter(r["source_site"] for r in rows)
+    statuses = Counter(r["caption_status"] for r in rows)
+    dates = sorted(t for s in SPLITS for t in dataset[s]["retrieved_at"])
+    excluded = Counter(p["kind"] for p in build["excluded"])
+    smoke_note = (
+        "\n> Built in the **smoke** profile: the images and pages are synthetic fixtures generated offline, "
+        "not real photos. Counts and captions below describe that fixture data.\n"
+        if build["profile"] == "smoke"
+        else ""
+    )
+    return f"""---
+license: other
+language:
+- en
+- vi
+task_categories:
+- image-to-text
+pretty_name: Vietnamese dish captions
+size_categories:
+- n<1K
+---
+
+# Vietnamese dish captions
+
+Photos of {len(glossary.dishes)} Vietnamese dishes with an English caption (`caption`, the training
+target) and a Vietnamese one (`caption_vi`), built by notebook 02 of the vi-vlm-tutorials series from
+the pages scraped by notebook 01.
+{smoke_note}
+## Sources
+
+{", ".join(f"{site}: {n} images" for site, n in sorted(sites.items()))}; retrieved between
+{dates[0] if dates else "-"} and {dates[-1] if dates else "-"} (UTC). Every row keeps its `source_url`
+(the page), `image_url`, `retrieved_at` and the image's `sha256` and perceptual hash.
+
+## Licence caveats
+
+The photos and texts belong to their authors and to the sites they were taken from (foody.vn, cooky.vn);
+this dataset does not grant any licence to them (`license: other`). Use it for private study and
+research only, credit the source page of every image, keep any hub copy private, and remove an image on
+its owner's request. The captions are template drafts and, where reviewed, human edits.
+
+## Counts
+
+{header}
+{chr(10).join(table)}
+
+Splits are stratified by dish with seed {build["seed"]} (fractions {build["fractions"]}); images whose
+perceptual hashes differ by at most {build["phash_threshold"]} of 64 bits are near-duplicates and are
+always placed in the same split, so no near-copy of a test image is trained on.
+
+## How the captions were made
+
+Each caption starts as a draft filled from the scraped metadata by two fixed templates:
+`{build["template_en"]}` and `{build["template_vi"]}`, where the dish names and gloss come from
+`data/caption_glossary.json` and up to three ingredients are taken from the scraped ingredient list and
+description through the same file's glossary. Drafts are then reviewed image by image (approve, edit or
+reject). Caption status: {", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))}
+(`draft` = not reviewed yet). Template captions describe the dish, not what a particular photo shows.
+
+## Excluded records
+
+{sum(excluded.values())} record(s): {", ".join(f"{k}: {v}" for k, v in sorted(excluded.items())) or "none"}.
+The full list with reasons is in `build_info.json`.
+
+## Loading
+
+```python
+from datasets import load_from_disk, load_dataset
+ds = load_from_disk("dish_captions")  # or: load_dataset("imagefolder", data_dir="dish_captions_imagefolder")
+```
+"""
+
+
+def _replace_dir(tmp: Path, final: Path) -> None:
+    """Swap a freshly written folder into place, so a failed build never leaves a half-written dataset."""
+    old = final.with_name(final.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if final.exists():
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def export_imagefolder(dataset: DatasetDict, folder: Path, card: str) -> Path:
+    """`{split}/{n}-{id}.{ext}` files plus a `metadata.jsonl` per split, loadable with `load_dataset("imagefolder")`."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    names = dataset["train"].features["dish"].names
+    for split, data in dataset.items():
+        (tmp / split).mkdir(parents=True)
+        with (tmp / split / "metadata.jsonl").open("w", encoding="utf-8") as meta:
+            for n, row in enumerate(data.cast_column("image", ImageFeature(decode=False))):
+                suffix = Path(row["image"]["path"]).suffix or ".jpg"
+                safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in row["id"])
+                file_name = f"{n:04d}-{safe_id}{suffix}"
+                (tmp / split / file_name).write_bytes(row["image"]["bytes"])
+                fields = {k: v for k, v in row.items() if k != "image"} | {"dish": names[row["dish"]]}
+                meta.write(json.dumps({"file_name": file_name, **fields}, ensure_ascii=False) + "\n")
+    (tmp / "README.md").write_text(card, encoding="utf-8")
+    _replace_dir(tmp, folder)
+    return folder
+
+
+def save(
+    dataset: DatasetDict, build: dict[str, Any], glossary: Glossary, root: Path | None = None
+) -> dict[str, Path]:
+    """Write the `save_to_disk` folder (with README.md and build_info.json) and the imagefolder export."""
+    root = Path(root) if root else runtime.output_dir(DATASET_NAME).parent
+    card = dataset_card(dataset, build, glossary)
+    final = root / DATASET_NAME
+    tmp = root / f"{DATASET_NAME}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    dataset.save_to_disk(str(tmp))
+    (tmp / "README.md").write_text(card, encoding="utf-8")
+    (tmp / "build_info.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), encoding="utf-8")
+    _replace_dir(tmp, final)
+    export = export_imagefolder(dataset, root / f"{DATASET_NAME}_imagefolder", card)
+    return {"dataset": final, "imagefolder": export, "card": final / "README.md"}
+
+
+def build_info(
+    checked: CheckedManifest,
+    excluded: Sequence[Problem],
+    *,
+    profile: str,
+    seed: int,
+    fractions: Sequence[float],
+    threshold: int,
+) -> dict[str, Any]:
+    """What the saved dataset was built from and how, stored next to it as build_info.json."""
+    return {
+        "profile": profile,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "manifest": str(checked.path),
+        "seed": seed,
+        "fractions": list(fractions),
+        "phash_threshold": threshold,
+        "template_en": TEMPLATE_EN,
+        "template_vi": TEMPLATE_VI,
+        "excluded": [asdict(p) for p in excluded],
+    }
+
+
+def scraped_manifest(profile: str | None = None) -> Path:
+    """Notebook 01's manifest; in smoke it is rebuilt from the offline fixture site when missing."""
+    folder = runtime.DATA_DIR / "scraped"
+    manifest = folder / "manifest.jsonl"
+    if manifest.exists():
+        return manifest
+    if (profile or runtime.get_profile()) != "smoke":
+        raise FileNotFoundError(
+            f"{manifest} is missing: run notebook 01 (scraping) in the full profile first"
+        )
+    return scraping.run_fixture_scrape(folder)
+
+
+@dataclass
+class Build:
+    """Everything one build produced: the checked manifest, drafts, decisions, exclusions and the dataset."""
+
+    checked: CheckedManifest
+    drafts: dict[str, Draft]
+    decisions: dict[str, Decision]
+    excluded: list[Problem]
+    dataset: DatasetDict
+    info: dict[str, Any]
+
+    def summary(self) -> str:
+        """Rows per split, then every exclusion with its reason."""
+        sizes = ", ".join(f"{s}: {self.dataset[s].num_rows}" for s in SPLITS)
+        return _summarise(f"{sizes}; {len(self.excluded)} record(s) excluded", self.excluded)
+
+
+def review_log_path() -> Path:
+    """Where review decisions are kept (beside the dataset, so they survive a rebuild and a Colab restart)."""
+    return runtime.output_dir("caption_review") / "decisions.jsonl"
+
+
+def build(
+    manifest: Path,
+    review_log: Path,
+    *,
+    glossary: Glossary | None = None,
+    seed: int = 42,
+    fractions: Sequence[float] = SPLIT_FRACTIONS,
+    threshold: int = PHASH_THRESHOLD,
+    strict: bool = False,
+    profile: str | None = None,
+) -> Build:
+    """Check the manifest, draft captions, apply review decisions (drafts where none), split, assemble."""
+    glossary = glossary or load_glossary()
+    checked = check_manifest(manifest, glossary, strict=strict)
+    drafts = {r["id"]: draft_caption(r, glossary) for r in checked.records}
+    decisions = ReviewLog(review_log).load()
+    captions, caption_problems = final_captions(checked, drafts, decisions)
+    excluded = checked.problems + caption_problems
+    if strict and caption_problems:
+        raise DatasetBuildError(caption_problems, f"{manifest}: {len(caption_problems)} caption problem(s)")
+    kept = [r for r in checked.records if r["id"] in captions]
+    if not kept:
+        raise DatasetBuildError(excluded, f"{manifest}: no usable record left to build a dataset from")
+    groups = near_duplicate_groups(kept, threshold)
+    split_of = assign_splits(kept, groups, seed=seed, fractions=fractions)
+    dataset = to_dataset_dict(checked, captions, split_of, groups, glossary)
+    info = build_info(
+        checked,
+        excluded,
+        profile=profile or runtime.get_profile(),
+        seed=seed,
+        fractions=fractions,
+        threshold=threshold,
+    )
+    return Build(checked, drafts, decisions, excluded, dataset, info)
+
+
+def load_or_build(profile: str | None = None) -> DatasetDict:
+    """The saved dataset of this profile; in smoke it is built (scraping the fixtures first) when missing."""
+    profile = profile or runtime.get_profile()
+    folder = runtime.output_dir(DATASET_NAME)
+    info_path = folder / "build_info.json"
+    if info_path.exists() and json.loads(info_path.read_text(encoding="utf-8"))["profile"] == profile:
+        return load_from_disk(str(folder))
+    if profile != "smoke":
+        raise FileNotFoundError(
+            f"no {profile}-profile dataset in {folder}: run notebook 01 (scraping) and then "
+            "notebook 02 (build the dataset) in the full profile first"
+        )
+    result = build(scraped_manifest(profile), review_log_path(), profile=profile)
+    print(result.summary())
+    save(result.dataset, result.info, load_glossary())
+    return load_from_disk(str(folder))
+
+
+def push_to_hub(dataset: DatasetDict, card: str, repo_name: str = "vi-dish-captions") -> str | None:
+    """Upload privately to `<your user>/<repo_name>` when a Hugging Face token is present; else say why not."""
+    token = runtime.hf_token()
+    if runtime.is_smoke() or token is None:
+        reason = "smoke profile (offline)" if runtime.is_smoke() else "no Hugging Face token"
+        print(f"push_to_hub skipped: {reason}. Add an HF_TOKEN secret (write access) to upload.")
+        return None
+    repo_id = f"{whoami(token=token)['name']}/{repo_name}"
+    dataset.push_to_hub(repo_id, private=True, token=token)
+    DatasetCard(card).push_to_hub(repo_id, token=token)
+    print(f"pushed (private): https://huggingface.co/datasets/{repo_id}")
+    return repo_id
