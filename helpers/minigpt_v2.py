@@ -39,14 +39,12 @@ from transformers import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from helpers.audit import EVA_VIT_G_448, LLAMA_2_7B
+from helpers.architectures import EVA_VIT_G_448, LLAMA_2_7B
 from helpers.visual_tokens import TOKENS_PER_GROUP, merge_visual_tokens
 
 IMAGE_TOKEN_ID = -200  # not a vocabulary id: marks the input_ids positions that receive image embeddings
 VISION_PREFIX = "vision_model."
 LORA_TARGET_REGEX = r".*language_model\..*\.(q_proj|v_proj)"
-# Llama-2 uses RMSNorm eps 1e-5 (LlamaConfig's default is 1e-6).
-LLAMA2_7B = {**LLAMA_2_7B, "rms_norm_eps": 1e-5, "bos_token_id": 1, "eos_token_id": 2}
 
 
 class MiniGPTv2Config(PretrainedConfig):
@@ -72,7 +70,7 @@ class MiniGPTv2Config(PretrainedConfig):
                 **(vision_config if vision_config is not None else EVA_VIT_G_448)
             )
         if not isinstance(text_config, LlamaConfig):
-            text_config = LlamaConfig(**(text_config if text_config is not None else LLAMA2_7B))
+            text_config = LlamaConfig(**(text_config if text_config is not None else LLAMA_2_7B))
         grid = vision_config.image_size // vision_config.patch_size
         if grid * grid % tokens_per_group:
             raise ValueError(
