@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import random
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
+import transformers
 
 PROFILES = ("smoke", "full")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -48,10 +47,7 @@ def banner(notebook: str) -> str:
 
 def seed_everything(seed: int = 42) -> None:
     """Seed Python, NumPy and torch (CPU and CUDA) so runs repeat."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
+    transformers.set_seed(seed)
 
 
 def pick_device_dtype() -> tuple[torch.device, torch.dtype]:
@@ -108,4 +104,8 @@ def hf_token() -> str | None:
 
 def token_status() -> str:
     """Whether a Hugging Face token is available, without revealing it."""
-    return "Hugging Face token: found (hidden)" if hf_token() else "Hugging Face token: none (hub uploads skipped)"
+    return (
+        "Hugging Face token: found (hidden)"
+        if hf_token()
+        else "Hugging Face token: none (hub uploads skipped)"
+    )

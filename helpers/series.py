@@ -1,0 +1,36 @@
+"""Run every notebook of the series in order, writing executed copies to `outputs/executed/`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from tqdm.auto import tqdm
+
+from helpers import runtime
+
+
+def run_series(notebooks: list[Path] | None = None, timeout: int = 3600) -> list[tuple[str, float]]:
+    """Execute the notebooks (all of `notebooks/` by default) and return (name, seconds) for each."""
+    paths = notebooks or sorted((runtime.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    out_dir = runtime.output_dir("executed")
+    timings = []
+    for path in tqdm(paths, desc=f"series ({runtime.get_profile()})", unit="notebook"):
+        notebook = nbformat.read(path, as_version=4)
+        start = time.perf_counter()
+        NotebookClient(
+            notebook, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+        ).execute()
+        timings.append((path.name, time.perf_counter() - start))
+        nbformat.write(notebook, out_dir / path.name)
+    return timings
+
+
+if __name__ == "__main__":
+    results = run_series([Path(p).resolve() for p in sys.argv[1:]] or None)
+    for name, seconds in results:
+        print(f"{name:45} {seconds:7.1f} s")
+    print(f"executed copies in {runtime.output_dir('executed')}")

@@ -1,0 +1,235 @@
+"""Tiny random-weight models of the series' real transformers classes, with tokenizers trained offline.
+
+The smoke profile loads them with the same `from_pretrained(...)` call (quantization config included)
+that the full profile uses for hub ids; only the path differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from transformers import (
+    BertTokenizerFast,
+    Blip2Config,
+    Blip2ForConditionalGeneration,
+    Blip2Processor,
+    Blip2VisionConfig,
+    Blip2VisionModel,
+    BlipConfig,
+    BlipForQuestionAnswering,
+    BlipImageProcessor,
+    BlipProcessor,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
+
+from helpers import runtime
+
+CORPUS = runtime.DATA_DIR / "tokenizer_corpus.txt"
+# BLIP and BLIP-2 normalise images with the OpenAI CLIP statistics.
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+TINY_IMAGE_SIZE = 32
+TINY_PATCH = 8
+
+
+def _corpus() -> list[str]:
+    return [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def train_byte_bpe(special_tokens: list[str], bos: str, vocab_size: int = 600) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on the fixture corpus that prepends `bos` like OPT and Llama."""
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(_corpus(), trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
+    """A WordPiece tokenizer laid out like bert-base-uncased (lowercased, accents stripped) plus `[DEC]`."""
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.decoder = decoders.WordPiece()
+    tok.train_from_iterator(
+        _corpus(), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]",
+        pair="[CLS] $A [SEP] $B [SEP]",
+        special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
+    )
+    return BertTokenizerFast(
+        tokenizer_object=tok,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        bos_token="[DEC]",
+        do_lower_case=True,
+    )
+
+
+def tiny_image_processor(size: int = TINY_IMAGE_SIZE) -> BlipImageProcessor:
+    """BLIP's image processor (bicubic resize, CLIP mean/std) at the tiny image size."""
+    return BlipImageProcessor(size={"height": size, "width": size}, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+
+
+def tiny_vision_config(image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> Blip2VisionConfig:
+    """The EVA/BLIP-2 vision tower shrunk to 2 layers of width 32.
+
+    `initializer_range` is set to 0.02: the class default, 1e-10, suits only loading trained weights; at
+    random init it makes every image embed alike and the vision-side gradients ~1e10.
+    """
+    return Blip2VisionConfig(
+        initializer_range=0.02,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        image_size=image_size,
+        patch_size=patch_size,
+    )
+
+
+def _build(name: str, make: Callable[[Path], None]) -> Path:
+    """Run `make(path)` once under seed 0 and return the cached folder."""
+    path = runtime.output_dir("tiny-models", name)
+    if not (path / "config.json").exists():
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            make(path)
+    return path
+
+
+def _make_blip2(path: Path) -> None:
+    tokenizer = train_byte_bpe(["<s>", "<pad>", "</s>", "<unk>"], bos="</s>")
+    tokenizer.add_special_tokens(
+        {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "</s>", "unk_token": "<unk>"}
+    )
+    processor = Blip2Processor(
+        tiny_image_processor(), tokenizer, num_query_tokens=4
+    )  # adds the <image> token
+    config = Blip2Config(
+        vision_config=tiny_vision_config().to_dict(),
+        qformer_config={
+            "hidden_size": 32,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "intermediate_size": 64,
+            "cross_attention_frequency": 1,
+            "encoder_hidden_size": 32,
+            "vocab_size": 64,
+        },
+        text_config={
+            "model_type": "opt",
+            "vocab_size": len(tokenizer),
+            "hidden_size": 64,
+            "word_embed_proj_dim": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "ffn_dim": 128,
+            "max_position_embeddings": 128,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.eos_token_id,
+            "pad_token_id": tokenizer.pad_token_id,
+        },
+        num_query_tokens=4,
+        image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+    )
+    model = Blip2ForConditionalGeneration(config)
+    # Trained checkpoints carry distinct query tokens; the random-init default (all zeros) makes them identical.
+    torch.nn.init.normal_(model.query_tokens, std=0.02)
+    model.save_pretrained(path)
+    processor.save_pretrained(path)
+
+
+def _make_blip_vqa(path: Path) -> None:
+    tokenizer = train_wordpiece()
+    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
+    processor = BlipProcessor(tiny_image_processor(), tokenizer)
+    config = BlipConfig(
+        vision_config={
+            "hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "image_size": TINY_IMAGE_SIZE,
+            "patch_size": TINY_PATCH,
+        },
+        text_config={
+            "vocab_size": len(tokenizer),
+            "hidden_size": 32,
+            "encoder_hidden_size": 32,
+            "intermediate_size": 64,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "max_position_embeddings": 64,
+            "pad_token_id": tokenizer.pad_token_id,
+            "bos_token_id": tokenizer.bos_token_id,
+            "eos_token_id": tokenizer.sep_token_id,
+            "sep_token_id": tokenizer.sep_token_id,
+        },
+        projection_dim=32,
+    )
+    BlipForQuestionAnswering(config).save_pretrained(path)
+    processor.save_pretrained(path)
+
+
+def _make_llama(path: Path) -> None:
+    tokenizer = train_byte_bpe(["<unk>", "<s>", "</s>"], bos="<s>")
+    tokenizer.add_special_tokens({"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"})
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+    )
+    LlamaForCausalLM(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+
+
+def _make_vision_tower(path: Path) -> None:
+    Blip2VisionModel(tiny_vision_config(image_size=16, patch_size=4)).save_pretrained(path)
+    tiny_image_processor(16).save_pretrained(path)
+
+
+def build_tiny_blip2() -> Path:
+    """Tiny `Blip2ForConditionalGeneration` (OPT decoder, 4 query tokens, 32 px images) + `Blip2Processor`."""
+    return _build("blip2-opt", _make_blip2)
+
+
+def build_tiny_blip_vqa() -> Path:
+    """Tiny `BlipForQuestionAnswering` (32 px images) + `BlipProcessor` with a WordPiece tokenizer."""
+    return _build("blip-vqa", _make_blip_vqa)
+
+
+def build_tiny_llama() -> Path:
+    """Tiny `LlamaForCausalLM` + a byte-level BPE tokenizer with Llama's `<s>`/`</s>`/`<unk>`."""
+    return _build("llama", _make_llama)
+
+
+def build_tiny_vision_tower() -> Path:
+    """Tiny `Blip2VisionModel` (EVA ViT-g's class; 16 px, patch 4 → 16 patches) + its image processor."""
+    return _build("eva-vision", _make_vision_tower)

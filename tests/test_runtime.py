@@ -1,0 +1,67 @@
+import pytest
+import torch
+
+from helpers import runtime
+
+
+@pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("full", "full"), (" FULL ", "full")])
+def test_profile_from_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("TUTORIAL_PROFILE", value)
+    assert runtime.get_profile() == expected
+
+
+def test_profile_default_follows_cuda(monkeypatch):
+    monkeypatch.delenv("TUTORIAL_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.get_profile() == "smoke"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert runtime.get_profile() == "full"
+
+
+def test_unknown_profile_is_a_clear_error(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_PROFILE", "fast")
+    with pytest.raises(ValueError, match="TUTORIAL_PROFILE='fast'.*smoke, full"):
+        runtime.get_profile()
+
+
+def test_banner_names_profile_and_switch(monkeypatch, capsys):
+    monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
+    line = runtime.banner("01 scrape")
+    assert line in capsys.readouterr().out
+    assert "profile=smoke" in line and "TUTORIAL_PROFILE=full" in line and "\n" not in line
+
+
+@pytest.mark.parametrize(
+    "capability, dtype", [((7, 5), torch.float16), ((8, 0), torch.bfloat16), ((9, 0), torch.bfloat16)]
+)
+def test_gpu_dtype_by_capability(monkeypatch, capability, dtype):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda *a: capability)
+    assert runtime.pick_device_dtype() == (torch.device("cuda"), dtype)
+
+
+def test_cpu_uses_fp32(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.pick_device_dtype() == (torch.device("cpu"), torch.float32)
+
+
+def test_seed_everything_repeats():
+    runtime.seed_everything(7)
+    a = torch.rand(3)
+    runtime.seed_everything(7)
+    assert torch.equal(a, torch.rand(3))
+
+
+def test_output_dir_override(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
+    path = runtime.output_dir("a", "b")
+    assert path == tmp_path / "a" / "b" and path.is_dir()
+
+
+def test_token_from_environment_never_in_status(monkeypatch):
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    assert runtime.hf_token() == "hf_secret_value"
+    assert "hf_secret_value" not in runtime.token_status()
+    monkeypatch.delenv("HF_TOKEN")
+    assert runtime.hf_token() is None
