@@ -22,6 +22,15 @@ def normalize_answer(text: str) -> str:
     return SPACES.sub(" ", text).strip()
 
 
+def question_type_name(code: object) -> str:
+    """ViVQA's type code (0-3, also as 2.0 or "2") by name; any other value as text."""
+    if isinstance(code, numbers.Real) and float(code).is_integer():
+        code = int(code)
+    elif isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    return QUESTION_TYPES.get(code, str(code)) if isinstance(code, int) else str(code)
+
+
 def check_answers(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> None:
     """Raise a clear error for mismatched lengths, an empty list or a question without a reference answer."""
     if len(predictions) != len(references):
@@ -56,12 +65,7 @@ def accuracy_by_type(
     if len(question_types) != len(predictions):
         raise ValueError(f"{len(question_types)} question types for {len(predictions)} predictions")
     hits = exact_matches(predictions, references)
-    names = np.array(
-        [
-            QUESTION_TYPES.get(int(t), str(t)) if isinstance(t, numbers.Integral) else str(t)
-            for t in question_types
-        ]
-    )
+    names = np.array([question_type_name(t) for t in question_types])
     scores = {name: float(hits[names == name].mean()) for name in sorted(set(names.tolist()))}
     scores["overall"] = float(hits.mean())
     return scores

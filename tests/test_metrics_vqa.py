@@ -53,3 +53,11 @@ def test_bad_input_is_named():
         vqa_metrics.accuracy(["a"], ["a"])
     with pytest.raises(ValueError, match="question types"):
         vqa_metrics.accuracy_by_type(["a"], [["a"]], [0, 1])
+
+
+@pytest.mark.parametrize(
+    "code, name",
+    [(0, "object"), (1.0, "count"), ("2", "color"), (3, "location"), ("yes/no", "yes/no"), (7, "7")],
+)
+def test_question_type_names(code, name):
+    assert vqa_metrics.question_type_name(code) == name
