@@ -138,16 +138,23 @@ def pixels_to_grid(box: Box, width: int, height: int, grid: int = GRID) -> Box:
     return Box(round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy), box.label)
 
 
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4), corners x1 y1 x2 y2."""
-    a, b = np.asarray(a, dtype=float).reshape(-1, 4), np.asarray(b, dtype=float).reshape(-1, 4)
-    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
-    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Element-wise IoU of broadcastable box arrays whose last axis is x1 y1 x2 y2."""
+    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
+    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
     inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    union = (
+        (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+        + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+        - inter
+    )
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box in `a` (N, 4) with every box in `b` (M, 4)."""
+    a, b = np.asarray(a, dtype=float).reshape(-1, 4), np.asarray(b, dtype=float).reshape(-1, 4)
+    return paired_iou(a[:, None, :], b[None, :, :])
 
 
 def iou(a: Box, b: Box) -> float:
@@ -174,13 +181,16 @@ def accuracy_at(
     An image without a predicted box (unparseable output) is wrong.
     """
     _check_lists(predictions, ground_truth)
-    hits = []
-    for pred, gt in zip(predictions, ground_truth, strict=True):
-        if not gt:
-            hits.append(not pred)
-        else:
-            hits.append(bool(pred) and float(iou_matrix(_array(pred[:1]), _array(gt)).max()) >= threshold)
-    return np.array(hits, dtype=bool)
+    # One vectorised IoU between each image's first box and each of its true boxes, then a max per image.
+    owner = np.repeat(np.arange(len(ground_truth)), [len(gt) for gt in ground_truth])
+    gt = _array([box for boxes in ground_truth for box in boxes])
+    first = _array([pred[0] if pred else Box(0, 0, 0, 0) for pred in predictions])[owner]
+    pair_iou = paired_iou(first, gt)
+    best = np.full(len(ground_truth), -1.0)
+    np.maximum.at(best, owner, pair_iou)
+    has_pred = np.array([bool(pred) for pred in predictions])
+    has_gt = np.array([bool(gt) for gt in ground_truth])
+    return np.where(has_gt, has_pred & (best >= threshold), ~has_pred)
 
 
 def match_counts(

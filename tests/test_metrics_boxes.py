@@ -159,3 +159,9 @@ def test_defect_labels_and_accuracy():
     assert label_is_defect("bottle") is None and label_is_defect(None) is None
     pred = [[Box(0, 0, 1, 1, "bottle-defect")], [Box(0, 0, 1, 1, "bottle-defect")], [], [Box(0, 0, 1, 1)]]
     assert defect_accuracy(pred, [True, False, False, False]).tolist() == [True, False, False, False]
+
+
+def test_accuracy_at_takes_the_best_true_box_and_handles_empty_truth():
+    gt = [[Box(50, 50, 60, 60), Box(0, 0, 10, 10)], [], []]
+    pred = [[Box(0, 0, 10, 10)], [], [Box(0, 0, 1, 1)]]
+    assert accuracy_at(pred, gt).tolist() == [True, True, False]
