@@ -210,3 +210,36 @@ def bar_chart(table: pd.DataFrame, title: str, metrics: list[str] | None = None)
     ax.legend()
     fig.tight_layout()
     return fig
+
+
+def evaluate_comparison(hypotheses: list[str], references: list[list[str]]) -> pd.DataFrame | None:
+    """evaluate's hub BLEU and ROUGE-L beside ours; None (with the reason printed) when the Hub is out of reach."""
+    import evaluate
+
+    try:
+        hub_bleu, hub_rouge = evaluate.load("bleu"), evaluate.load("rouge")
+    except OSError as error:  # the metric scripts live on the Hub: offline they cannot load
+        print(
+            f"evaluate's hub metrics are unavailable here ({type(error).__name__}): only our scores are shown"
+        )
+        return None
+    ours = caption_metrics.bleu(hypotheses, references)["bleu4"]
+    rows = [
+        {"metric": "BLEU-4", "ours": ours, "evaluate": hub_bleu.compute(predictions=hypotheses, references=references)["bleu"],
+         "why they may differ": "evaluate's brevity penalty uses the shortest reference, sacrebleu's the closest"},
+        {"metric": "ROUGE-L", "ours": caption_metrics.rouge_l(hypotheses, references),
+         "evaluate": hub_rouge.compute(predictions=hypotheses, references=references)["rougeL"],
+         "why they may differ": "evaluate uses rouge-score's default tokenizer, which deletes Vietnamese letters"},
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def confidence_lines(table: pd.DataFrame) -> list[str]:
+    """One line per metric with a bootstrap interval: value, 95% CI, n; a warning when wide or n < 100."""
+    lines = []
+    for _, row in table.dropna(subset=["ci_low"]).iterrows():
+        width = row["ci_high"] - row["ci_low"]
+        warning = "  <- too few test examples to rank models on this" if width > 0.1 or row["n"] < 100 else ""
+        lines.append(f"{row['model']:>24} {row['metric']:<10} {row['value']:.3f}  95% CI [{row['ci_low']:.3f}, "
+                     f"{row['ci_high']:.3f}]  n={row['n']}{warning}")  # fmt: skip
+    return lines

@@ -1,62 +1,16 @@
 """Notebook 07's loading, scoring, tables, charts and explorer on small fixture prediction files."""
 
-import json
-
 import matplotlib
 import pytest
-from PIL import Image
 
 from helpers import caption_metrics, explorer, runtime, scoring
 
 matplotlib.use("Agg")
 
-CAPTIONS = [
-    ("c1", "một bát phở bò nóng hổi", ["bát phở bò nóng hổi", "một tô phở bò"]),
-    ("c2", "bánh mì thịt nướng", ["ổ bánh mì thịt nướng giòn"]),
-    ("c3", "bún bò Huế cay", ["tô bún bò Huế cay nồng"]),
-    ("c4", "cơm tấm sườn", ["đĩa cơm tấm sườn bì chả"]),
-]
-VQA = [
-    ("q1", "con mèo", "Con mèo.", 0),
-    ("q2", "hai", "ba", 1),
-    ("q3", "màu đỏ", "màu đỏ", 2),
-    ("q4", "trên bàn", "trên bàn", 3),
-]
 
-
-def write_jsonl(path, records):
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
-
-
-@pytest.fixture
-def folder(tmp_path):
-    write_jsonl(tmp_path / "captions_zero_shot.jsonl",
-                [{"id": i, "task": "caption", "model": "blip2-zero-shot", "prediction": "một món ăn", "references": r}
-                 for i, _, r in CAPTIONS])  # fmt: skip
-    write_jsonl(tmp_path / "captions_lora.jsonl",
-                [{"id": i, "task": "caption", "model": "blip2-lora", "prediction": p, "references": r, "dish": "pho"}
-                 for i, p, r in CAPTIONS])  # fmt: skip
-    write_jsonl(tmp_path / "vqa.jsonl",
-                [{"id": i, "task": "vqa", "model": "minigptv2-lora", "prediction": p, "references": [a], "question_type": t}
-                 for i, p, a, t in VQA])  # fmt: skip
-    (tmp_path / "images").mkdir()
-    boxes = []
-    for k, (truth, broken) in enumerate([("<p>bottle-defect</p>{<10><10><50><50>}", True),
-                                         ("<p>bottle-not-defect</p>{<0><0><100><100>}", False)]):  # fmt: skip
-        Image.new("RGB", (64, 48), "gray").save(
-            tmp_path / "images" / "000.png" if k == 0 else tmp_path / "images" / "b.png"
-        )
-        common = {"id": f"bottle/test/{k}/000.png", "task": "boxes", "references": [truth], "is_broken": broken,
-                  "image_path": "images/000.png" if k == 0 else "images/b.png", "width": 64, "height": 48}  # fmt: skip
-        boxes.append({**common, "model": "minigptv2-lora", "prediction": truth})
-        boxes.append({**common, "model": "minigptv2-stage3", "prediction": "tôi không biết <unk>"})
-    write_jsonl(tmp_path / "boxes.jsonl", boxes)
-    return tmp_path
-
-
-def test_load_predictions_reads_every_file(folder):
-    frame = scoring.load_predictions(folder)
-    assert len(frame) == 2 * len(CAPTIONS) + len(VQA) + 4
+def test_load_predictions_reads_every_file(prediction_folder):
+    frame = scoring.load_predictions(prediction_folder)
+    assert len(frame) == 2 * 4 + 4 + 4
     assert set(frame["file"]) == {
         "captions_zero_shot.jsonl",
         "captions_lora.jsonl",
@@ -67,9 +21,9 @@ def test_load_predictions_reads_every_file(folder):
 
 
 def test_missing_task_names_its_notebook(tmp_path):
-    write_jsonl(
-        tmp_path / "c.jsonl",
-        [{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": ["x"]}],
+    (tmp_path / "c.jsonl").write_text(
+        '{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": ["x"]}\n',
+        encoding="utf-8",
     )
     missing = scoring.missing_tasks(scoring.load_predictions(tmp_path))
     assert set(missing) == {"vqa", "boxes"} and "notebook 06" in missing["boxes"]
@@ -113,22 +67,23 @@ def test_model_stage():
     assert scoring.model_stage("mystery") == "unknown"
 
 
-def test_score_captions_uses_the_metric_functions(folder):
-    frame = scoring.load_predictions(folder)
+def test_score_captions_uses_the_metric_functions(prediction_folder):
+    frame = scoring.load_predictions(prediction_folder)
     table, examples = scoring.score_captions(frame)
     lora = table[table["model"] == "blip2-lora"].set_index("metric")
-    hyps, refs = [p for _, p, _ in CAPTIONS], [r for _, _, r in CAPTIONS]
+    rows = frame[frame["model"] == "blip2-lora"]
+    hyps, refs = rows["prediction"].tolist(), rows["references"].tolist()
     assert lora.loc["bleu2", "value"] == pytest.approx(caption_metrics.bleu(hyps, refs)["bleu2"])
     assert lora.loc["cider_d", "value"] == pytest.approx(caption_metrics.cider_d(hyps, refs)[0])
     assert lora.loc["bleu4", "ci_low"] <= lora.loc["bleu4", "value"] <= lora.loc["bleu4", "ci_high"]
     assert set(table["stage"]) == {"pre-trained", "fine-tuned"}
     zero = table[table["model"] == "blip2-zero-shot"].set_index("metric")
     assert zero.loc["rougeL", "value"] < lora.loc["rougeL", "value"]
-    assert len(examples) == 2 * len(CAPTIONS) and examples["correct"].dtype == bool
+    assert len(examples) == 2 * 4 and examples["correct"].dtype == bool
 
 
-def test_score_vqa_overall_and_by_type(folder):
-    table, by_type, examples = scoring.score_vqa(scoring.load_predictions(folder))
+def test_score_vqa_overall_and_by_type(prediction_folder):
+    table, by_type, examples = scoring.score_vqa(scoring.load_predictions(prediction_folder))
     row = table.set_index("metric").loc["accuracy"]
     assert row["value"] == 0.75 and row["n"] == 4 and row["ci_low"] <= 0.75 <= row["ci_high"]
     assert by_type.set_index("question_type")["accuracy"].to_dict() == {
@@ -136,8 +91,8 @@ def test_score_vqa_overall_and_by_type(folder):
     assert examples["correct"].tolist() == [True, False, True, True]
 
 
-def test_score_boxes_counts_unparseable_outputs_as_misses(folder):
-    table, per_class, examples = scoring.score_boxes(scoring.load_predictions(folder))
+def test_score_boxes_counts_unparseable_outputs_as_misses(prediction_folder):
+    table, per_class, examples = scoring.score_boxes(scoring.load_predictions(prediction_folder))
     values = table.pivot_table(index="metric", columns="model", values="value")
     assert values.loc["parsed"].to_dict() == {"minigptv2-lora": 1.0, "minigptv2-stage3": 0.0}
     for metric in ("acc@0.5", "AP@0.5", "mAP@[.5:.95]", "f1@0.5", "defect_accuracy"):
@@ -147,8 +102,8 @@ def test_score_boxes_counts_unparseable_outputs_as_misses(folder):
     assert examples["id"].nunique() == 2  # both "000.png" images kept apart
 
 
-def test_side_by_side_keeps_published_numbers_apart(folder):
-    table, _, _ = scoring.score_vqa(scoring.load_predictions(folder))
+def test_side_by_side_keeps_published_numbers_apart(prediction_folder):
+    table, _, _ = scoring.score_vqa(scoring.load_predictions(prediction_folder))
     published = scoring.load_published(runtime.DATA_DIR / "published_results.json")
     wide = scoring.side_by_side(table, published, "vqa")
     assert "minigptv2-lora (fine-tuned)" in wide.columns
@@ -156,21 +111,40 @@ def test_side_by_side_keeps_published_numbers_apart(folder):
     assert wide.loc["accuracy", "published: seed 001 (pre-trained, test)"] == 0.0086
 
 
-def test_bar_chart_draws_one_bar_per_model_and_metric(folder):
-    table, _ = scoring.score_captions(scoring.load_predictions(folder))
+def test_bar_chart_draws_one_bar_per_model_and_metric(prediction_folder):
+    table, _ = scoring.score_captions(scoring.load_predictions(prediction_folder))
     fig = scoring.bar_chart(table, "captions", ["bleu4", "rougeL", "cider_d"])
     assert len(fig.axes[0].patches) == 2 * 3
 
 
-def test_explorer_shows_errors_and_draws_boxes(folder):
-    frame = scoring.load_predictions(folder)
+def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
+    frame = scoring.load_predictions(prediction_folder)
     examples = {"caption": scoring.score_captions(frame)[1], "boxes": scoring.score_boxes(frame)[2]}
     wrong = explorer.filtered(examples, "boxes", "minigptv2-stage3", errors_only=True)
     assert len(wrong) == 2
     assert explorer.filtered(examples, "boxes", "minigptv2-lora", errors_only=True).empty
     record = explorer.filtered(examples, "boxes", "minigptv2-lora", errors_only=False).iloc[0]
-    fig = explorer.draw_example(record, "boxes", folder)
+    fig = explorer.draw_example(record, "boxes", prediction_folder)
     assert len(fig.axes[0].patches) == 2  # one true and one predicted box
     assert "parser: no {<x1><y1><x2><y2>} box" in explorer.describe(wrong.iloc[0], "boxes")
-    assert explorer.draw_example(examples["caption"].iloc[0], "caption", folder) is None  # no image stored
-    assert explorer.explorer(examples, folder).children
+    assert (
+        explorer.draw_example(examples["caption"].iloc[0], "caption", prediction_folder) is None
+    )  # no image stored
+    assert explorer.explorer(examples, prediction_folder).children
+
+
+def test_evaluate_comparison_says_when_the_hub_is_out_of_reach(monkeypatch, capsys):
+    import evaluate
+
+    def offline(name):
+        raise FileNotFoundError(f"Couldn't find a module script at {name}/{name}.py")
+
+    monkeypatch.setattr(evaluate, "load", offline)
+    assert scoring.evaluate_comparison(["phở bò"], [["phở bò"]]) is None
+    assert "unavailable here (FileNotFoundError)" in capsys.readouterr().out
+
+
+def test_confidence_lines_warn_about_small_test_sets(prediction_folder):
+    table, _, _ = scoring.score_vqa(scoring.load_predictions(prediction_folder))
+    (line,) = scoring.confidence_lines(table)
+    assert "accuracy" in line and "n=4" in line and "too few test examples" in line
