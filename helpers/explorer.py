@@ -23,6 +23,8 @@ def resolve_image(record: pd.Series, folder: Path) -> Path | None:
 def describe(record: pd.Series, task: str) -> str:
     """Reference(s), prediction and verdict of one example as text."""
     lines = [f"id: {record['id']}  ({'correct' if record['correct'] else 'error'})"]
+    if isinstance(record.get("question"), str):
+        lines.append(f"question: {record['question']}")
     lines += [f"reference: {ref}" for ref in record["references"]]
     lines.append(f"prediction: {record['prediction']}")
     if task == "caption":

@@ -35,7 +35,8 @@ def prediction_folder(tmp_path):
                 [{"id": i, "task": "caption", "model": "blip2-lora", "prediction": p, "references": r, "dish": "pho"}
                  for i, p, r in CAPTIONS])  # fmt: skip
     write_jsonl(folder / "vqa.jsonl",
-                [{"id": i, "task": "vqa", "model": "minigptv2-lora", "prediction": p, "references": [a], "question_type": t}
+                [{"id": i, "task": "vqa", "model": "minigptv2-lora", "prediction": p, "references": [a], "question_type": t,
+                  "question": "đây là gì?"}
                  for i, p, a, t in VQA])  # fmt: skip
     (folder / "images").mkdir()
     boxes = []

@@ -25,7 +25,7 @@ FRAGMENTS = ["<p>", "</p>", "{", "}", "<", ">", "<delim>", "<unk>", "-", "0", "7
 OUTPUTS = st.one_of(st.text(max_size=200), st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1500, deadline=None, database=None)
 @given(OUTPUTS)
 def test_parser_never_raises_and_always_explains(text):
     parsed = parse_boxes(text)
@@ -34,7 +34,7 @@ def test_parser_never_raises_and_always_explains(text):
         assert 0 <= box.x1 <= box.x2 <= 100 and 0 <= box.y1 <= box.y2 <= 100
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, database=None)
 @given(
     st.lists(
         st.tuples(

@@ -131,6 +131,8 @@ def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
         explorer.draw_example(examples["caption"].iloc[0], "caption", prediction_folder) is None
     )  # no image stored
     assert explorer.explorer(examples, prediction_folder).children
+    examples["vqa"] = scoring.score_vqa(frame)[2]
+    assert "question: đây là gì?" in explorer.describe(examples["vqa"].iloc[1], "vqa")
 
 
 def test_evaluate_comparison_says_when_the_hub_is_out_of_reach(monkeypatch, capsys):
