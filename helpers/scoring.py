@@ -132,9 +132,17 @@ def truth_boxes(record: pd.Series) -> list[box_metrics.Box]:
     """Ground-truth boxes (grid units) from `gt_boxes` when present, else parsed from the references."""
     gt = record.get("gt_boxes")
     if isinstance(gt, list):
-        return [
-            box_metrics.Box(*map(float, g["bbox"]), box_metrics.normalize_label(g.get("label"))) for g in gt
-        ]
+        boxes = []
+        for g in gt:
+            bbox = g.get("bbox") if isinstance(g, dict) else None
+            if not (
+                isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)
+            ):
+                raise ValueError(
+                    f"{record['file']}: id {record['id']!r}: each 'gt_boxes' item needs 'bbox': [x1, y1, x2, y2]"
+                )
+            boxes.append(box_metrics.Box(*map(float, bbox), box_metrics.normalize_label(g.get("label"))))
+        return boxes
     boxes = [b for ref in record["references"] for b in box_metrics.parse_boxes(ref).boxes]
     if not boxes:
         raise ValueError(
@@ -145,8 +153,8 @@ def truth_boxes(record: pd.Series) -> list[box_metrics.Box]:
 
 def _truth_is_defect(record: pd.Series, gt: list[box_metrics.Box]) -> bool | None:
     broken = record.get("is_broken")
-    if isinstance(broken, bool):
-        return broken
+    if isinstance(broken, bool | np.bool_):
+        return bool(broken)
     return box_metrics.label_is_defect(gt[0].label) if gt else None
 
 

@@ -1,5 +1,7 @@
 """Notebook 07's loading, scoring, tables, charts and explorer on small fixture prediction files."""
 
+import json
+
 import matplotlib
 import pytest
 
@@ -150,3 +152,17 @@ def test_confidence_lines_warn_about_small_test_sets(prediction_folder):
     table, _, _ = scoring.score_vqa(scoring.load_predictions(prediction_folder))
     (line,) = scoring.confidence_lines(table)
     assert "accuracy" in line and "n=4" in line and "too few test examples" in line
+
+
+def test_boxes_read_gt_boxes_and_is_broken_when_given(tmp_path):
+    line = {"id": "a/000.png", "task": "boxes", "model": "m-lora", "references": ["ignored"], "is_broken": True,
+            "prediction": "<p>cable-defect</p>{<10><10><20><20>}",
+            "gt_boxes": [{"label": "cable-defect", "bbox": [10, 10, 20, 20]}]}  # fmt: skip
+    (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    table, _, _ = scoring.score_boxes(scoring.load_predictions(tmp_path))
+    values = table.set_index("metric")["value"]
+    assert values["AP@0.5"] == pytest.approx(1.0) and values["defect_accuracy"] == 1.0
+    line["gt_boxes"] = [{"label": "cable-defect", "box": [1, 2, 3, 4]}]
+    (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"b.jsonl: id 'a/000.png': each 'gt_boxes' item needs 'bbox'"):
+        scoring.score_boxes(scoring.load_predictions(tmp_path))
