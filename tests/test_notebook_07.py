@@ -23,4 +23,5 @@ def test_notebook_scores_every_task_when_predictions_exist(prediction_folder, mo
         "published: seed 000 (fine-tuned, train)" in text and "published: seed 001 (fine-tuned, test)" in text
     )
     assert "bottle-not-defect" in text  # per-class AP table
+    assert "\ndish" in text and "pho " in text  # per-dish ROUGE-L table
     assert "too few test examples" in text
