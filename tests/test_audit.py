@@ -7,15 +7,6 @@ def test_blip2_seed_printout_exact():
     )
 
 
-def test_minigpt_v2_counts():
-    counts = audit.minigpt_v2_counts()
-    assert counts["lora"] == 33_554_432
-    assert counts["llama_proj"] == 23_072_768
-    assert counts["llm_base"] == 6_738_415_616  # Llama-2-7b
-    # EVA ViT-g: 39 blocks of 1408 wide plus a 32x32+1 position table at 448 px.
-    assert counts["vision"] == 987_033_600
-
-
 def test_memory_plan_is_labelled_and_checkpointing_saves_memory():
     table = audit.memory_plan_table()
     assert "ESTIMATE" in table and "Estimate only" in table

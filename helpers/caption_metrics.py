@@ -1,0 +1,140 @@
+"""Caption metrics over lists: corpus BLEU-1..4, ROUGE-L, CIDEr-D and optional METEOR, several references each.
+
+Every function takes `hypotheses: list[str]` (one per image) and `references: list[list[str]]`
+(one or more per image). Scores are fractions in [0, 1], except CIDEr-D (0-10, pycocoevalcap's scale).
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import unicodedata
+from collections.abc import Sequence
+
+import numpy as np
+from pycocoevalcap.cider.cider_scorer import CiderScorer
+from rouge_score import rouge_scorer
+from sacrebleu.metrics import BLEU
+
+WORD = re.compile(r"\w+")
+MAX_ORDER = 4
+
+
+def check_pairs(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> None:
+    """Raise a clear error when the lists differ in length, are empty or an image has no reference."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
+    if not hypotheses:
+        raise ValueError("no captions to score")
+    for i, refs in enumerate(references):
+        if isinstance(refs, str) or not refs:
+            raise ValueError(f"item {i}: references must be a non-empty list of strings, got {refs!r}")
+    for i, hyp in enumerate(hypotheses):
+        if not isinstance(hyp, str):
+            raise ValueError(f"item {i}: hypothesis must be a string, got {type(hyp).__name__}")
+
+
+def nfc(text: str) -> str:
+    """Unicode NFC: Vietnamese typed on different keyboards mixes composed and decomposed accents."""
+    return unicodedata.normalize("NFC", text)
+
+
+def tokenize_vi(text: str) -> list[str]:
+    """Lower-case word tokens that keep Vietnamese letters (NFC, casefold, Unicode `\\w+` runs)."""
+    return WORD.findall(nfc(nfc(text).casefold()))
+
+
+class VietnameseTokenizer:
+    """rouge-score tokenizer that keeps Vietnamese letters (the default one deletes every non-ASCII letter)."""
+
+    def tokenize(self, text: str) -> list[str]:
+        return tokenize_vi(text)
+
+
+def bleu_statistics(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per-caption BLEU sufficient statistics (sys_len, ref_len, 4 matches, 4 totals) from sacrebleu."""
+    check_pairs(hypotheses, references)
+    width = max(len(refs) for refs in references)
+    # sacrebleu takes reference *streams*; None pads images that have fewer references.
+    streams = [[nfc(refs[k]) if k < len(refs) else None for refs in references] for k in range(width)]
+    # The same (private) statistics call sacrebleu's own paired bootstrap uses.
+    stats = BLEU(max_ngram_order=MAX_ORDER)._extract_corpus_statistics([nfc(h) for h in hypotheses], streams)
+    return np.asarray(stats, dtype=np.int64)
+
+
+def bleu_from_statistics(stats: np.ndarray) -> dict[str, float]:
+    """BLEU-1..4 in [0, 1] from summed (or per-caption) statistics, closest reference length as sacrebleu."""
+    total = np.asarray(stats).reshape(-1, 2 + 2 * MAX_ORDER).sum(axis=0)
+    sys_len, ref_len = int(total[0]), int(total[1])
+    correct, counts = total[2 : 2 + MAX_ORDER].tolist(), total[2 + MAX_ORDER :].tolist()
+    return {
+        f"bleu{n}": BLEU.compute_bleu(correct[:n], counts[:n], sys_len, ref_len, max_ngram_order=n).score
+        / 100
+        for n in range(1, MAX_ORDER + 1)
+    }
+
+
+def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict[str, float]:
+    """Corpus BLEU-1..4 (sacrebleu, 13a tokens, no smoothing; brevity penalty uses the closest reference length)."""
+    return bleu_from_statistics(bleu_statistics(hypotheses, references))
+
+
+def rouge_l_per_caption(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """ROUGE-L F-measure of each caption against its best reference (rouge-score, Vietnamese tokenizer)."""
+    check_pairs(hypotheses, references)
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=VietnameseTokenizer())
+    return np.array(
+        [
+            scorer.score_multi(list(refs), hyp)["rougeL"].fmeasure
+            for hyp, refs in zip(hypotheses, references, strict=True)
+        ]
+    )
+
+
+def rouge_l(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Mean ROUGE-L F-measure over captions."""
+    return float(rouge_l_per_caption(hypotheses, references).mean())
+
+
+def cider_d(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, np.ndarray]:
+    """CIDEr-D of the whole corpus and per caption, through pycocoevalcap's CiderScorer on our tokens.
+
+    Document frequencies come from this corpus's references, so a one-image corpus scores 0.
+    """
+    check_pairs(hypotheses, references)
+    scorer = CiderScorer(n=4, sigma=6.0)
+    for hyp, refs in zip(hypotheses, references, strict=True):
+        scorer += (" ".join(tokenize_vi(hyp)), [" ".join(tokenize_vi(r)) for r in refs])
+    corpus, per_caption = scorer.compute_score()
+    return float(corpus), np.asarray(per_caption, dtype=float)
+
+
+def meteor_available() -> bool:
+    """METEOR runs pycocoevalcap's Java jar: available only when `java` is on the PATH."""
+    return shutil.which("java") is not None
+
+
+def meteor(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float | None:
+    """Corpus METEOR 1.5 (English resources, so exact matches only count for Vietnamese); None without Java."""
+    check_pairs(hypotheses, references)
+    if not meteor_available():
+        return None
+    from pycocoevalcap.meteor.meteor import Meteor  # starts a JVM on construction
+
+    scorer = Meteor()
+    tokens = {i: [" ".join(tokenize_vi(r)) for r in refs] for i, refs in enumerate(references)}
+    hyps = {i: [" ".join(tokenize_vi(h))] for i, h in enumerate(hypotheses)}
+    score, _ = scorer.compute_score(tokens, hyps)
+    return float(score)
+
+
+def caption_scores(
+    hypotheses: Sequence[str], references: Sequence[Sequence[str]], with_meteor: bool = False
+) -> dict[str, float | None]:
+    """BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR when asked; None when Java is missing) of one corpus."""
+    scores: dict[str, float | None] = dict(bleu(hypotheses, references))
+    scores["rougeL"] = rouge_l(hypotheses, references)
+    scores["cider_d"] = cider_d(hypotheses, references)[0]
+    if with_meteor:
+        scores["meteor"] = meteor(hypotheses, references)
+    return scores

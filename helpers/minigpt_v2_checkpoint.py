@@ -1,0 +1,217 @@
+"""The released MiniGPT-v2 stage-3 checkpoint: download, verify, map peft-0.2.0 names, load strictly.
+
+Notebook-facing API:
+
+    model, tokenizer, image_processor, report = load_stage3_model()   # all of it, for the running profile
+    path = download_stage3_checkpoint()                 # gdown to output_dir("checkpoints"); verifies the file
+    report = load_official_checkpoint(peft_model, path) # raises on any missing/unexpected tensor
+    print(report)                                       # e.g. "130 tensors loaded (128 LoRA, 2 llama_proj) ..."
+
+Fine-tuned weights are saved and reloaded with peft itself: `peft_model.save_pretrained(folder)` writes only
+the LoRA and llama_proj tensors; `PeftModel.from_pretrained(fresh_model, folder)` brings them back.
+"""
+
+from __future__ import annotations
+
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+from helpers import runtime, tiny_models
+from helpers.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
+from helpers.minigpt_v2_prompts import make_image_processor
+
+STAGE3_DRIVE_ID = "1HkoUUrjzFGn33cSiUkI-KcT-zysCynAz"
+STAGE3_FILENAME = "checkpoint_stage3.pth"
+MIN_STAGE3_BYTES = 100_000_000  # its 130 tensors alone are 113 MB even in fp16
+# peft 0.2.0 names as saved by the original runner: no `.default.` adapter segment.
+_OFFICIAL_LORA = re.compile(
+    r"llama_model\.base_model\.model\.(model\.layers\.\d+\.self_attn\.(?:q_proj|v_proj)\.lora_[AB])\.weight"
+)
+_OFFICIAL_PROJ = re.compile(r"llama_proj\.(weight|bias)")
+# Non-learned rotary buffers that transformers 4.30 kept in state_dict; today's Llama recomputes them.
+_ROTARY_BUFFER = re.compile(r".*\.rotary_emb\.inv_freq")
+FULL_VISION_SOURCE = "Salesforce/blip2-opt-2.7b"  # not the -coco variants: their ViT was fine-tuned
+FULL_LLM_SOURCE = "meta-llama/Llama-2-7b-chat-hf"  # gated: accept the licence on the hub, set HF_TOKEN
+SMOKE_IMAGE_SIZE = 32  # the tiny tower is trained at 16 px; run at twice that, like 224 -> 448 px
+
+
+def download_stage3_checkpoint(destination: Path | None = None) -> Path:
+    """Fetch checkpoint_stage3.pth from Google Drive with gdown (skipped when a verified copy is there).
+
+    The download goes to a `.part` file that is renamed only once verified, so a Drive error page never
+    takes the checkpoint's place.
+    """
+    destination = destination or runtime.output_dir("checkpoints") / STAGE3_FILENAME
+    if not destination.exists():
+        import gdown
+        from gdown.exceptions import DownloadError, FileURLRetrievalError
+
+        partial = destination.with_name(destination.name + ".part")
+        try:
+            gdown.download(id=STAGE3_DRIVE_ID, output=str(partial), quiet=False, resume=True)
+        except (DownloadError, FileURLRetrievalError) as error:
+            raise RuntimeError(
+                f"Google Drive refused the download ({error}); {_manual_hint(destination)}"
+            ) from error
+        verify_stage3_file(partial, destination)
+        partial.rename(destination)
+    verify_stage3_file(destination)
+    return destination
+
+
+def _manual_hint(destination: Path) -> str:
+    return (
+        f"download it by hand from https://drive.google.com/file/d/{STAGE3_DRIVE_ID} (Drive often answers"
+        f" 'Too many users have viewed or downloaded this file recently') and put it at {destination}"
+    )
+
+
+def verify_stage3_file(path: Path, destination: Path | None = None) -> None:
+    """Raise with instructions when the file is absent, too small or not a torch zip (e.g. a Drive quota page)."""
+    manual = _manual_hint(destination or path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: {manual}")
+    size = path.stat().st_size
+    if size < MIN_STAGE3_BYTES or not zipfile.is_zipfile(path):
+        raise ValueError(
+            f"{path} ({size:,} bytes) is not the stage-3 checkpoint (too small or not a torch file): {manual}"
+        )
+
+
+def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """The `model` state dict of an original MiniGPT-v2 checkpoint, read with torch.load(weights_only=True)."""
+    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
+    if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
+        raise ValueError(f"{path}: expected {{'model': state_dict}} of tensors")
+    return state_dict
+
+
+def official_to_peft_names(
+    state_dict: dict[str, torch.Tensor], adapter: str = "default"
+) -> tuple[dict, list, list]:
+    """Rename official keys to the peft-wrapped model's; returns (renamed, unexpected keys, ignored rotary buffers)."""
+    renamed, unexpected, ignored = {}, [], []
+    for key, tensor in state_dict.items():
+        if match := _OFFICIAL_LORA.fullmatch(key):
+            renamed[f"base_model.model.language_model.{match[1]}.{adapter}.weight"] = tensor
+        elif match := _OFFICIAL_PROJ.fullmatch(key):
+            renamed[f"base_model.model.llama_proj.modules_to_save.{adapter}.{match[1]}"] = tensor
+        elif _ROTARY_BUFFER.fullmatch(key):
+            ignored.append(key)
+        else:
+            unexpected.append(key)
+    return renamed, unexpected, ignored
+
+
+@dataclass
+class LoadReport:
+    """What load_official_checkpoint loaded."""
+
+    lora: int
+    projection: int
+    ignored_buffers: int
+
+    def __str__(self) -> str:
+        return (
+            f"{self.lora + self.projection} tensors loaded ({self.lora} LoRA, {self.projection} llama_proj),"
+            f" 0 missing, 0 unexpected, {self.ignored_buffers} rotary buffers ignored (recomputed by transformers)"
+        )
+
+
+def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, torch.Tensor]) -> LoadReport:
+    """Load an original-format checkpoint (file or state dict) into a model from attach_lora.
+
+    Raises on any missing, unexpected or reshaped tensor, with counts; loads nothing in that case.
+    """
+    state_dict = source if isinstance(source, dict) else read_official_state_dict(Path(source))
+    renamed, unexpected, ignored = official_to_peft_names(state_dict)
+    trainable = {name: param for name, param in model.named_parameters() if param.requires_grad}
+    missing = sorted(set(trainable) - set(renamed))
+    unexpected += sorted(set(renamed) - set(trainable))
+    mismatched = [
+        f"{name} {tuple(renamed[name].shape)} vs {tuple(trainable[name].shape)}"
+        for name in set(renamed) & set(trainable)
+        if renamed[name].shape != trainable[name].shape
+    ]
+    if missing or unexpected or mismatched:
+        raise ValueError(
+            f"checkpoint does not match the model: {len(state_dict)} tensors in the checkpoint,"
+            f" {len(trainable)} trainable tensors in the model; {len(missing)} missing {missing[:3]},"
+            f" {len(unexpected)} unexpected {unexpected[:3]}, {len(mismatched)} with other shapes {mismatched[:3]}"
+        )
+    with torch.no_grad():
+        for name, tensor in renamed.items():
+            trainable[name].copy_(tensor)
+    projection = sum(1 for name in renamed if ".llama_proj." in name)
+    return LoadReport(lora=len(renamed) - projection, projection=projection, ignored_buffers=len(ignored))
+
+
+def synthetic_stage3_state_dict(config, lora_r: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random tensors under the released checkpoint's exact names and shapes for `config` (smoke stand-in).
+
+    Names are the original runner's: `llama_proj.*` and peft-0.2.0 `llama_model.base_model.model...lora_A.weight`.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    hidden = config.text_config.hidden_size
+    vision_in = config.vision_config.hidden_size * config.tokens_per_group
+    shapes = {"llama_proj.weight": (hidden, vision_in), "llama_proj.bias": (hidden,)}
+    for layer in range(config.text_config.num_hidden_layers):
+        for proj in ("q_proj", "v_proj"):
+            stem = f"llama_model.base_model.model.model.layers.{layer}.self_attn.{proj}"
+            shapes[f"{stem}.lora_A.weight"] = (lora_r, hidden)
+            shapes[f"{stem}.lora_B.weight"] = (hidden, lora_r)
+    return {name: torch.randn(shape, generator=generator) * 0.02 for name, shape in shapes.items()}
+
+
+def write_synthetic_stage3(config, path: Path, lora_r: int = 64, seed: int = 0) -> Path:
+    """Save a synthetic checkpoint the way the original runner does: torch.save({"model": ..., "epoch": ...})."""
+    torch.save({"model": synthetic_stage3_state_dict(config, lora_r, seed), "epoch": 0}, path)
+    return path
+
+
+def load_stage3_model(
+    profile: str | None = None, bits: int = 8, gradient_checkpointing: bool = False
+) -> tuple[PeftModel, PreTrainedTokenizerBase, BlipImageProcessorPil, LoadReport]:
+    """MiniGPT-v2 with stage-3 weights, ready to evaluate or fine-tune: (model, tokenizer, image processor, report).
+
+    full: BLIP-2's ViT + Llama-2-7b-chat in `bits` on the GPU and the released checkpoint (gdown);
+    smoke: the tiny models of the same classes, 8/4-bit on CPU, and a synthetic checkpoint with the original names.
+    """
+    profile = profile or runtime.get_profile()
+    device, dtype = runtime.pick_device_dtype()
+    if profile == "full":
+        vision, llm, image_size, token = FULL_VISION_SOURCE, FULL_LLM_SOURCE, 448, runtime.hf_token()
+    else:
+        vision, llm, image_size, token = (
+            tiny_models.build_tiny_vision_tower(),
+            tiny_models.build_tiny_llama(),
+            SMOKE_IMAGE_SIZE,
+            None,
+        )
+    model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
+        vision,
+        llm,
+        image_size=image_size,
+        quantization_config=llm_quantization_config(bits, compute_dtype=dtype),
+        device_map={"": torch.cuda.current_device() if device.type == "cuda" else "cpu"},
+        dtype=dtype,
+        token=token,
+    )
+    peft_model = attach_lora(model, gradient_checkpointing=gradient_checkpointing)
+    if profile == "full":
+        checkpoint = download_stage3_checkpoint()
+    else:
+        checkpoint = write_synthetic_stage3(
+            model.config, runtime.output_dir("checkpoints") / "synthetic_stage3.pth"
+        )
+    report = load_official_checkpoint(peft_model, checkpoint)
+    tokenizer = AutoTokenizer.from_pretrained(llm, token=token)
+    return peft_model, tokenizer, make_image_processor(image_size), report

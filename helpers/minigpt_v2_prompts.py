@@ -1,0 +1,188 @@
+"""MiniGPT-v2 prompts, labels, batching, image processing and greedy generation, as in the original.
+
+Notebook-facing API:
+
+    prompt = build_prompt("vqa", "Món ăn này là gì?")   # [INST] <Img><ImageHere></Img> [vqa] ... [/INST]
+    collator = MiniGPTv2Collator(tokenizer, make_image_processor(448), model.config.num_image_tokens)
+    batch = collator([{"image": pil, "task": "vqa", "instruction": q, "answer": a}, ...])   # Trainer-ready
+    answers = generate_answers(model, tokenizer, pixel_values, [prompt, ...], max_new_tokens=20)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from transformers import PreTrainedTokenizerBase
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
+from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+from helpers.minigpt_v2 import IMAGE_TOKEN_ID
+
+TASKS = ("vqa", "caption", "grounding", "refer", "identify", "detection")
+IMAGE_PLACEHOLDER = "<ImageHere>"
+IGNORE_INDEX = -100
+
+
+def build_prompt(task: str, instruction: str) -> str:
+    """The chat-template prompt `[INST] <Img><ImageHere></Img> [task] instruction [/INST]`."""
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r}; MiniGPT-v2 knows {', '.join(TASKS)}")
+    return f"[INST] <Img>{IMAGE_PLACEHOLDER}</Img> [{task}] {instruction.strip()} [/INST]"
+
+
+def make_image_processor(image_size: int = 448) -> BlipImageProcessorPil:
+    """Resize to image_size² bicubic (no aspect kept, no crop/flip), scale to [0, 1], CLIP mean/std.
+
+    The PIL backend of BlipImageProcessor: the original's torchvision Resize on PIL images is PIL's bicubic too.
+    """
+    return BlipImageProcessorPil(
+        size={"height": image_size, "width": image_size},
+        resample=PILImageResampling.BICUBIC,
+        image_mean=OPENAI_CLIP_MEAN,
+        image_std=OPENAI_CLIP_STD,
+        do_convert_rgb=True,
+    )
+
+
+def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
+    """The tokenizer's pad id, else unk (Llama-2 has no pad token; padded positions are masked anyway)."""
+    for candidate in (tokenizer.pad_token_id, tokenizer.unk_token_id, tokenizer.eos_token_id):
+        if candidate is not None:
+            return candidate
+    raise ValueError("tokenizer has no pad, unk or eos token to pad with")
+
+
+def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, num_image_tokens: int) -> list[int]:
+    """[BOS] + tokens before <ImageHere> + IMAGE_TOKEN_ID × num_image_tokens + tokens after.
+
+    Each piece is tokenized on its own without special tokens, as the original's prompt_wrap does.
+    """
+    pieces = prompt.split(IMAGE_PLACEHOLDER)
+    if len(pieces) != 2:
+        raise ValueError(f"prompt must contain {IMAGE_PLACEHOLDER} exactly once: {prompt!r}")
+    before, after = (tokenizer(piece, add_special_tokens=False)["input_ids"] for piece in pieces)
+    return [tokenizer.bos_token_id, *before, *([IMAGE_TOKEN_ID] * num_image_tokens), *after]
+
+
+def encode_example(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    answer: str,
+    num_image_tokens: int,
+    max_txt_len: int = 1024,
+) -> dict[str, list[int]]:
+    """input_ids and labels for one training example: labels are the answer + `</s>`, −100 elsewhere.
+
+    The answer (with `</s>`) is cut to max_txt_len tokens, like the original's `truncation=True`.
+    """
+    prompt_ids = encode_prompt(tokenizer, prompt, num_image_tokens)
+    answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_txt_len]
+    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids}
+
+
+def pad_sequences(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
+    """Stack int lists into (B, max_len), padding on the right (training) or the left (batched generation)."""
+    width = max(len(row) for row in rows)
+    padded = [
+        row + [value] * (width - len(row)) if side == "right" else [value] * (width - len(row)) + row
+        for row in rows
+    ]
+    return torch.tensor(padded, dtype=torch.long)
+
+
+def attention_mask_for(rows: list[list[int]], side: str) -> torch.Tensor:
+    """1 on real positions, 0 on padding, for rows padded by pad_sequences on `side`."""
+    return pad_sequences([[1] * len(row) for row in rows], 0, side)
+
+
+@dataclass
+class MiniGPTv2Collator:
+    """Trainer data collator: rows with image, task, instruction, answer -> right-padded training batch."""
+
+    tokenizer: PreTrainedTokenizerBase
+    image_processor: BlipImageProcessorPil
+    num_image_tokens: int
+    max_txt_len: int = 1024
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        encoded = []
+        for number, row in enumerate(rows):
+            missing = [field for field in ("image", "task", "instruction", "answer") if field not in row]
+            if missing:
+                raise KeyError(f"batch row {number} lacks field(s) {', '.join(missing)}")
+            prompt = build_prompt(row["task"], row["instruction"])
+            encoded.append(
+                encode_example(self.tokenizer, prompt, row["answer"], self.num_image_tokens, self.max_txt_len)
+            )
+        ids = [item["input_ids"] for item in encoded]
+        return {
+            "pixel_values": self.pixel_values([row["image"] for row in rows]),
+            "input_ids": pad_sequences(ids, pad_token_id(self.tokenizer), "right"),
+            "attention_mask": attention_mask_for(ids, "right"),
+            "labels": pad_sequences([item["labels"] for item in encoded], IGNORE_INDEX, "right"),
+        }
+
+    def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
+        """(B, 3, S, S) float tensor from PIL images."""
+        return self.image_processor(images, return_tensors="pt")["pixel_values"]
+
+
+def clean_answer(tokenizer: PreTrainedTokenizerBase, token_ids: torch.Tensor) -> str:
+    """The original's post-processing: drop a leading id 0, decode without specials, cut at </s>, after [/INST]."""
+    if len(token_ids) and int(token_ids[0]) == 0:
+        token_ids = token_ids[1:]
+    text = tokenizer.decode(token_ids, skip_special_tokens=True)
+    text = text.split("</s>")[0].replace("<s>", "")
+    return text.split("[/INST]")[-1].strip()
+
+
+@torch.no_grad()
+def generate_answers(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    pixel_values: torch.Tensor,
+    prompts: list[str],
+    max_new_tokens: int = 20,
+) -> list[str]:
+    """Greedy answers for a batch (left-padded, one image per prompt); works on the model or its peft wrapper.
+
+    Runs in eval mode (no LoRA dropout) and restores the previous mode afterwards.
+    """
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if len(prompts) != pixel_values.shape[0]:
+        raise ValueError(f"{len(prompts)} prompts for {pixel_values.shape[0]} images")
+    was_training = model.training
+    model.eval()
+    try:
+        return _greedy(base, tokenizer, pixel_values, prompts, max_new_tokens)
+    finally:
+        model.train(was_training)
+
+
+def _greedy(
+    base: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    pixel_values: torch.Tensor,
+    prompts: list[str],
+    max_new_tokens: int,
+) -> list[str]:
+    """Left-pad the prompts, splice the images, decode greedily, post-process."""
+    rows = [encode_prompt(tokenizer, prompt, base.config.num_image_tokens) for prompt in prompts]
+    device = base.get_input_embeddings().weight.device
+    input_ids = pad_sequences(rows, pad_token_id(tokenizer), "left").to(device)
+    attention_mask = attention_mask_for(rows, "left").to(device)
+    inputs_embeds = base.embed_inputs(pixel_values.to(device), input_ids)
+    outputs = base.language_model.generate(
+        inputs_embeds=inputs_embeds,
+        attention_mask=attention_mask,
+        max_new_tokens=max_new_tokens,
+        do_sample=False,
+        num_beams=1,
+        # The original's min_length=1 (transformers 4.30, empty input_ids beside inputs_embeds) kept </s> from
+        # being the first token; today min_length counts the embedded prompt, so min_new_tokens says it.
+        min_new_tokens=1,
+        pad_token_id=pad_token_id(tokenizer),
+    )
+    return [clean_answer(tokenizer, row) for row in outputs]

@@ -1,0 +1,253 @@
+"""Notebook 07's logic: read the predictions JSONL files, score each task per model, tabulate and plot.
+
+A predictions line (notebooks 03-06 write them): `{"id", "task": "caption"|"vqa"|"boxes", "model",
+"prediction": str, "references": [str, ...]}` plus extras: `question_type` (vqa); `image_path`,
+`width`, `height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and
+`is_broken` (boxes; without them the truth is parsed from the reference text).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers import bootstrap, box_metrics, caption_metrics, vqa_metrics
+
+TASKS = ("caption", "vqa", "boxes")
+REQUIRED = ("id", "task", "model", "prediction", "references")
+PRODUCERS = {
+    "caption": "notebook 03 (BLIP-2 LoRA captioning)",
+    "vqa": "notebook 04 (BLIP VQA LoRA) or 05 (MiniGPT-v2 LoRA on ViVQA)",
+    "boxes": "notebook 06 (MiniGPT-v2 LoRA on MVTec-AD defect boxes)",
+}
+PRETRAINED_TAGS = ("zero-shot", "zeroshot", "pretrained", "pre-trained", "base", "stage3")
+FINETUNED_TAGS = ("lora", "finetuned", "fine-tuned", "sft")
+CAPTION_ERROR_ROUGE = 0.5  # the explorer's "errors only" shows captions under this ROUGE-L
+
+
+def _check_line(record: object, where: str) -> dict:
+    """The record if it follows the contract, else a ValueError naming file, line and field."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    for name in REQUIRED:
+        if name not in record:
+            raise ValueError(f"{where}: missing field {name!r}")
+    if record["task"] not in TASKS:
+        raise ValueError(f"{where}: field 'task' is {record['task']!r}, expected one of {TASKS}")
+    if not isinstance(record["prediction"], str):
+        raise ValueError(f"{where}: field 'prediction' must be a string")
+    refs = record["references"]
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+        raise ValueError(f"{where}: field 'references' must be a non-empty list of strings")
+    if record["task"] == "vqa" and "question_type" not in record:
+        raise ValueError(f"{where}: vqa line without field 'question_type'")
+    return record
+
+
+def load_predictions(folder: Path) -> pd.DataFrame:
+    """Every line of every `*.jsonl` under `folder`, checked, with its `file`; one row per example."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            where = f"{path.name} line {number}"
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
+            rows.append({**_check_line(record, where), "file": path.name})
+    frame = pd.DataFrame(rows, columns=[*REQUIRED, "file"] if not rows else None)
+    duplicated = frame[frame.duplicated(["task", "model", "id"], keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        raise ValueError(
+            f"{first['file']}: id {first['id']!r} appears twice for {first['task']}/{first['model']}"
+        )
+    return frame
+
+
+def model_stage(model: str) -> str:
+    """'pre-trained' or 'fine-tuned' from a model tag such as blip2-zero-shot or blip2-lora."""
+    tag = model.casefold()
+    if any(t in tag for t in FINETUNED_TAGS):
+        return "fine-tuned"
+    return "pre-trained" if any(t in tag for t in PRETRAINED_TAGS) else "unknown"
+
+
+def missing_tasks(predictions: pd.DataFrame) -> dict[str, str]:
+    """For each task without predictions, the notebook that writes them."""
+    present = set(predictions["task"]) if len(predictions) else set()
+    return {
+        task: f"no {task} predictions yet: run {PRODUCERS[task]} first"
+        for task in TASKS
+        if task not in present
+    }
+
+
+def _rows(model: str, metrics: dict[str, tuple[float, float, float] | float | None], n: int) -> list[dict]:
+    """Tidy rows (model, stage, metric, value, ci_low, ci_high, n) from {metric: value or (value, low, high)}."""
+    rows = []
+    for metric, value in metrics.items():
+        point, low, high = value if isinstance(value, tuple) else (value, np.nan, np.nan)
+        rows.append({"model": model, "stage": model_stage(model), "metric": metric, "value": point,
+                     "ci_low": low, "ci_high": high, "n": n})  # fmt: skip
+    return rows
+
+
+def score_captions(predictions: pd.DataFrame, with_meteor: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(tidy table of BLEU-1..4, ROUGE-L, CIDEr-D per model with BLEU-4 bootstrap CI, per-example frame)."""
+    rows, examples = [], []
+    for model, group in predictions[predictions["task"] == "caption"].groupby("model", sort=True):
+        hyps, refs = group["prediction"].tolist(), group["references"].tolist()
+        scores: dict = caption_metrics.caption_scores(hyps, refs, with_meteor=with_meteor)
+        scores["bleu4"] = bootstrap.bleu_ci(hyps, refs, order=4)
+        rows += _rows(model, scores, len(group))
+        rouge = caption_metrics.rouge_l_per_caption(hyps, refs)
+        examples.append(group.assign(rougeL=rouge, correct=rouge >= CAPTION_ERROR_ROUGE))
+    return pd.DataFrame(rows), pd.concat(examples) if examples else pd.DataFrame()
+
+
+def score_vqa(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(tidy table of accuracy with bootstrap CI and token F1 per model, per-question-type table, examples)."""
+    rows, by_type, examples = [], [], []
+    for model, group in predictions[predictions["task"] == "vqa"].groupby("model", sort=True):
+        preds, refs = group["prediction"].tolist(), group["references"].tolist()
+        hits = vqa_metrics.exact_matches(preds, refs)
+        rows += _rows(
+            model,
+            {"accuracy": bootstrap.mean_ci(hits), "token_f1": vqa_metrics.token_f1(preds, refs)},
+            len(group),
+        )
+        types = vqa_metrics.accuracy_by_type(preds, refs, group["question_type"].tolist())
+        by_type += [{"model": model, "question_type": t, "accuracy": a} for t, a in types.items()]
+        examples.append(group.assign(correct=hits))
+    return pd.DataFrame(rows), pd.DataFrame(by_type), pd.concat(examples) if examples else pd.DataFrame()
+
+
+def truth_boxes(record: pd.Series) -> list[box_metrics.Box]:
+    """Ground-truth boxes (grid units) from `gt_boxes` when present, else parsed from the references."""
+    gt = record.get("gt_boxes")
+    if isinstance(gt, list):
+        boxes = []
+        for g in gt:
+            bbox = g.get("bbox") if isinstance(g, dict) else None
+            if not (
+                isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)
+            ):
+                raise ValueError(
+                    f"{record['file']}: id {record['id']!r}: each 'gt_boxes' item needs 'bbox': [x1, y1, x2, y2]"
+                )
+            boxes.append(box_metrics.Box(*map(float, bbox), box_metrics.normalize_label(g.get("label"))))
+        return boxes
+    boxes = [b for ref in record["references"] for b in box_metrics.parse_boxes(ref).boxes]
+    if not boxes:
+        raise ValueError(
+            f"{record['file']}: id {record['id']!r} has no ground-truth box in 'gt_boxes' or 'references'"
+        )
+    return boxes
+
+
+def _truth_is_defect(record: pd.Series, gt: list[box_metrics.Box]) -> bool | None:
+    broken = record.get("is_broken")
+    if isinstance(broken, bool | np.bool_):
+        return bool(broken)
+    return box_metrics.label_is_defect(gt[0].label) if gt else None
+
+
+def score_boxes(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(tidy table: parse rate, Acc@0.5 with CI, P/R/F1@0.5, mAP, AP@0.5, defect accuracy; per-class AP; examples)."""
+    rows, per_class, examples = [], [], []
+    for model, group in predictions[predictions["task"] == "boxes"].groupby("model", sort=True):
+        parsed = [box_metrics.parse_boxes(text) for text in group["prediction"]]
+        pred = [p.boxes for p in parsed]
+        gt = [truth_boxes(record) for _, record in group.iterrows()]
+        hits = box_metrics.accuracy_at(pred, gt)
+        prf = box_metrics.precision_recall_f1(pred, gt)
+        coco = box_metrics.coco_map(pred, gt)
+        metrics = {"parsed": float(np.mean([p.ok for p in parsed])), "acc@0.5": bootstrap.mean_ci(hits),
+                   "precision@0.5": prf["precision"], "recall@0.5": prf["recall"], "f1@0.5": prf["f1"],
+                   "mAP@[.5:.95]": coco["map"], "AP@0.5": coco["ap50"]}  # fmt: skip
+        truth = [_truth_is_defect(record, g) for (_, record), g in zip(group.iterrows(), gt, strict=True)]
+        if all(t is not None for t in truth):
+            metrics["defect_accuracy"] = float(box_metrics.defect_accuracy(pred, truth).mean())
+        rows += _rows(model, metrics, len(group))
+        per_class += [{"model": model, "class": c, "AP@0.5": v["ap50"], "mAP@[.5:.95]": v["map"]}
+                      for c, v in coco["per_class"].items()]  # fmt: skip
+        examples.append(
+            group.assign(
+                pred_boxes=pred, gt_boxes_parsed=gt, problems=[p.problems for p in parsed], correct=hits
+            )
+        )
+    return pd.DataFrame(rows), pd.DataFrame(per_class), pd.concat(examples) if examples else pd.DataFrame()
+
+
+def load_published(path: Path) -> pd.DataFrame:
+    """The seeds' published numbers (task, metric, stage, value, source, note) from a JSON list."""
+    return pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def side_by_side(table: pd.DataFrame, published: pd.DataFrame, task: str) -> pd.DataFrame:
+    """Metric × model values, with the seeds' published numbers in separate labelled columns."""
+    wide = table.pivot_table(index="metric", columns="model", values="value", sort=False)
+    wide.columns = [f"{m} ({model_stage(m)})" for m in wide.columns]
+    for _, row in published[published["task"] == task].iterrows():
+        column = f"published: {row['source']} ({row['stage']}, {row['split']})"
+        wide.loc[row["metric"], column] = row["value"]
+    return wide
+
+
+def bar_chart(table: pd.DataFrame, title: str, metrics: list[str] | None = None):
+    """Grouped bars of value per metric and model, with bootstrap CIs as error bars where present."""
+    import matplotlib.pyplot as plt
+
+    data = table if metrics is None else table[table["metric"].isin(metrics)]
+    models, names = sorted(data["model"].unique()), list(dict.fromkeys(data["metric"]))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(models)), 3.5))
+    width = 0.8 / len(models)
+    for k, model in enumerate(models):
+        part = data[data["model"] == model].set_index("metric").reindex(names)
+        errors = np.abs(np.vstack([part["value"] - part["ci_low"], part["ci_high"] - part["value"]]))
+        ax.bar(np.arange(len(names)) + k * width, part["value"], width, label=model,
+               yerr=np.nan_to_num(errors), capsize=3)  # fmt: skip
+    ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names, rotation=20)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def evaluate_comparison(hypotheses: list[str], references: list[list[str]]) -> pd.DataFrame | None:
+    """evaluate's hub BLEU and ROUGE-L beside ours; None (with the reason printed) when the Hub is out of reach."""
+    import evaluate
+
+    try:
+        hub_bleu, hub_rouge = evaluate.load("bleu"), evaluate.load("rouge")
+    except OSError as error:  # the metric scripts live on the Hub: offline they cannot load
+        print(
+            f"evaluate's hub metrics are unavailable here ({type(error).__name__}): only our scores are shown"
+        )
+        return None
+    ours = caption_metrics.bleu(hypotheses, references)["bleu4"]
+    rows = [
+        {"metric": "BLEU-4", "ours": ours, "evaluate": hub_bleu.compute(predictions=hypotheses, references=references)["bleu"],
+         "why they may differ": "evaluate's brevity penalty uses the shortest reference, sacrebleu's the closest"},
+        {"metric": "ROUGE-L", "ours": caption_metrics.rouge_l(hypotheses, references),
+         "evaluate": hub_rouge.compute(predictions=hypotheses, references=references)["rougeL"],
+         "why they may differ": "evaluate uses rouge-score's default tokenizer, which deletes Vietnamese letters"},
+    ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def confidence_lines(table: pd.DataFrame) -> list[str]:
+    """One line per metric with a bootstrap interval: value, 95% CI, n; a warning when wide or n < 100."""
+    lines = []
+    for _, row in table.dropna(subset=["ci_low"]).iterrows():
+        width = row["ci_high"] - row["ci_low"]
+        warning = "  <- too few test examples to rank models on this" if width > 0.1 or row["n"] < 100 else ""
+        lines.append(f"{row['model']:>24} {row['metric']:<10} {row['value']:.3f}  95% CI [{row['ci_low']:.3f}, "
+                     f"{row['ci_high']:.3f}]  n={row['n']}{warning}")  # fmt: skip
+    return lines

@@ -1,0 +1,97 @@
+"""ViVQA answer metrics over lists: exact match after Vietnamese-safe normalisation, per question type, token F1."""
+
+from __future__ import annotations
+
+import numbers
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+# ViVQA `type` column (design.md §4).
+QUESTION_TYPES = {0: "object", 1: "count", 2: "color", 3: "location"}
+SPACES = re.compile(r"\s+")
+
+
+def normalize_answer(text: str) -> str:
+    """NFC, casefold, every Unicode punctuation mark (category P*) to a space, whitespace collapsed."""
+    text = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    return SPACES.sub(" ", text).strip()
+
+
+def question_type_name(code: object) -> str:
+    """ViVQA's type code (0-3, also as 2.0 or "2") by name; any other value as text."""
+    if isinstance(code, numbers.Real) and float(code).is_integer():
+        code = int(code)
+    elif isinstance(code, str) and code.strip().isdigit():
+        code = int(code)
+    return QUESTION_TYPES.get(code, str(code)) if isinstance(code, int) else str(code)
+
+
+def check_answers(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> None:
+    """Raise a clear error for mismatched lengths, an empty list or a question without a reference answer."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
+    if not predictions:
+        raise ValueError("no answers to score")
+    for i, refs in enumerate(references):
+        if isinstance(refs, str) or not refs:
+            raise ValueError(f"item {i}: references must be a non-empty list of strings, got {refs!r}")
+
+
+def exact_matches(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """Per question: True when the normalised prediction equals any normalised reference."""
+    check_answers(predictions, references)
+    return np.array(
+        [
+            normalize_answer(p) in {normalize_answer(r) for r in refs}
+            for p, refs in zip(predictions, references, strict=True)
+        ]
+    )
+
+
+def accuracy(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Exact-match accuracy in [0, 1]."""
+    return float(exact_matches(predictions, references).mean())
+
+
+def accuracy_by_type(
+    predictions: Sequence[str], references: Sequence[Sequence[str]], question_types: Sequence[int | str]
+) -> dict[str, float]:
+    """Exact-match accuracy per question type (ViVQA codes 0-3 shown by name), plus `overall`."""
+    if len(question_types) != len(predictions):
+        raise ValueError(f"{len(question_types)} question types for {len(predictions)} predictions")
+    hits = exact_matches(predictions, references)
+    names = np.array([question_type_name(t) for t in question_types])
+    scores = {name: float(hits[names == name].mean()) for name in sorted(set(names.tolist()))}
+    scores["overall"] = float(hits.mean())
+    return scores
+
+
+def token_f1_per_answer(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
+    """SQuAD-style token F1 of each normalised answer (syllables for Vietnamese), best reference."""
+    check_answers(predictions, references)
+
+    def f1(pred: list[str], ref: list[str]) -> float:
+        if not pred or not ref:
+            return float(pred == ref)
+        common = sum((Counter(pred) & Counter(ref)).values())
+        if common == 0:
+            return 0.0
+        precision, recall = common / len(pred), common / len(ref)
+        return 2 * precision * recall / (precision + recall)
+
+    return np.array(
+        [
+            max(f1(normalize_answer(p).split(), normalize_answer(r).split()) for r in refs)
+            for p, refs in zip(predictions, references, strict=True)
+        ]
+    )
+
+
+def token_f1(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
+    """Mean token F1 in [0, 1]."""
+    return float(token_f1_per_answer(predictions, references).mean())

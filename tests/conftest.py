@@ -1,0 +1,53 @@
+"""Fixture prediction files in the contract's format, written for the scoring tests and notebook 07's test."""
+
+import json
+
+import pytest
+from PIL import Image
+
+CAPTIONS = [
+    ("c1", "một bát phở bò nóng hổi", ["bát phở bò nóng hổi", "một tô phở bò"]),
+    ("c2", "bánh mì thịt nướng", ["ổ bánh mì thịt nướng giòn"]),
+    ("c3", "bún bò Huế cay", ["tô bún bò Huế cay nồng"]),
+    ("c4", "cơm tấm sườn", ["đĩa cơm tấm sườn bì chả"]),
+]
+VQA = [
+    ("q1", "con mèo", "Con mèo.", 0),
+    ("q2", "hai", "ba", 1),
+    ("q3", "màu đỏ", "màu đỏ", 2),
+    ("q4", "trên bàn", "trên bàn", 3),
+]
+
+
+def write_jsonl(path, records):
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+
+
+@pytest.fixture
+def prediction_folder(tmp_path):
+    """A `predictions/` folder holding two caption models, one VQA model and two box models."""
+    folder = tmp_path / "predictions"
+    folder.mkdir()
+    write_jsonl(folder / "captions_zero_shot.jsonl",
+                [{"id": i, "task": "caption", "model": "blip2-zero-shot", "prediction": "một món ăn", "references": r}
+                 for i, _, r in CAPTIONS])  # fmt: skip
+    write_jsonl(folder / "captions_lora.jsonl",
+                [{"id": i, "task": "caption", "model": "blip2-lora", "prediction": p, "references": r, "dish": "pho"}
+                 for i, p, r in CAPTIONS])  # fmt: skip
+    write_jsonl(folder / "vqa.jsonl",
+                [{"id": i, "task": "vqa", "model": "minigptv2-lora", "prediction": p, "references": [a], "question_type": t,
+                  "question": "đây là gì?"}
+                 for i, p, a, t in VQA])  # fmt: skip
+    (folder / "images").mkdir()
+    boxes = []
+    for k, (truth, broken) in enumerate([("<p>bottle-defect</p>{<10><10><50><50>}", True),
+                                         ("<p>bottle-not-defect</p>{<0><0><100><100>}", False)]):  # fmt: skip
+        Image.new("RGB", (64, 48), "gray").save(
+            folder / "images" / "000.png" if k == 0 else folder / "images" / "b.png"
+        )
+        common = {"id": f"bottle/test/{k}/000.png", "task": "boxes", "references": [truth], "is_broken": broken,
+                  "image_path": "images/000.png" if k == 0 else "images/b.png", "width": 64, "height": 48}  # fmt: skip
+        boxes.append({**common, "model": "minigptv2-lora", "prediction": truth})
+        boxes.append({**common, "model": "minigptv2-stage3", "prediction": "tôi không biết <unk>"})
+    write_jsonl(folder / "boxes.jsonl", boxes)
+    return folder

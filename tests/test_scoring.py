@@ -1,0 +1,168 @@
+"""Notebook 07's loading, scoring, tables, charts and explorer on small fixture prediction files."""
+
+import json
+
+import matplotlib
+import pytest
+
+from helpers import caption_metrics, explorer, runtime, scoring
+
+matplotlib.use("Agg")
+
+
+def test_load_predictions_reads_every_file(prediction_folder):
+    frame = scoring.load_predictions(prediction_folder)
+    assert len(frame) == 2 * 4 + 4 + 4
+    assert set(frame["file"]) == {
+        "captions_zero_shot.jsonl",
+        "captions_lora.jsonl",
+        "vqa.jsonl",
+        "boxes.jsonl",
+    }
+    assert scoring.missing_tasks(frame) == {}
+
+
+def test_missing_task_names_its_notebook(tmp_path):
+    (tmp_path / "c.jsonl").write_text(
+        '{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": ["x"]}\n',
+        encoding="utf-8",
+    )
+    missing = scoring.missing_tasks(scoring.load_predictions(tmp_path))
+    assert set(missing) == {"vqa", "boxes"} and "notebook 06" in missing["boxes"]
+    assert set(scoring.missing_tasks(scoring.load_predictions(tmp_path / "nowhere"))) == set(scoring.TASKS)
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("{not json", "bad.jsonl line 2: not valid JSON"),
+        (
+            '{"id": "a", "task": "caption", "model": "m", "prediction": "x"}',
+            "line 2: missing field 'references'",
+        ),
+        (
+            '{"id": "a", "task": "ocr", "model": "m", "prediction": "x", "references": ["x"]}',
+            "field 'task' is 'ocr'",
+        ),
+        ('{"id": "a", "task": "vqa", "model": "m", "prediction": "x", "references": ["x"]}', "question_type"),
+        (
+            '{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": []}',
+            "'references' must be",
+        ),
+        (
+            '{"id": "a", "task": "caption", "model": "m", "prediction": "y", "references": ["x"]}',
+            "id 'a' appears twice",
+        ),
+    ],
+)
+def test_bad_lines_are_named(tmp_path, line, message):
+    first = '{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": ["x"]}'
+    (tmp_path / "bad.jsonl").write_text(first + "\n" + line + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        scoring.load_predictions(tmp_path)
+
+
+def test_model_stage():
+    assert scoring.model_stage("blip2-zero-shot") == "pre-trained"
+    assert scoring.model_stage("minigptv2-stage3") == "pre-trained"
+    assert scoring.model_stage("blip2-lora") == "fine-tuned"
+    assert scoring.model_stage("mystery") == "unknown"
+
+
+def test_score_captions_uses_the_metric_functions(prediction_folder):
+    frame = scoring.load_predictions(prediction_folder)
+    table, examples = scoring.score_captions(frame)
+    lora = table[table["model"] == "blip2-lora"].set_index("metric")
+    rows = frame[frame["model"] == "blip2-lora"]
+    hyps, refs = rows["prediction"].tolist(), rows["references"].tolist()
+    assert lora.loc["bleu2", "value"] == pytest.approx(caption_metrics.bleu(hyps, refs)["bleu2"])
+    assert lora.loc["cider_d", "value"] == pytest.approx(caption_metrics.cider_d(hyps, refs)[0])
+    assert lora.loc["bleu4", "ci_low"] <= lora.loc["bleu4", "value"] <= lora.loc["bleu4", "ci_high"]
+    assert set(table["stage"]) == {"pre-trained", "fine-tuned"}
+    zero = table[table["model"] == "blip2-zero-shot"].set_index("metric")
+    assert zero.loc["rougeL", "value"] < lora.loc["rougeL", "value"]
+    assert len(examples) == 2 * 4 and examples["correct"].dtype == bool
+
+
+def test_score_vqa_overall_and_by_type(prediction_folder):
+    table, by_type, examples = scoring.score_vqa(scoring.load_predictions(prediction_folder))
+    row = table.set_index("metric").loc["accuracy"]
+    assert row["value"] == 0.75 and row["n"] == 4 and row["ci_low"] <= 0.75 <= row["ci_high"]
+    assert by_type.set_index("question_type")["accuracy"].to_dict() == {
+        "color": 1.0, "count": 0.0, "location": 1.0, "object": 1.0, "overall": 0.75}  # fmt: skip
+    assert examples["correct"].tolist() == [True, False, True, True]
+
+
+def test_score_boxes_counts_unparseable_outputs_as_misses(prediction_folder):
+    table, per_class, examples = scoring.score_boxes(scoring.load_predictions(prediction_folder))
+    values = table.pivot_table(index="metric", columns="model", values="value")
+    assert values.loc["parsed"].to_dict() == {"minigptv2-lora": 1.0, "minigptv2-stage3": 0.0}
+    for metric in ("acc@0.5", "AP@0.5", "mAP@[.5:.95]", "f1@0.5", "defect_accuracy"):
+        assert values.loc[metric, "minigptv2-lora"] == pytest.approx(1.0)
+        assert values.loc[metric, "minigptv2-stage3"] == 0.0
+    assert set(per_class["class"]) == {"bottle-defect", "bottle-not-defect"}
+    assert examples["id"].nunique() == 2  # both "000.png" images kept apart
+
+
+def test_side_by_side_keeps_published_numbers_apart(prediction_folder):
+    table, _, _ = scoring.score_vqa(scoring.load_predictions(prediction_folder))
+    published = scoring.load_published(runtime.DATA_DIR / "published_results.json")
+    wide = scoring.side_by_side(table, published, "vqa")
+    assert "minigptv2-lora (fine-tuned)" in wide.columns
+    assert wide.loc["accuracy", "published: seed 001 (fine-tuned, test)"] == 0.59
+    assert wide.loc["accuracy", "published: seed 001 (pre-trained, test)"] == 0.0086
+
+
+def test_bar_chart_draws_one_bar_per_model_and_metric(prediction_folder):
+    table, _ = scoring.score_captions(scoring.load_predictions(prediction_folder))
+    fig = scoring.bar_chart(table, "captions", ["bleu4", "rougeL", "cider_d"])
+    assert len(fig.axes[0].patches) == 2 * 3
+
+
+def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
+    frame = scoring.load_predictions(prediction_folder)
+    examples = {"caption": scoring.score_captions(frame)[1], "boxes": scoring.score_boxes(frame)[2]}
+    wrong = explorer.filtered(examples, "boxes", "minigptv2-stage3", errors_only=True)
+    assert len(wrong) == 2
+    assert explorer.filtered(examples, "boxes", "minigptv2-lora", errors_only=True).empty
+    record = explorer.filtered(examples, "boxes", "minigptv2-lora", errors_only=False).iloc[0]
+    fig = explorer.draw_example(record, "boxes", prediction_folder)
+    assert len(fig.axes[0].patches) == 2  # one true and one predicted box
+    assert "parser: no {<x1><y1><x2><y2>} box" in explorer.describe(wrong.iloc[0], "boxes")
+    assert (
+        explorer.draw_example(examples["caption"].iloc[0], "caption", prediction_folder) is None
+    )  # no image stored
+    assert explorer.explorer(examples, prediction_folder).children
+    examples["vqa"] = scoring.score_vqa(frame)[2]
+    assert "question: đây là gì?" in explorer.describe(examples["vqa"].iloc[1], "vqa")
+
+
+def test_evaluate_comparison_says_when_the_hub_is_out_of_reach(monkeypatch, capsys):
+    import evaluate
+
+    def offline(name):
+        raise FileNotFoundError(f"Couldn't find a module script at {name}/{name}.py")
+
+    monkeypatch.setattr(evaluate, "load", offline)
+    assert scoring.evaluate_comparison(["phở bò"], [["phở bò"]]) is None
+    assert "unavailable here (FileNotFoundError)" in capsys.readouterr().out
+
+
+def test_confidence_lines_warn_about_small_test_sets(prediction_folder):
+    table, _, _ = scoring.score_vqa(scoring.load_predictions(prediction_folder))
+    (line,) = scoring.confidence_lines(table)
+    assert "accuracy" in line and "n=4" in line and "too few test examples" in line
+
+
+def test_boxes_read_gt_boxes_and_is_broken_when_given(tmp_path):
+    line = {"id": "a/000.png", "task": "boxes", "model": "m-lora", "references": ["ignored"], "is_broken": True,
+            "prediction": "<p>cable-defect</p>{<10><10><20><20>}",
+            "gt_boxes": [{"label": "cable-defect", "bbox": [10, 10, 20, 20]}]}  # fmt: skip
+    (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    table, _, _ = scoring.score_boxes(scoring.load_predictions(tmp_path))
+    values = table.set_index("metric")["value"]
+    assert values["AP@0.5"] == pytest.approx(1.0) and values["defect_accuracy"] == 1.0
+    line["gt_boxes"] = [{"label": "cable-defect", "box": [1, 2, 3, 4]}]
+    (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"b.jsonl: id 'a/000.png': each 'gt_boxes' item needs 'bbox'"):
+        scoring.score_boxes(scoring.load_predictions(tmp_path))
