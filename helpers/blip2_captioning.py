@@ -25,8 +25,10 @@ from transformers import (
     Blip2VisionConfig,
     EarlyStoppingCallback,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from helpers import audit, runtime, tiny_models
@@ -144,11 +146,12 @@ def fit(
     resume: bool = False,
     group_by_length: bool = False,
     prompt: str = "",
+    stop_after_epochs: int | None = None,
 ) -> Trainer:
     """Fine-tune with `Trainer`: fp16/bf16 on GPU, validation loss and a checkpoint each epoch, early stopping.
 
-    `resume=True` continues from the run's last checkpoint (after a Colab disconnect, or to train longer);
-    without a validation split nothing is evaluated or saved (the learning check).
+    `resume=True` continues from the run's last checkpoint (after a Colab disconnect); `stop_after_epochs`
+    stops early on purpose, to show that. Without a validation split nothing is evaluated or saved.
     """
     plan = plan or recipe()
     device, dtype = runtime.pick_device_dtype()
@@ -169,7 +172,7 @@ def fit(
         metric_for_best_model="eval_loss",
         greater_is_better=False,
         logging_strategy="steps",
-        logging_steps=max(1, len(train) // plan.batch_size // 4),
+        logging_steps=max(1, -(-len(train) // plan.batch_size) // 4),
         train_sampling_strategy="group_by_length" if group_by_length else "random",
         remove_unused_columns=False,  # the collator needs the image and caption columns
         label_names=["labels"],
@@ -186,11 +189,39 @@ def fit(
         eval_dataset=validation,
         callbacks=[EarlyStoppingCallback(plan.patience)] if validation is not None else [],
     )
+    trainer.remove_callback(PrinterCallback)  # the losses stay in trainer.state.log_history
+    if stop_after_epochs:
+        trainer.add_callback(StopAfterEpochs(stop_after_epochs))
     checkpoint = get_last_checkpoint(args.output_dir) if resume else None
     if resume:
         print(f"resuming from {checkpoint}" if checkpoint else "no checkpoint yet: training from the start")
     trainer.train(resume_from_checkpoint=checkpoint)
     return trainer
+
+
+class StopAfterEpochs(TrainerCallback):
+    """Ends training after a number of epochs (after that epoch's checkpoint), as a disconnect would."""
+
+    def __init__(self, epochs: int) -> None:
+        self.epochs = epochs
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if state.epoch >= self.epochs:
+            control.should_training_stop = True
+        return control
+
+
+def epoch_losses(log_history: list[dict]) -> list[dict]:
+    """One row per evaluated epoch: epoch, training loss (last logged), validation loss."""
+    last_train, rows = None, []
+    for entry in log_history:
+        if "loss" in entry:
+            last_train = entry["loss"]
+        if "eval_loss" in entry:
+            rows.append(
+                {"epoch": entry["epoch"], "training loss": last_train, "validation loss": entry["eval_loss"]}
+            )
+    return rows
 
 
 def plot_losses(log_history: list[dict]) -> plt.Figure:

@@ -65,7 +65,9 @@ def test_checkpoints_resume_and_adapter(capsys):
     model, printout = blip2_captioning.add_lora(model, profile="smoke")
     assert printout.startswith("trainable params:")
     plan = blip2_captioning.SMOKE
-    first = blip2_captioning.fit(model, processor, data, data, run_name="resume", plan=plan, epochs=1)
+    first = blip2_captioning.fit(
+        model, processor, data, data, run_name="resume", plan=plan, epochs=2, stop_after_epochs=1
+    )
     steps = -(-len(data) // plan.batch_size)
     assert first.state.global_step == steps and any("eval_loss" in h for h in first.state.log_history)
     second = blip2_captioning.fit(
