@@ -74,13 +74,13 @@ def quantization_config(bits: int = 8) -> BitsAndBytesConfig:
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0)
     if bits == 4:
-        _, dtype = runtime.pick_device_dtype()
-        compute = dtype if dtype != torch.float32 else torch.float32
         return BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type="nf4",
             bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute,
+            bnb_4bit_compute_dtype=runtime.pick_device_dtype()[
+                1
+            ],  # fp16 on a T4, bf16 on Ampere, fp32 on CPU
         )
     raise ValueError(f"bits must be 8 or 4, got {bits!r}")
 
