@@ -425,6 +425,7 @@ def learning_check(shuffle_captions: bool = False, per_pair: int = 3) -> dict:
     image can do no better than chance, one that ignores it scores the same either way.
     """
     data = shape_dataset(per_pair=per_pair, shuffle_captions=shuffle_captions)
+    runtime.seed_everything(0)  # the LoRA weights are drawn before Trainer seeds
     model, processor = load_blip2(profile="smoke")
     model, _ = add_lora(model, profile="smoke")
     fit(model, processor, data, run_name="learning-check", plan=SHAPES_CHECK)
