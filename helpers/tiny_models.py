@@ -35,6 +35,7 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
+BUILD_VERSION = 2  # part of each cache folder's name: bump it whenever a builder changes
 TINY_QFORMER_WIDTH = 32
 # Random weights must keep a signal's size through each layer: std 1/sqrt(width). The class default 0.02 is
 # that rule for widths near 2,500; at width 32 each cross-attention shrinks the image signal ~10x, so the
@@ -114,8 +115,8 @@ def tiny_vision_config(image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY
 
 
 def _build(name: str, make: Callable[[Path], None]) -> Path:
-    """Run `make(path)` once under seed 0 and return the cached folder."""
-    path = runtime.output_dir("tiny-models", name)
+    """Run `make(path)` once under seed 0 and return the cached folder (one per `BUILD_VERSION`)."""
+    path = runtime.output_dir("tiny-models", f"{name}-v{BUILD_VERSION}")
     if not (path / "config.json").exists():
         with torch.random.fork_rng():
             torch.manual_seed(0)

@@ -7,7 +7,7 @@ import torch
 from peft import PeftModel
 from transformers import Blip2ForConditionalGeneration, Blip2Processor
 
-from helpers import audit, blip2_captioning, shape_captions, tiny_models
+from helpers import audit, blip2_captioning, scoring, shape_captions, tiny_models
 
 
 @pytest.fixture(autouse=True)
@@ -118,3 +118,13 @@ def test_prediction_rows_follow_the_contract():
     }
     with pytest.raises(ValueError, match="1 predictions for 2 examples"):
         blip2_captioning.prediction_rows(test, ["only one"], blip2_captioning.ZERO_SHOT)
+
+
+def test_smoke_predictions_feed_notebook_07():
+    """Notebook 07 rebuilds missing caption predictions with this call; its loader must accept them."""
+    paths = blip2_captioning.make_smoke_predictions()
+    predictions = scoring.load_predictions(paths[0].parent)
+    assert sorted(predictions["model"].unique()) == ["blip2-lora", "blip2-zero-shot"]
+    by_model = predictions.groupby("model")["id"].apply(sorted)
+    assert by_model["blip2-lora"] == by_model["blip2-zero-shot"] and len(by_model["blip2-lora"]) > 0
+    assert "caption" not in scoring.missing_tasks(predictions)
