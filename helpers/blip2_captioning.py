@@ -14,7 +14,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import torch
 from datasets import Dataset
-from huggingface_hub import ModelCard, whoami
+from huggingface_hub import ModelCard
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from PIL import Image
 from transformers import (
@@ -280,12 +280,10 @@ def push_adapter(
     model: PeftModel, repo_name: str = "blip2-opt-2.7b-vi-dishes-lora", scores: dict[str, float] | None = None
 ) -> str | None:
     """Uploads the adapter privately with a model card when a token is present (full profile); else says why not."""
-    token = runtime.hf_token()
-    if runtime.is_smoke() or token is None:
-        reason = "smoke profile (offline)" if runtime.is_smoke() else "no Hugging Face token"
-        print(f"push_to_hub skipped: {reason}. Add an HF_TOKEN secret (write access) to upload.")
+    target = runtime.hub_upload_target(repo_name)
+    if target is None:
         return None
-    repo_id = f"{whoami(token=token)['name']}/{repo_name}"
+    repo_id, token = target
     model.push_to_hub(repo_id, token=token, private=True, commit_message="BLIP-2 LoRA on Vietnamese dishes")
     ModelCard(model_card(scores)).push_to_hub(repo_id, token=token)
     print(f"pushed (private): https://huggingface.co/{repo_id}")

@@ -19,7 +19,7 @@ import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, List, Value, load_from_disk
 from datasets import Dataset as HFDataset
 from datasets import Image as ImageFeature
-from huggingface_hub import DatasetCard, whoami
+from huggingface_hub import DatasetCard
 from PIL import Image, UnidentifiedImageError
 
 from helpers import runtime, scraping
@@ -631,12 +631,10 @@ def load_or_build(profile: str | None = None) -> DatasetDict:
 
 def push_to_hub(dataset: DatasetDict, card: str, repo_name: str = "vi-dish-captions") -> str | None:
     """Upload privately to `<your user>/<repo_name>` when a Hugging Face token is present; else say why not."""
-    token = runtime.hf_token()
-    if runtime.is_smoke() or token is None:
-        reason = "smoke profile (offline)" if runtime.is_smoke() else "no Hugging Face token"
-        print(f"push_to_hub skipped: {reason}. Add an HF_TOKEN secret (write access) to upload.")
+    target = runtime.hub_upload_target(repo_name)
+    if target is None:
         return None
-    repo_id = f"{whoami(token=token)['name']}/{repo_name}"
+    repo_id, token = target
     dataset.push_to_hub(repo_id, private=True, token=token)
     DatasetCard(card).push_to_hub(repo_id, token=token)
     print(f"pushed (private): https://huggingface.co/datasets/{repo_id}")

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from huggingface_hub import whoami
 
 PROFILES = ("smoke", "full")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -100,6 +101,16 @@ def hf_token() -> str | None:
         if token:
             return token
     return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+
+
+def hub_upload_target(repo_name: str) -> tuple[str, str] | None:
+    """(`<your user>/<repo_name>`, token) when uploads can run (full profile with a token); else says why not."""
+    token = hf_token()
+    if is_smoke() or token is None:
+        reason = "smoke profile (offline)" if is_smoke() else "no Hugging Face token"
+        print(f"push_to_hub skipped: {reason}. Add an HF_TOKEN secret (write access) to upload.")
+        return None
+    return f"{whoami(token=token)['name']}/{repo_name}", token
 
 
 def token_status() -> str:

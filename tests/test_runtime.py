@@ -65,3 +65,27 @@ def test_token_from_environment_never_in_status(monkeypatch):
     assert "hf_secret_value" not in runtime.token_status()
     monkeypatch.delenv("HF_TOKEN")
     assert runtime.hf_token() is None
+
+
+@pytest.mark.parametrize(
+    "profile, token, reason",
+    [("smoke", "hf_secret_value", "smoke profile"), ("full", None, "no Hugging Face token")],
+)
+def test_hub_upload_skipped_with_reason(monkeypatch, capsys, profile, token, reason):
+    monkeypatch.setenv("TUTORIAL_PROFILE", profile)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    if token:
+        monkeypatch.setenv("HF_TOKEN", token)
+    assert runtime.hub_upload_target("demo") is None
+    out = capsys.readouterr().out
+    assert reason in out and "hf_secret_value" not in out
+
+
+def test_hub_upload_target_names_the_users_repo(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_PROFILE", "full")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setattr(
+        runtime, "whoami", lambda token: {"name": "lan"} if token == "hf_secret_value" else {}
+    )
+    assert runtime.hub_upload_target("demo") == ("lan/demo", "hf_secret_value")
