@@ -20,18 +20,23 @@ WORD = re.compile(r"\w+")
 MAX_ORDER = 4
 
 
-def check_pairs(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> None:
-    """Raise a clear error when the lists differ in length, are empty or an image has no reference."""
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference lists")
-    if not hypotheses:
-        raise ValueError("no captions to score")
+def check_pairs(
+    outputs: Sequence[str],
+    references: Sequence[Sequence[str]],
+    noun: str = "hypotheses",
+    subject: str = "captions",
+) -> None:
+    """Raise a clear error when the lists differ in length, are empty, an output is no string or an item has no reference."""
+    if len(outputs) != len(references):
+        raise ValueError(f"{len(outputs)} {noun} but {len(references)} reference lists")
+    if not outputs:
+        raise ValueError(f"no {subject} to score")
     for i, refs in enumerate(references):
         if isinstance(refs, str) or not refs:
             raise ValueError(f"item {i}: references must be a non-empty list of strings, got {refs!r}")
-    for i, hyp in enumerate(hypotheses):
-        if not isinstance(hyp, str):
-            raise ValueError(f"item {i}: hypothesis must be a string, got {type(hyp).__name__}")
+    for i, output in enumerate(outputs):
+        if not isinstance(output, str):
+            raise ValueError(f"item {i}: {noun} must be strings, got {type(output).__name__}")
 
 
 def nfc(text: str) -> str:

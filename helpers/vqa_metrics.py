@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from helpers.caption_metrics import check_pairs
+
 # ViVQA `type` column (design.md §4).
 QUESTION_TYPES = {0: "object", 1: "count", 2: "color", 3: "location"}
 SPACES = re.compile(r"\s+")
@@ -31,20 +33,9 @@ def question_type_name(code: object) -> str:
     return QUESTION_TYPES.get(code, str(code)) if isinstance(code, int) else str(code)
 
 
-def check_answers(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> None:
-    """Raise a clear error for mismatched lengths, an empty list or a question without a reference answer."""
-    if len(predictions) != len(references):
-        raise ValueError(f"{len(predictions)} predictions but {len(references)} reference lists")
-    if not predictions:
-        raise ValueError("no answers to score")
-    for i, refs in enumerate(references):
-        if isinstance(refs, str) or not refs:
-            raise ValueError(f"item {i}: references must be a non-empty list of strings, got {refs!r}")
-
-
 def exact_matches(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """Per question: True when the normalised prediction equals any normalised reference."""
-    check_answers(predictions, references)
+    check_pairs(predictions, references, noun="predictions", subject="answers")
     return np.array(
         [
             normalize_answer(p) in {normalize_answer(r) for r in refs}
@@ -73,7 +64,7 @@ def accuracy_by_type(
 
 def token_f1_per_answer(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """SQuAD-style token F1 of each normalised answer (syllables for Vietnamese), best reference."""
-    check_answers(predictions, references)
+    check_pairs(predictions, references, noun="predictions", subject="answers")
 
     def f1(pred: list[str], ref: list[str]) -> float:
         if not pred or not ref:
