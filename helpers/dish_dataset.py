@@ -56,7 +56,6 @@ SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 PHASH_THRESHOLD = 10  # of 64 bits; notebook 01 drops copies within 6, this also groups looser near-copies
 DATASET_NAME = "dish_captions"
-MAX_IMAGE_PIXELS = 40_000_000  # larger photos are refused before decoding (PIL itself refuses > ~179 M)
 
 
 @dataclass(frozen=True)
@@ -136,10 +135,10 @@ def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | No
         return "missing image", f"{raw['image_path']} does not exist"
     try:
         with Image.open(path) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
+            if image.width * image.height > runtime.MAX_IMAGE_PIXELS:
                 return (
                     "unreadable image",
-                    f"{raw['image_path']}: {image.size} exceeds {MAX_IMAGE_PIXELS} pixels",
+                    f"{raw['image_path']}: {image.size} exceeds {runtime.MAX_IMAGE_PIXELS} pixels",
                 )
             image.load()
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from helpers import box_metrics
-
-MAX_IMAGE_PIXELS = 50_000_000  # PIL's decompression-bomb guard for files written by other notebooks
+from helpers import box_metrics, runtime
 
 
 def resolve_image(record: pd.Series, folder: Path) -> Path | None:
@@ -42,8 +40,9 @@ def draw_example(record: pd.Series, task: str, folder: Path):
     path = resolve_image(record, folder)
     if path is None:
         return None
-    Image.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
     with Image.open(path) as image:
+        if image.width * image.height > runtime.MAX_IMAGE_PIXELS:
+            raise ValueError(f"{path}: {image.size} exceeds {runtime.MAX_IMAGE_PIXELS} pixels; not drawn")
         picture = image.convert("RGB")
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(picture)

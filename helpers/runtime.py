@@ -15,6 +15,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_OUTPUTS = DRIVE_MOUNT / "MyDrive" / "vi-vlm-tutorials" / "outputs"
+# Decompression-bomb limit for every image the series reads, checked from the header before decoding.
+MAX_IMAGE_PIXELS = 40_000_000
 
 
 def get_profile() -> str:

@@ -30,7 +30,6 @@ from helpers.polite_http import Fetched, HttpClient, Skip
 
 CONFIG_PATH = runtime.DATA_DIR / "dishes.json"
 SCRAPED_DIR = runtime.DATA_DIR / "scraped"
-MAX_PIXELS = 40_000_000  # decompression-bomb limit checked from the header, before any pixel is decoded
 MAX_IMAGE_BYTES = 15_000_000
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 TRANSIENT = ("timeout", "connection", "http_429", "http_5")  # skips a resumed run tries again
@@ -272,7 +271,9 @@ class ImageInfo:
     phash: str
 
 
-def validate_image(data: bytes, *, min_side: int = 224, max_pixels: int = MAX_PIXELS) -> ImageInfo:
+def validate_image(
+    data: bytes, *, min_side: int = 224, max_pixels: int = runtime.MAX_IMAGE_PIXELS
+) -> ImageInfo:
     """Check that `data` is a whole JPEG/PNG/WebP of sane size; raises `Skip('bad_image', why)`."""
     try:
         with Image.open(io.BytesIO(data)) as img:  # reads the header only
@@ -603,7 +604,7 @@ def scrape(
     client: HttpClient,
     *,
     min_side: int = 224,
-    max_pixels: int = MAX_PIXELS,
+    max_pixels: int = runtime.MAX_IMAGE_PIXELS,
     near_duplicate_distance: int = 6,
     progress: bool = True,
 ) -> RunReport:

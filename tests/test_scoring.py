@@ -137,6 +137,14 @@ def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
     assert "question: đây là gì?" in explorer.describe(examples["vqa"].iloc[1], "vqa")
 
 
+def test_explorer_refuses_an_oversized_image(prediction_folder, monkeypatch):
+    frame = scoring.load_predictions(prediction_folder)
+    record = scoring.score_boxes(frame)[2].iloc[0]
+    monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 64 * 48 - 1)  # the fixture images are 64x48
+    with pytest.raises(ValueError, match="exceeds 3071 pixels"):
+        explorer.draw_example(record, "boxes", prediction_folder)
+
+
 def test_evaluate_comparison_says_when_the_hub_is_out_of_reach(monkeypatch, capsys):
     import evaluate
 
