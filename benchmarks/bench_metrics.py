@@ -1,6 +1,7 @@
-"""Time the metrics on 5,000 synthetic captions and 1,000 synthetic box images; prints figures, asserts nothing.
+"""Time the metrics on 5,000 synthetic captions and 1,000 synthetic box images; asserts nothing.
 
-Run from the repository root: `python benchmarks/bench_metrics.py`.
+Run from the repository root: `PYTHONPATH=$PWD python benchmarks/bench_metrics.py`.
+Prints the figures and writes them, with the date and machine, to `benchmarks/results/metrics.json`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import numpy as np
 from pycocoevalcap.cider.cider import Cider
 from sacrebleu.metrics import BLEU
 
-from helpers import bootstrap, box_metrics, caption_metrics, vqa_metrics
+from benchmarks.results import write_results
+from helpers.metrics import bootstrap, box_metrics, caption_metrics, vqa_metrics
 
+COMMAND = "PYTHONPATH=$PWD python benchmarks/bench_metrics.py"
 WORDS = ("bát phở bò tái nóng hổi bánh mì thịt nướng giòn bún Huế cay chả cua gỏi cuốn tôm cơm tấm sườn bì "
          "xèo vàng rau sống nước mắm đĩa tô một hai với trên bàn gỗ").split()  # fmt: skip
 
@@ -60,7 +63,7 @@ def naive_iou(a: box_metrics.Box, b: box_metrics.Box) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def bench_captions(n: int = 5000, n_refs: int = 5) -> None:
+def bench_captions(n: int = 5000, n_refs: int = 5) -> dict[str, float | int]:
     hyps, refs = caption_corpus(n, n_refs)
     print(f"captions: {n} hypotheses x {n_refs} references")
     t_bleu, ours = clock(lambda: caption_metrics.bleu(hyps, refs), 3)
@@ -115,9 +118,31 @@ def bench_captions(n: int = 5000, n_refs: int = 5) -> None:
     )
     print(f"  VQA exact match + token F1 on {n} answers {t_vqa:6.2f} s")
     print(f"  BLEU-4 = {ours['bleu4']:.4f}")
+    return {
+        "captions": n,
+        "references_per_caption": n_refs,
+        "caption_scoring_seconds_bleu_rouge_cider": round(t_bleu + t_rouge + t_cider, 2),
+        "bleu_1_4_seconds": round(t_bleu, 3),
+        "bleu_1_4_seconds_sacrebleu_x4": round(t_sacre, 3),
+        "bleu_speedup_vs_sacrebleu": round(t_sacre / t_bleu, 2),
+        "rouge_l_seconds": round(t_rouge, 3),
+        "cider_d_seconds_incl_tokenising": round(t_cider, 3),
+        "cider_seconds_pycocoevalcap_pretokenised": round(t_coco, 3),
+        "cider_ratio_pycocoevalcap_vs_ours": round(t_coco / t_cider, 2),
+        "cider_d_score": round(float(ours_cider), 4),
+        "cider_score_pycocoevalcap": round(float(coco_cider), 4),
+        "cider_seconds_per_caption_loop": round(t_loop, 3),
+        "cider_per_caption_loop_mean_score": round(float(np.mean(loop_scores)), 4),
+        "bootstrap_resamples": resamples,
+        "bleu4_bootstrap_seconds": round(t_boot, 3),
+        "bleu4_bootstrap_seconds_naive_extrapolated": round(per_resample_naive * resamples, 1),
+        "bleu4_bootstrap_speedup_vs_naive": round(per_resample_naive * resamples / t_boot, 1),
+        "vqa_exact_match_token_f1_seconds": round(t_vqa, 3),
+        "bleu4": round(float(ours["bleu4"]), 4),
+    }
 
 
-def bench_boxes(n: int = 1000) -> None:
+def bench_boxes(n: int = 1000) -> dict[str, float | int]:
     texts, truth = box_corpus(n)
     print(f"boxes: {n} images, 1-3 boxes each, 10% unparseable outputs")
     t_parse, parsed = clock(lambda: [box_metrics.parse_boxes(t) for t in texts], 3)
@@ -152,8 +177,34 @@ def bench_boxes(n: int = 1000) -> None:
         f"  Acc@0.5 as a naive per-image Python loop {t_loop * 1000:7.1f} ms | ours, vectorised "
         f"over images, {t_acc * 1000:.1f} ms | ratio {t_loop / t_acc:4.1f}x"
     )
+    return {
+        "box_images": n,
+        "box_scoring_ms_parse_acc_prf_map": round((t_parse + t_acc + t_prf + t_map) * 1000, 1),
+        "box_parse_ms": round(t_parse * 1000, 2),
+        "box_parsed_share": round(float(np.mean([p.ok for p in parsed])), 3),
+        "box_acc50_ms": round(t_acc * 1000, 2),
+        "box_acc50": round(float(hits.mean()), 3),
+        "box_prf50_ms": round(t_prf * 1000, 2),
+        "box_f1_50": round(float(prf["f1"]), 3),
+        "box_coco_map_ms": round(t_map * 1000, 2),
+        "box_coco_map": round(float(coco["map"]), 3),
+        "box_coco_ap50": round(float(coco["ap50"]), 3),
+        "iou_predicted_boxes": len(a),
+        "iou_true_boxes": len(g),
+        "iou_all_pairs_ms_numpy": round(t_vec * 1000, 2),
+        "iou_all_pairs_ms_python_loop_extrapolated": round(t_naive * 1000, 1),
+        "iou_speedup_numpy_vs_python_loop": round(t_naive / t_vec, 1),
+        "acc50_ms_python_loop": round(t_loop * 1000, 2),
+        "acc50_speedup_vectorised_vs_python_loop": round(t_loop / t_acc, 1),
+    }
+
+
+def main() -> None:
+    started = time.perf_counter()
+    figures = {**bench_captions(), **bench_boxes()}
+    figures["benchmark_wall_seconds"] = round(time.perf_counter() - started, 1)
+    write_results("metrics", figures, COMMAND)
 
 
 if __name__ == "__main__":
-    bench_captions()
-    bench_boxes()
+    main()

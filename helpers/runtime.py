@@ -1,10 +1,16 @@
-"""Run profile, seeding, device and dtype, output folders and secrets: the one place notebooks ask."""
+"""The run profile, resolved once: model sources, recipe sizes, folders, device, seeding and secrets."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import logging
 import os
 import sys
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 import torch
 import transformers
@@ -17,9 +23,116 @@ DRIVE_MOUNT = Path("/content/drive")
 DRIVE_OUTPUTS = DRIVE_MOUNT / "MyDrive" / "vi-vlm-tutorials" / "outputs"
 # Decompression-bomb limit for every image the series reads, checked from the header before decoding.
 MAX_IMAGE_PIXELS = 40_000_000
+# The hub checkpoints of the full profile; the smoke profile builds tiny models of the same classes.
+HUB_MODELS = {
+    "blip2": "Salesforce/blip2-opt-2.7b",
+    "blip-vqa": "Salesforce/blip-vqa-base",
+    "llama-2-chat": "meta-llama/Llama-2-7b-chat-hf",  # gated: accept the licence on the hub, set HF_TOKEN
+    "minigpt-vision": "Salesforce/blip2-opt-2.7b",  # not the -coco variants: their ViT was fine-tuned
+}
 
 
-def get_profile() -> str:
+@dataclass(frozen=True)
+class Recipe:
+    """Training and generation sizes of one chapter in one profile."""
+
+    epochs: int
+    learning_rate: float
+    batch_size: int
+    patience: int  # epochs without a better validation loss before early stopping
+    max_new_tokens: int
+    # Layers trained in full beside the LoRA; smoke trains a tiny model's output layer (notebook 03 §4 says why).
+    modules_to_save: tuple[str, ...] = ()
+
+
+RECIPES = {
+    # The BLIP-2 food report: Adam lr 5e-4, batch 3, 100 epochs; early stopping makes 30 an upper bound.
+    "full": {
+        "captioning": Recipe(epochs=30, learning_rate=5e-4, batch_size=3, patience=3, max_new_tokens=80)
+    },
+    # Tiny random models learn from scratch: a larger step, and captions short enough for 128 positions.
+    "smoke": {
+        "captioning": Recipe(
+            epochs=6,
+            learning_rate=1e-2,
+            batch_size=3,
+            patience=2,
+            max_new_tokens=40,
+            modules_to_save=("lm_head",),
+        )
+    },
+}
+# What a notebook needs from an earlier one: the file (under the profile's folder) and the notebook making it.
+PREREQUISITES = {
+    "scraped": ("scraped/manifest.jsonl", "01_scrape_dishes"),
+    "dataset": ("dish_captions/build_info.json", "02_build_dataset"),
+    "caption-predictions": ("predictions/caption-blip2-lora.jsonl", "03_blip2_lora_captioning"),
+}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Where one profile's sources come from and its artefacts go; notebooks get it from `profile()`."""
+
+    name: str
+    root: Path  # every artefact of this profile lives under root/name: smoke and full never share a folder
+    recipes: dict[str, Recipe] = field(repr=False)
+
+    @property
+    def is_smoke(self) -> bool:
+        """True for the offline profile (tiny models, fixture data)."""
+        return self.name == "smoke"
+
+    def output_dir(self, *parts: str) -> Path:
+        """A created folder under this profile's outputs (Drive in Colab, so a disconnect loses nothing)."""
+        path = self.root.joinpath(self.name, *parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def recipe(self, chapter: str) -> Recipe:
+        """The training sizes of `chapter` (e.g. "captioning") in this profile."""
+        return self.recipes[chapter]
+
+    def model(self, key: str) -> str:
+        """The hub id of `key` in full; in smoke the folder of a tiny model of the same classes."""
+        if key not in HUB_MODELS:
+            raise KeyError(f"unknown model {key!r}; known: {', '.join(HUB_MODELS)}")
+        return str(self.smoke_kit().tiny_models.build(key)) if self.is_smoke else HUB_MODELS[key]
+
+    def sites(self, config: dict) -> AbstractContextManager[dict]:
+        """The scraping config to use while the block runs: the real sites, or fixture sites on 127.0.0.1."""
+        return self.smoke_kit().scrape_fixtures.serving(config) if self.is_smoke else nullcontext(config)
+
+    def require(self, name: str) -> Path:
+        """An earlier notebook's output: rebuilt offline in smoke when missing; in full, says what to run."""
+        relative, notebook = PREREQUISITES[name]
+        path = self.root / self.name / relative
+        if not path.exists():
+            if not self.is_smoke:
+                raise FileNotFoundError(
+                    f"{path} is missing: run notebook {notebook} in the full profile first"
+                )
+            self.smoke_kit().rebuild(name, self)
+        return path
+
+    def smoke_kit(self) -> ModuleType:
+        """The `helpers.smoke` package: the one door to it from the rest of `helpers`."""
+        return importlib.import_module("helpers.smoke")
+
+    def banner(self, notebook: str) -> str:
+        """Prints one line naming the profile, device and dtype, and how to switch."""
+        other = "full" if self.is_smoke else "smoke"
+        where = "tiny offline models and fixtures" if self.is_smoke else "hub weights, real data, GPU"
+        device, dtype = pick_device_dtype()
+        line = (
+            f"[{notebook}] profile={self.name} ({where}) on {device.type}/{str(dtype).removeprefix('torch.')}"
+            f" - switch with TUTORIAL_PROFILE={other} before starting the kernel"
+        )
+        print(line)
+        return line
+
+
+def profile_name() -> str:
     """`TUTORIAL_PROFILE` if set (smoke|full), else `full` when CUDA is available and `smoke` otherwise."""
     value = os.environ.get("TUTORIAL_PROFILE", "").strip().lower()
     if not value:
@@ -29,23 +142,38 @@ def get_profile() -> str:
     return value
 
 
-def is_smoke() -> bool:
-    """True when the offline smoke profile runs."""
-    return get_profile() == "smoke"
+def profile(name: str | None = None) -> Profile:
+    """The profile `name` (default: the one the environment selects), with its outputs root."""
+    name = name or profile_name()
+    if name not in PROFILES:
+        raise ValueError(f"{name!r} is not a profile; use one of {', '.join(PROFILES)}")
+    return Profile(name, outputs_root(), RECIPES[name])
 
 
-def banner(notebook: str) -> str:
-    """One line naming the profile that runs and how to switch; printed by every notebook."""
-    profile = get_profile()
-    other = "full" if profile == "smoke" else "smoke"
-    where = "tiny offline models and fixtures" if profile == "smoke" else "hub weights, real data, GPU"
-    device, dtype = pick_device_dtype()
-    line = (
-        f"[{notebook}] profile={profile} ({where}) on {device.type}/{str(dtype).removeprefix('torch.')}"
-        f" - switch with TUTORIAL_PROFILE={other} before starting the kernel"
+def start(notebook: str, seed: int = 42) -> Profile:
+    """A notebook's first call: resolve the profile, print its banner, seed, quiet known log noise."""
+    current = profile()
+    current.banner(notebook)
+    seed_everything(seed)
+    quiet_known_messages()
+    return current
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+def quiet_known_messages() -> None:
+    """Drops single known library messages that the notebooks explain (see notebook 03 §4), nothing else."""
+    # bitsandbytes logs this on every 8-bit matmul whose input is not fp16: on CPU the series runs fp32.
+    logging.getLogger("bitsandbytes.autograd._functions").addFilter(
+        _DropMessage("MatMul8bitLt: inputs will be cast")
     )
-    print(line)
-    return line
 
 
 def seed_everything(seed: int = 42) -> None:
@@ -67,25 +195,18 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def output_dir(*parts: str) -> Path:
-    """A created folder under the outputs root: Drive in Colab (survives a disconnect), `outputs/` locally.
-
-    `TUTORIAL_OUTPUT_DIR` overrides the root anywhere.
-    """
+def outputs_root() -> Path:
+    """`TUTORIAL_OUTPUT_DIR` if set, else Drive in Colab (mounted on first use), else `outputs/`."""
     override = os.environ.get("TUTORIAL_OUTPUT_DIR")
     if override:
-        root = Path(override)
-    elif in_colab():
+        return Path(override)
+    if in_colab():
         if not DRIVE_MOUNT.joinpath("MyDrive").exists():
             from google.colab import drive
 
             drive.mount(str(DRIVE_MOUNT))
-        root = DRIVE_OUTPUTS
-    else:
-        root = REPO_ROOT / "outputs"
-    path = root.joinpath(*parts)
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+        return DRIVE_OUTPUTS
+    return REPO_ROOT / "outputs"
 
 
 def hf_token() -> str | None:
@@ -105,11 +226,11 @@ def hf_token() -> str | None:
     return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
 
 
-def hub_upload_target(repo_name: str) -> tuple[str, str] | None:
+def hub_upload_target(current: Profile, repo_name: str) -> tuple[str, str] | None:
     """(`<your user>/<repo_name>`, token) when uploads can run (full profile with a token); else says why not."""
     token = hf_token()
-    if is_smoke() or token is None:
-        reason = "smoke profile (offline)" if is_smoke() else "no Hugging Face token"
+    if current.is_smoke or token is None:
+        reason = "smoke profile (offline)" if current.is_smoke else "no Hugging Face token"
         print(f"push_to_hub skipped: {reason}. Add an HF_TOKEN secret (write access) to upload.")
         return None
     return f"{whoami(token=token)['name']}/{repo_name}", token
@@ -122,3 +243,8 @@ def token_status() -> str:
         if hf_token()
         else "Hugging Face token: none (hub uploads skipped)"
     )
+
+
+def read_benchmark(name: str) -> dict:
+    """The figures a benchmark script wrote to `benchmarks/results/<name>.json`, with its date and machine."""
+    return json.loads((REPO_ROOT / "benchmarks" / "results" / f"{name}.json").read_text(encoding="utf-8"))

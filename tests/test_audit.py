@@ -1,4 +1,4 @@
-from helpers import audit
+from helpers.models import audit
 
 
 def test_blip2_seed_printout_exact():

@@ -5,8 +5,8 @@ import torch
 from PIL import Image
 from transformers import Blip2Processor
 
-from helpers import tiny_models
-from helpers.caption_collate import IGNORE_INDEX, CaptionCollator, generation_batch, with_token_lengths
+from helpers.collate import IGNORE_INDEX, CaptionCollator, generation_batch, with_token_lengths
+from helpers.smoke import tiny_models
 
 X = IGNORE_INDEX
 
@@ -15,7 +15,7 @@ X = IGNORE_INDEX
 def processor(tmp_path_factory):
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path_factory.getbasetemp() / "outputs"))
-        return Blip2Processor.from_pretrained(tiny_models.build_tiny_blip2())
+        return Blip2Processor.from_pretrained(tiny_models.build("blip2"))
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def test_left_padded_batch_generates_what_each_row_generates_alone(processor):
     """Greedy tokens of a left-padded batch equal those of each row alone (mask and positions are right)."""
     from transformers import Blip2ForConditionalGeneration
 
-    model = Blip2ForConditionalGeneration.from_pretrained(tiny_models.build_tiny_blip2()).eval()
+    model = Blip2ForConditionalGeneration.from_pretrained(tiny_models.build("blip2")).eval()
     images = [Image.new("RGB", (32, 32), c) for c in ("red", "blue")]
     prompts = ["", "a photo of a bowl of"]
 

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from helpers import caption_review, dish_dataset, runtime, scraping
+from helpers import runtime
+from helpers.data import caption_review, dish_dataset
 
 DISHES = {"banh-beo": "bánh bèo", "bun-bo-hue": "bún bò Huế", "bun-dau-mam-tom": "bún đậu mắm tôm"}
 GLOSSARY = caption_review.load_glossary()
@@ -88,7 +89,7 @@ def test_each_bad_record_is_excluded_with_a_reason_naming_it(tmp_path):
     }
     escape = dict(good[1], id="escape", image_path="../../etc/passwd")
     long_hash = dict(good[1], id="long-hash", phash="ab" * 16)
-    lines = [*good, missing, broken, truncated, unknown, duplicate, "{not json", no_title, escape, long_hash]
+    lines = [*good, missing, broken, truncated, unknown, duplicate, no_title, escape, long_hash]
     manifest = write_manifest(tmp_path, lines)
 
     checked = dish_dataset.check_manifest(manifest, GLOSSARY)
@@ -101,7 +102,6 @@ def test_each_bad_record_is_excluded_with_a_reason_naming_it(tmp_path):
         ("truncated", "unreadable image"),
         ("pho-1", "unknown dish"),
         (good[0]["id"], "duplicate id"),
-        (None, "invalid JSON"),
         ("no-title", "bad fields"),
         ("escape", "unsafe image path"),
         ("long-hash", "bad phash"),
@@ -111,9 +111,15 @@ def test_each_bad_record_is_excluded_with_a_reason_naming_it(tmp_path):
     assert "first seen on line 1" in messages[good[0]["id"]]
     assert "title" in messages["no-title"]
     summary = checked.summary()
-    assert "6 records kept, 9 excluded" in summary and "unreadable image: 2" in summary
-    with pytest.raises(dish_dataset.DatasetBuildError, match="(?s)9 record.*'pho-1'.*unknown dish"):
+    assert "6 records kept, 8 excluded" in summary and "unreadable image: 2" in summary
+    with pytest.raises(dish_dataset.DatasetBuildError, match="(?s)8 record.*'pho-1'.*unknown dish"):
         dish_dataset.check_manifest(manifest, GLOSSARY, strict=True)
+
+
+def test_a_line_that_is_not_json_fails_the_whole_manifest_naming_its_line(tmp_path):
+    manifest = write_manifest(tmp_path, [*good_records(tmp_path, 1), "{not json"])
+    with pytest.raises(ValueError, match=r"manifest.jsonl:4: not valid JSON"):
+        dish_dataset.check_manifest(manifest, GLOSSARY)
 
 
 def test_an_image_changed_after_scraping_is_caught(tmp_path):
@@ -226,7 +232,7 @@ def test_build_saves_a_dataset_that_loads_back_both_ways(tmp_path):
     bad = dict(records[0], id="bad", dish="pho")
     manifest = write_manifest(tmp_path / "scraped", [*records, near_copy, bad])
 
-    result = dish_dataset.build(manifest, tmp_path / "decisions.jsonl", seed=3)
+    result = dish_dataset.build(manifest, tmp_path / "decisions.jsonl", runtime.profile("smoke"), seed=3)
     paths = dish_dataset.save(result.dataset, result.info, GLOSSARY, root=tmp_path / "out")
 
     built = result.dataset
@@ -304,33 +310,44 @@ def test_review_widget_saves_each_decision_and_resumes(tmp_path):
 def test_a_corrupt_review_log_line_is_named(tmp_path):
     log_path = tmp_path / "decisions.jsonl"
     log_path.write_text('{"id": "a"}\n', encoding="utf-8")
-    with pytest.raises(ValueError, match="decisions.jsonl line 1"):
+    with pytest.raises(ValueError, match="decisions.jsonl:1: not a review decision"):
         caption_review.ReviewLog(log_path).load()
 
 
-def test_load_or_build_rebuilds_in_smoke_and_asks_for_notebooks_in_full(tmp_path, monkeypatch):
-    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path / "outputs"))
-    monkeypatch.setattr(runtime, "DATA_DIR", tmp_path / "data")
-    calls = []
+def test_a_review_decision_cut_short_by_a_kill_is_dropped(tmp_path, capsys):
+    records = good_records(tmp_path, 1)
+    checked = dish_dataset.check_manifest(write_manifest(tmp_path, records), GLOSSARY)
+    drafts = {r["id"]: caption_review.draft_caption(r, GLOSSARY) for r in checked.records}
+    item = dish_dataset.review_items(checked, drafts)[0]
+    log = caption_review.ReviewLog(tmp_path / "decisions.jsonl")
+    log.record(item, "approved", "A bowl.", "")
+    with open(log.path, "a", encoding="utf-8") as handle:
+        handle.write('{"id": "cut-short", "decis')  # as if the kernel died while appending
+    assert list(log.load()) == [item.id]
+    assert "cut short" in capsys.readouterr().out
+    assert log.path.read_text(encoding="utf-8").endswith("}\n")
 
-    def run_fixture_scrape(out_dir: Path) -> Path:
-        calls.append(out_dir)
-        return write_manifest(out_dir, good_records(out_dir, 4))
 
-    monkeypatch.setattr(
-        scraping, "run_fixture_scrape", run_fixture_scrape
-    )  # notebook 01's tests cover the real one
-    with pytest.raises(FileNotFoundError, match="notebook 02"):
-        dish_dataset.load_or_build("full")
+def test_a_full_profile_build_refuses_fixture_data(tmp_path):
+    manifest = write_manifest(tmp_path / "scraped", good_records(tmp_path / "scraped", 2))  # 127.0.0.1 pages
+    with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
+        dish_dataset.build(manifest, tmp_path / "decisions.jsonl", runtime.profile("full"))
 
-    built = dish_dataset.load_or_build("smoke")
-    again = dish_dataset.load_or_build("smoke")
 
-    assert calls == [tmp_path / "data" / "scraped"]
+def test_smoke_and_full_outputs_never_meet(tmp_path, monkeypatch):
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
+    smoke, full = runtime.profile("smoke"), runtime.profile("full")
+    assert not smoke.output_dir().is_relative_to(full.output_dir())
+    assert not full.output_dir().is_relative_to(smoke.output_dir())
+    scraped = smoke.output_dir("scraped")
+    write_manifest(scraped, good_records(scraped, 4))  # as notebook 01 leaves it in smoke
+
+    built = dish_dataset.build_and_save(smoke)
+
     assert sum(built[s].num_rows for s in dish_dataset.SPLITS) == 12
-    assert again["train"]["id"] == built["train"]["id"]
-    with pytest.raises(FileNotFoundError, match="full profile"):
-        dish_dataset.load_or_build("full")
+    assert dish_dataset.load(smoke)["train"]["id"] == built["train"]["id"]
+    with pytest.raises(FileNotFoundError, match="notebook 0[12].* full profile"):
+        dish_dataset.load(full)
 
 
 def test_glossary_covers_exactly_the_scraped_dishes():

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpers.box_metrics import (
+from helpers.metrics.box_metrics import (
     Box,
     accuracy_at,
     coco_map,

@@ -9,7 +9,7 @@ from pycocoevalcap.cider.cider import Cider
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
 
-from helpers import bootstrap, caption_metrics
+from helpers.metrics import bootstrap, caption_metrics
 
 HYPS = [
     "một bát phở bò nóng hổi với hành lá",
@@ -40,6 +40,21 @@ def test_bleu_equals_sacrebleu_corpus_score(order):
     theirs = BLEU(max_ngram_order=order).corpus_score(HYPS, streams(REFS)).score / 100
     assert ours == pytest.approx(theirs, abs=1e-12)
     assert 0 < ours < 1
+
+
+def test_summed_caption_statistics_reproduce_sacrebleu_corpus_statistics():
+    # 4 words against 5 and 3: a tie that goes to the shorter reference; "bún bò Huế..." picks 9 over 3 and 3.
+    # "Bún" matches no reference word: BLEU, like sacrebleu's default, is case-sensitive.
+    hyps = [*HYPS, "Bún chả Hà Nội"]
+    refs = [*REFS, ["bún chả Hà Nội nướng", "bún chả ngon"]]
+    stats = caption_metrics.bleu_statistics(hyps, refs)
+    assert stats[-1, :2].tolist() == [4, 3] and stats[2, :2].tolist() == [7, 9]
+    total = stats.sum(axis=0)
+    corpus = BLEU().corpus_score(hyps, streams(refs))
+    assert total.tolist() == [corpus.sys_len, corpus.ref_len, *corpus.counts, *corpus.totals]
+    summed = BLEU.compute_bleu(total[2:6].tolist(), total[6:].tolist(), int(total[0]), int(total[1]))
+    assert summed.score == pytest.approx(corpus.score, abs=1e-12)
+    assert caption_metrics.bleu(hyps, refs)["bleu4"] == pytest.approx(corpus.score / 100, abs=1e-12)
 
 
 def test_bleu_orders_decrease_and_perfect_copy_scores_one():

@@ -4,7 +4,7 @@ import unicodedata
 
 import pytest
 
-from helpers import vqa_metrics
+from helpers.metrics import vqa_metrics
 
 
 @pytest.mark.parametrize(

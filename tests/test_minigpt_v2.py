@@ -21,8 +21,9 @@ from transformers import (
 )
 from transformers.models.blip_2.modeling_blip_2 import Blip2VisionEmbeddings
 
-from helpers import tiny_models
-from helpers.minigpt_v2 import (
+from helpers import runtime
+from helpers.collate import MiniGPTv2Collator
+from helpers.models.minigpt_v2 import (
     IMAGE_TOKEN_ID,
     MiniGPTv2Config,
     MiniGPTv2ForConditionalGeneration,
@@ -31,24 +32,22 @@ from helpers.minigpt_v2 import (
     llm_quantization_config,
     real_size_counts,
 )
-from helpers.minigpt_v2_checkpoint import (
+from helpers.models.minigpt_v2_checkpoint import (
     download_stage3_checkpoint,
     load_official_checkpoint,
     load_stage3_model,
     read_official_state_dict,
-    synthetic_stage3_state_dict,
     verify_stage3_file,
-    write_synthetic_stage3,
 )
-from helpers.minigpt_v2_prompts import (
+from helpers.models.minigpt_v2_prompts import (
     TASKS,
-    MiniGPTv2Collator,
     build_prompt,
     clean_answer,
     encode_prompt,
     generate_answers,
     make_image_processor,
 )
+from helpers.smoke import synthetic_stage3, tiny_models
 
 IMAGE_SIZE = 32  # the tiny tower is trained at 16 px (4x4 patches); like 224 -> 448 px, run it at twice that
 LORA_R = 4
@@ -57,7 +56,7 @@ QUESTION = "Món ăn này là gì?"
 
 @pytest.fixture(scope="module")
 def sources():
-    return tiny_models.build_tiny_vision_tower(), tiny_models.build_tiny_llama()
+    return tiny_models.build("minigpt-vision"), tiny_models.build("llama-2-chat")
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +159,7 @@ def test_patch_grid_not_divisible_by_four_is_refused_at_config_time(sources):
 
 
 def test_vision_tower_from_a_sharded_blip2_reads_only_its_shards(sources, tmp_path):
-    blip2 = Blip2ForConditionalGeneration.from_pretrained(tiny_models.build_tiny_blip2())
+    blip2 = Blip2ForConditionalGeneration.from_pretrained(tiny_models.build("blip2"))
     blip2.save_pretrained(tmp_path, max_shard_size="100KB")
     weight_map = json.loads((tmp_path / "model.safetensors.index.json").read_text())["weight_map"]
     needed = {shard for name, shard in weight_map.items() if name.startswith("vision_model.")}
@@ -225,7 +224,7 @@ def test_real_size_official_names_and_shapes_load_on_meta():
     config = MiniGPTv2Config()
     with torch.device("meta"):
         model = attach_lora(MiniGPTv2ForConditionalGeneration(config))
-        official = synthetic_stage3_state_dict(config)
+        official = synthetic_stage3.state_dict(config)
     assert official["llama_model.base_model.model.model.layers.31.self_attn.v_proj.lora_B.weight"].shape == (
         4096,
         64,
@@ -249,7 +248,7 @@ def test_prompt_template_for_all_six_tasks():
         build_prompt("qa", QUESTION)
     with pytest.raises(ValueError, match="exactly once"):
         encode_prompt(
-            AutoTokenizer.from_pretrained(tiny_models.build_tiny_llama()), "[INST] no image [/INST]", 4
+            AutoTokenizer.from_pretrained(tiny_models.build("llama-2-chat")), "[INST] no image [/INST]", 4
         )
 
 
@@ -353,7 +352,7 @@ def test_frozen_vision_tower_stays_in_eval_mode_when_training(model):
 
 def test_official_checkpoint_loads_every_tensor(sources, tmp_path):
     peft_model = with_lora(build(sources))
-    path = write_synthetic_stage3(peft_model.config, tmp_path / "checkpoint_stage3.pth", lora_r=LORA_R)
+    path = synthetic_stage3.write(peft_model.config, tmp_path / "checkpoint_stage3.pth", lora_r=LORA_R)
     official = read_official_state_dict(path)
     assert "llama_model.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight" in official
     report = load_official_checkpoint(peft_model, path)
@@ -371,7 +370,7 @@ def test_official_checkpoint_loads_every_tensor(sources, tmp_path):
 def test_strict_false_would_silently_drop_the_lora_tensors(sources):
     """The original's `load_state_dict(strict=False)` under today's peft: every LoRA tensor is skipped."""
     peft_model = with_lora(build(sources))
-    official = synthetic_stage3_state_dict(peft_model.config, lora_r=LORA_R)
+    official = synthetic_stage3.state_dict(peft_model.config, lora_r=LORA_R)
     before = {n: p.clone() for n, p in peft_model.named_parameters() if ".lora_" in n}
     result = peft_model.get_base_model().load_state_dict(official, strict=False)
     assert len(result.unexpected_keys) == 10
@@ -403,7 +402,7 @@ def test_strict_false_would_silently_drop_the_lora_tensors(sources):
 )
 def test_official_checkpoint_mismatch_raises_with_counts(sources, change, message):
     peft_model = attach_lora(build(sources), r=LORA_R)
-    official = synthetic_stage3_state_dict(peft_model.config, lora_r=LORA_R)
+    official = synthetic_stage3.state_dict(peft_model.config, lora_r=LORA_R)
     change(official)
     with pytest.raises(ValueError, match=message):
         load_official_checkpoint(peft_model, official)
@@ -411,7 +410,7 @@ def test_official_checkpoint_mismatch_raises_with_counts(sources, change, messag
 
 def test_rotary_buffers_of_old_transformers_are_reported_not_loaded(sources):
     peft_model = attach_lora(build(sources), r=LORA_R)
-    official = synthetic_stage3_state_dict(peft_model.config, lora_r=LORA_R)
+    official = synthetic_stage3.state_dict(peft_model.config, lora_r=LORA_R)
     official["llama_model.base_model.model.model.layers.0.self_attn.rotary_emb.inv_freq"] = torch.ones(8)
     assert load_official_checkpoint(peft_model, official).ignored_buffers == 1
 
@@ -503,7 +502,7 @@ def test_tiny_model_trains_with_lora_through_8bit_and_loss_falls(sources, tokeni
 
 
 def test_one_call_smoke_loader_gives_a_4bit_model_with_the_checkpoint_and_answers():
-    model, tokenizer, processor, report = load_stage3_model("smoke", bits=4)
+    model, tokenizer, processor, report = load_stage3_model(runtime.profile("smoke"), bits=4)
     assert str(report).startswith("10 tensors loaded (8 LoRA, 2 llama_proj), 0 missing, 0 unexpected")
     assert type(model.get_base_model().language_model.model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
     image = Image.new("RGB", (50, 40), (10, 100, 200))

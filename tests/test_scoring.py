@@ -5,7 +5,8 @@ import json
 import matplotlib
 import pytest
 
-from helpers import caption_metrics, explorer, runtime, scoring
+from helpers import runtime, viz
+from helpers.metrics import caption_metrics, scoring
 
 matplotlib.use("Agg")
 
@@ -35,19 +36,23 @@ def test_missing_task_names_its_notebook(tmp_path):
 @pytest.mark.parametrize(
     "line, message",
     [
-        ("{not json", "bad.jsonl line 2: not valid JSON"),
+        ("{not json", "bad.jsonl:2: not valid JSON"),
+        ("[1, 2]", "bad.jsonl:2: expected a JSON object, got list"),
         (
             '{"id": "a", "task": "caption", "model": "m", "prediction": "x"}',
-            "line 2: missing field 'references'",
+            "bad.jsonl:2: missing field 'references'",
         ),
         (
             '{"id": "a", "task": "ocr", "model": "m", "prediction": "x", "references": ["x"]}',
-            "field 'task' is 'ocr'",
+            "bad.jsonl:2: field 'task' is 'ocr'",
         ),
-        ('{"id": "a", "task": "vqa", "model": "m", "prediction": "x", "references": ["x"]}', "question_type"),
+        (
+            '{"id": "a", "task": "vqa", "model": "m", "prediction": "x", "references": ["x"]}',
+            "bad.jsonl:2: vqa line without field 'question_type'",
+        ),
         (
             '{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": []}',
-            "'references' must be",
+            "bad.jsonl:2: field 'references' must be",
         ),
         (
             '{"id": "a", "task": "caption", "model": "m", "prediction": "y", "references": ["x"]}',
@@ -115,26 +120,26 @@ def test_side_by_side_keeps_published_numbers_apart(prediction_folder):
 
 def test_bar_chart_draws_one_bar_per_model_and_metric(prediction_folder):
     table, _ = scoring.score_captions(scoring.load_predictions(prediction_folder))
-    fig = scoring.bar_chart(table, "captions", ["bleu4", "rougeL", "cider_d"])
+    fig = viz.bar_chart(table, "captions", ["bleu4", "rougeL", "cider_d"])
     assert len(fig.axes[0].patches) == 2 * 3
 
 
 def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
     frame = scoring.load_predictions(prediction_folder)
     examples = {"caption": scoring.score_captions(frame)[1], "boxes": scoring.score_boxes(frame)[2]}
-    wrong = explorer.filtered(examples, "boxes", "minigptv2-stage3", errors_only=True)
+    wrong = viz.filtered(examples, "boxes", "minigptv2-stage3", errors_only=True)
     assert len(wrong) == 2
-    assert explorer.filtered(examples, "boxes", "minigptv2-lora", errors_only=True).empty
-    record = explorer.filtered(examples, "boxes", "minigptv2-lora", errors_only=False).iloc[0]
-    fig = explorer.draw_example(record, "boxes", prediction_folder)
+    assert viz.filtered(examples, "boxes", "minigptv2-lora", errors_only=True).empty
+    record = viz.filtered(examples, "boxes", "minigptv2-lora", errors_only=False).iloc[0]
+    fig = viz.draw_example(record, "boxes", prediction_folder)
     assert len(fig.axes[0].patches) == 2  # one true and one predicted box
-    assert "parser: no {<x1><y1><x2><y2>} box" in explorer.describe(wrong.iloc[0], "boxes")
+    assert "parser: no {<x1><y1><x2><y2>} box" in viz.describe(wrong.iloc[0], "boxes")
     assert (
-        explorer.draw_example(examples["caption"].iloc[0], "caption", prediction_folder) is None
+        viz.draw_example(examples["caption"].iloc[0], "caption", prediction_folder) is None
     )  # no image stored
-    assert explorer.explorer(examples, prediction_folder).children
+    assert viz.explorer(examples, prediction_folder).children
     examples["vqa"] = scoring.score_vqa(frame)[2]
-    assert "question: đây là gì?" in explorer.describe(examples["vqa"].iloc[1], "vqa")
+    assert "question: đây là gì?" in viz.describe(examples["vqa"].iloc[1], "vqa")
 
 
 def test_explorer_refuses_an_oversized_image(prediction_folder, monkeypatch):
@@ -142,7 +147,7 @@ def test_explorer_refuses_an_oversized_image(prediction_folder, monkeypatch):
     record = scoring.score_boxes(frame)[2].iloc[0]
     monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 64 * 48 - 1)  # the fixture images are 64x48
     with pytest.raises(ValueError, match="exceeds 3071 pixels"):
-        explorer.draw_example(record, "boxes", prediction_folder)
+        viz.draw_example(record, "boxes", prediction_folder)
 
 
 def test_evaluate_comparison_says_when_the_hub_is_out_of_reach(monkeypatch, capsys):

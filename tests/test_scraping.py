@@ -13,13 +13,15 @@ import sys
 import textwrap
 from collections import Counter
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
 
-from helpers import scraping
-from helpers.polite_http import Fetched, HttpClient, Skip
-from helpers.scrape_fixtures import Fault, serve_fixture_site
+from helpers import jsonl, runtime
+from helpers.data import manifest, scraping
+from helpers.data.polite_http import Fetched, HttpClient, Skip
+from helpers.smoke.scrape_fixtures import Fault, serve_fixture_site
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -70,7 +72,7 @@ def clean_run(site_config, tmp_path_factory):
 
 
 def read_manifest(out: Path) -> list[dict]:
-    return [json.loads(line) for line in (out / "manifest.jsonl").read_text(encoding="utf-8").splitlines()]
+    return jsonl.read(out / "manifest.jsonl")[0]
 
 
 # --------------------------------------------------------------------------- whole run
@@ -99,7 +101,7 @@ def test_manifest_items_follow_the_contract(clean_run):
     assert len({i["id"] for i in items}) == len({i["sha256"] for i in items}) == 36
     names = {"banh-beo": "bánh bèo", "bun-bo-hue": "bún bò Huế", "bun-dau-mam-tom": "bún đậu mắm tôm"}
     for item in items:
-        assert set(item) == set(scraping.MANIFEST_FIELDS)
+        assert set(item) == set(manifest.FIELDS) and manifest.field_problem(item) is None
         assert item["dish_name"] == names[item["dish"]]
         data = (out / item["image_path"]).read_bytes()
         assert hashlib.sha256(data).hexdigest() == item["sha256"]
@@ -152,14 +154,18 @@ def test_429_honours_retry_after(server):
     assert fetched.content[:2] == b"\xff\xd8"
     assert 7.0 in clock.sleeps
     assert server.hits[path] - before == 2
+    assert client.stats["requests"] == 3 and client.stats["http_429"] == 1  # robots.txt, then two attempts
 
 
 def test_retry_after_beyond_max_wait_gives_up(server):
     path = server.site.image_path("foody", "bun-bo-hue", 1)
     server.inject(path, Fault(status=429, headers={"Retry-After": "3600"}))
+    clock = FakeClock()
+    before = server.hits[path]
     with pytest.raises(Skip) as err:
-        make_client(FakeClock()).get(server.url(path))
-    assert err.value.reason == "http_429"
+        make_client(clock).get(server.url(path))
+    assert err.value.reason == "http_429" and "asks to wait 3600 s" in err.value.detail
+    assert clock.sleeps == [1.0] and server.hits[path] - before == 1  # only the pace after robots.txt
 
 
 def test_500_then_success_backs_off_exponentially_with_jitter(server):
@@ -168,9 +174,10 @@ def test_500_then_success_backs_off_exponentially_with_jitter(server):
     clock = FakeClock()
     client = make_client(clock)
     assert "bún bò" in client.get(server.url(path)).text.lower()
-    backoffs = [s for s in clock.sleeps if s not in (1.0,)][-2:]
-    assert 1.0 <= backoffs[0] < 2.0 and 2.0 <= backoffs[1] < 3.0
-    assert client.stats["retries"] == 2
+    # The pace after robots.txt; urllib3's backoff: none before the first retry (the host's 1 s pace holds),
+    # then backoff_factor * 2 plus up to backoff_jitter (1 s) before the second.
+    assert clock.sleeps[:2] == [1.0, 1.0] and 2.0 <= clock.sleeps[2] < 3.0 and len(clock.sleeps) == 3
+    assert client.stats["retries"] == 2 and client.stats["http_500"] == client.stats["http_503"] == 1
 
 
 def test_other_4xx_is_not_retried(server):
@@ -303,12 +310,19 @@ def test_site_that_answers_html_instead_of_json_is_reported(site_config, tmp_pat
 
 def test_bad_config_and_manifest_name_the_culprit(tmp_path):
     bad = tmp_path / "dishes.json"
-    bad.write_text(json.dumps({"dishes": [{"slug": "Bún Bò", "name_vi": "x", "keywords": {}}], "sites": {}}))
+    dishes = [{"slug": "Bún Bò", "name_vi": "x", "keywords": {}}]
+    bad.write_text(json.dumps({"request_interval": 1.0, "dishes": dishes, "sites": {}}))
     with pytest.raises(ValueError, match=r"dishes\[0\]\.slug"):
+        scraping.load_config(bad)
+    bad.write_text(json.dumps({"dishes": dishes, "sites": {}}))
+    with pytest.raises(ValueError, match="missing top-level 'request_interval'"):
         scraping.load_config(bad)
     (tmp_path / "manifest.jsonl").write_text('{"id": 1}\nnot json\n{"id": 2}\n')
     with pytest.raises(ValueError, match=r"manifest.jsonl:2: not valid JSON"):
-        scraping.Manifest(tmp_path)
+        manifest.Manifest(tmp_path)
+    (tmp_path / "manifest.jsonl").write_text('\n{"id": "a", "width": 1}\n')
+    with pytest.raises(ValueError, match=r"manifest.jsonl:2: missing field\(s\) dish, dish_name"):
+        manifest.Manifest(tmp_path)
 
 
 # --------------------------------------------------------------------------- kill and resume
@@ -317,7 +331,7 @@ KILL_SCRIPT = textwrap.dedent(
     """
     import json, os, signal, sys
     from pathlib import Path
-    from helpers import polite_http, scraping
+    from helpers.data import polite_http, scraping
 
     calls, real_replace = 0, os.replace
 
@@ -353,8 +367,8 @@ def test_killed_run_resumes_without_duplicates_losses_or_partial_files(
 
     items = read_manifest(out)
     assert len(items) == len({i["sha256"] for i in items}) == 36
-    clean_keys = {scraping.page_key(i["site"], i["page_url"]) for i in read_manifest(clean_run[0])}
-    assert {scraping.page_key(i["site"], i["page_url"]) for i in items} == clean_keys
+    clean_keys = {manifest.page_key(i["site"], i["page_url"]) for i in read_manifest(clean_run[0])}
+    assert {manifest.page_key(i["site"], i["page_url"]) for i in items} == clean_keys
     on_disk = {str(p.relative_to(out)) for p in (out / "images").rglob("*") if p.is_file()}
     assert on_disk == {i["image_path"] for i in items}
     assert not list(out.rglob("*.tmp"))
@@ -362,6 +376,18 @@ def test_killed_run_resumes_without_duplicates_losses_or_partial_files(
     assert server.hits[resumed_page] == hits_before  # a kept page is not fetched again
     assert any("cut short" in c for c in report.cleaned) and any(c.endswith(".tmp") for c in report.cleaned)
     report.check()
+
+
+def test_run_scrape_fills_the_smoke_profile_folder_and_resumes_there(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
+    profile = runtime.profile("smoke")
+    report = scraping.run_scrape(profile, progress=False)
+    items = read_manifest(tmp_path / "smoke" / "scraped")
+    assert len(items) == sum(t.kept for t in report.tallies) == 36
+    assert {urlsplit(i["page_url"]).hostname for i in items} == {"127.0.0.1"}
+    again = scraping.run_scrape(profile, progress=False)  # a new fixture server, on another port
+    assert sum(t.resumed for t in again.tallies) == 36
+    assert not (tmp_path / "full").exists()
 
 
 def test_fixture_and_live_data_never_mix(clean_run):

@@ -17,7 +17,7 @@ from transformers import (
     BlipProcessor,
 )
 
-from helpers import tiny_models
+from helpers.smoke import tiny_models
 
 EIGHT_BIT = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0)
 IMAGES = [Image.new("RGB", (40, 40), colour) for colour in ("red", "blue")]
@@ -49,13 +49,13 @@ def _losses(model, targets, batch, steps=10):
 
 def test_vision_init_is_usable():
     """Random tiny vision weights must be ~0.02 wide, not the 1e-10 class default that freezes learning."""
-    model = Blip2ForConditionalGeneration.from_pretrained(tiny_models.build_tiny_blip2())
+    model = Blip2ForConditionalGeneration.from_pretrained(tiny_models.build("blip2"))
     assert 0.005 < model.vision_model.encoder.layers[0].self_attn.qkv.weight.std() < 0.1
     assert model.query_tokens.std() > 0.005
 
 
 def test_blip2_opt():
-    path = tiny_models.build_tiny_blip2()
+    path = tiny_models.build("blip2")
     processor = Blip2Processor.from_pretrained(path)
     enc = processor(
         images=IMAGES, text=["a red circle", "a bowl of bún bò Huế"], return_tensors="pt", padding=True
@@ -67,7 +67,7 @@ def test_blip2_opt():
 
 
 def test_blip_vqa():
-    path = tiny_models.build_tiny_blip_vqa()
+    path = tiny_models.build("blip-vqa")
     processor = BlipProcessor.from_pretrained(path)
     enc = processor(images=IMAGES, text=["what color?", "what color?"], return_tensors="pt")
     labels = processor(text=["red", "blue"], return_tensors="pt").input_ids
@@ -77,7 +77,7 @@ def test_blip_vqa():
 
 
 def test_llama():
-    path = tiny_models.build_tiny_llama()
+    path = tiny_models.build("llama-2-chat")
     tokenizer = AutoTokenizer.from_pretrained(path)
     ids = tokenizer(
         ["[INST] <Img><ImageHere></Img> [vqa] màu gì? [/INST] màu đỏ</s>"], return_tensors="pt"
@@ -90,7 +90,7 @@ def test_llama():
 
 
 def test_vision_tower():
-    path = tiny_models.build_tiny_vision_tower()
+    path = tiny_models.build("minigpt-vision")
     pixels = BlipImageProcessor.from_pretrained(path)(IMAGES, return_tensors="pt").pixel_values
     model = _load(Blip2VisionModel, path)
     assert model(pixel_values=pixels).last_hidden_state.shape == (2, 1 + 16, 32)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from helpers.visual_tokens import merge_visual_tokens
+from helpers.models.visual_tokens import merge_visual_tokens
 
 
 def test_equals_original_view_on_patch_tokens():

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from helpers.caption_metrics import check_pairs
+from helpers.metrics.caption_metrics import check_pairs
 
 # ViVQA `type` column (design.md §4).
 QUESTION_TYPES = {0: "object", 1: "count", 2: "color", 3: "location"}

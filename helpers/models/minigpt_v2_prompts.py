@@ -1,28 +1,22 @@
-"""MiniGPT-v2 prompts, labels, batching, image processing and greedy generation, as in the original.
+"""MiniGPT-v2 prompts, image processing and greedy generation, as in the original (the collator: `helpers.collate`).
 
 Notebook-facing API:
 
     prompt = build_prompt("vqa", "Món ăn này là gì?")   # [INST] <Img><ImageHere></Img> [vqa] ... [/INST]
-    collator = MiniGPTv2Collator(tokenizer, make_image_processor(448), model.config.num_image_tokens)
-    batch = collator([{"image": pil, "task": "vqa", "instruction": q, "answer": a}, ...])   # Trainer-ready
     answers = generate_answers(model, tokenizer, pixel_values, [prompt, ...], max_new_tokens=20)
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
-from PIL import Image
 from transformers import PreTrainedTokenizerBase
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-from helpers.minigpt_v2 import IMAGE_TOKEN_ID
+from helpers.models.minigpt_v2 import IMAGE_TOKEN_ID
 
 TASKS = ("vqa", "caption", "grounding", "refer", "identify", "detection")
 IMAGE_PLACEHOLDER = "<ImageHere>"
-IGNORE_INDEX = -100
 
 
 def build_prompt(task: str, instruction: str) -> str:
@@ -66,22 +60,6 @@ def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, num_image_tok
     return [tokenizer.bos_token_id, *before, *([IMAGE_TOKEN_ID] * num_image_tokens), *after]
 
 
-def encode_example(
-    tokenizer: PreTrainedTokenizerBase,
-    prompt: str,
-    answer: str,
-    num_image_tokens: int,
-    max_txt_len: int = 1024,
-) -> dict[str, list[int]]:
-    """input_ids and labels for one training example: labels are the answer + `</s>`, −100 elsewhere.
-
-    The answer (with `</s>`) is cut to max_txt_len tokens, like the original's `truncation=True`.
-    """
-    prompt_ids = encode_prompt(tokenizer, prompt, num_image_tokens)
-    answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_txt_len]
-    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids}
-
-
 def pad_sequences(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
     """Stack int lists into (B, max_len), padding on the right (training) or the left (batched generation)."""
     width = max(len(row) for row in rows)
@@ -95,38 +73,6 @@ def pad_sequences(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
 def attention_mask_for(rows: list[list[int]], side: str) -> torch.Tensor:
     """1 on real positions, 0 on padding, for rows padded by pad_sequences on `side`."""
     return pad_sequences([[1] * len(row) for row in rows], 0, side)
-
-
-@dataclass
-class MiniGPTv2Collator:
-    """Trainer data collator: rows with image, task, instruction, answer -> right-padded training batch."""
-
-    tokenizer: PreTrainedTokenizerBase
-    image_processor: BlipImageProcessorPil
-    num_image_tokens: int
-    max_txt_len: int = 1024
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        encoded = []
-        for number, row in enumerate(rows):
-            missing = [field for field in ("image", "task", "instruction", "answer") if field not in row]
-            if missing:
-                raise KeyError(f"batch row {number} lacks field(s) {', '.join(missing)}")
-            prompt = build_prompt(row["task"], row["instruction"])
-            encoded.append(
-                encode_example(self.tokenizer, prompt, row["answer"], self.num_image_tokens, self.max_txt_len)
-            )
-        ids = [item["input_ids"] for item in encoded]
-        return {
-            "pixel_values": self.pixel_values([row["image"] for row in rows]),
-            "input_ids": pad_sequences(ids, pad_token_id(self.tokenizer), "right"),
-            "attention_mask": attention_mask_for(ids, "right"),
-            "labels": pad_sequences([item["labels"] for item in encoded], IGNORE_INDEX, "right"),
-        }
-
-    def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
-        """(B, 3, S, S) float tensor from PIL images."""
-        return self.image_processor(images, return_tensors="pt")["pixel_values"]
 
 
 def clean_answer(tokenizer: PreTrainedTokenizerBase, token_ids: torch.Tensor) -> str:

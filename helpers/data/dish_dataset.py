@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import random
 import re
@@ -13,6 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import imagehash
 import numpy as np
@@ -22,8 +24,8 @@ from datasets import Image as ImageFeature
 from huggingface_hub import DatasetCard
 from PIL import Image, UnidentifiedImageError
 
-from helpers import runtime, scraping
-from helpers.caption_review import (
+from helpers import jsonl, runtime
+from helpers.data.caption_review import (
     TEMPLATE_EN,
     TEMPLATE_VI,
     Decision,
@@ -34,24 +36,8 @@ from helpers.caption_review import (
     draft_caption,
     load_glossary,
 )
+from helpers.data.manifest import field_problem
 
-REQUIRED_FIELDS: dict[str, type] = {
-    "id": str,
-    "dish": str,
-    "dish_name": str,
-    "site": str,
-    "page_url": str,
-    "image_url": str,
-    "title": str,
-    "text_vi": str,
-    "ingredients": list,
-    "retrieved_at": str,
-    "sha256": str,
-    "phash": str,
-    "image_path": str,
-    "width": int,
-    "height": int,
-}
 SPLITS = ("train", "validation", "test")
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 PHASH_THRESHOLD = 10  # of 64 bits; notebook 01 drops copies within 6, this also groups looser near-copies
@@ -108,23 +94,6 @@ def _summarise(head: str, problems: Sequence[Problem]) -> str:
     return "\n".join(lines + [f"    - {p}" for p in problems])
 
 
-def _check_fields(raw: Any) -> str | None:
-    """What is wrong with the record's fields and types, or None."""
-    if not isinstance(raw, dict):
-        return f"expected a JSON object, got {type(raw).__name__}"
-    missing = [name for name in REQUIRED_FIELDS if name not in raw]
-    if missing:
-        return f"missing field(s) {', '.join(missing)}"
-    wrong = [
-        name
-        for name, kind in REQUIRED_FIELDS.items()
-        if not isinstance(raw[name], kind) or (kind is int and isinstance(raw[name], bool))
-    ]
-    if not wrong and not all(isinstance(x, str) for x in raw["ingredients"]):
-        wrong = ["ingredients (must be a list of strings)"]
-    return f"wrong type for {', '.join(wrong)}" if wrong else None
-
-
 def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | None:
     """(kind, detail) when the image is missing, outside the folder, unreadable or changed since scraping."""
     root = scraped_dir.resolve()
@@ -152,7 +121,7 @@ def _record_problem(
     raw: Any, seen: dict[str, int], glossary: Glossary, scraped_dir: Path
 ) -> tuple[str, str] | None:
     """(kind, detail) for the first thing wrong with one parsed manifest record, or None."""
-    fields_error = _check_fields(raw)
+    fields_error = field_problem(raw)
     if fields_error:
         return "bad fields", fields_error
     if raw["id"] in seen:
@@ -165,23 +134,19 @@ def _record_problem(
 
 
 def check_manifest(manifest: Path, glossary: Glossary, *, strict: bool = False) -> CheckedManifest:
-    """Read the manifest and check each record: JSON, fields, id, dish, perceptual hash and image.
+    """Read the manifest (a line that is not JSON raises, naming file and line), then check each record.
 
     Bad records are excluded with a named reason (strict: a `DatasetBuildError` listing them all).
     """
     manifest = Path(manifest)
+    if not manifest.is_file():
+        raise FileNotFoundError(f"{manifest}: no such manifest (notebook 01 writes it)")
     records: list[dict[str, Any]] = []
     lines: dict[str, int] = {}
     problems: list[Problem] = []
-    for number, line in enumerate(manifest.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            raw = json.loads(line)
-        except json.JSONDecodeError as error:
-            problems.append(Problem(manifest.name, number, None, "invalid JSON", str(error)))
-            continue
-        record_id = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+    numbered, _ = jsonl.read_numbered(manifest)
+    for number, raw in numbered:
+        record_id = raw.get("id") if isinstance(raw.get("id"), str) else None
         problem = _record_problem(raw, lines, glossary, manifest.parent)
         if problem:
             problems.append(Problem(manifest.name, number, record_id, *problem))
@@ -485,24 +450,23 @@ def export_imagefolder(dataset: DatasetDict, folder: Path, card: str) -> Path:
     names = dataset["train"].features["dish"].names
     for split, data in dataset.items():
         (tmp / split).mkdir(parents=True)
-        with (tmp / split / "metadata.jsonl").open("w", encoding="utf-8") as meta:
-            for n, row in enumerate(data.cast_column("image", ImageFeature(decode=False))):
-                suffix = Path(row["image"]["path"]).suffix or ".jpg"
-                safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in row["id"])
-                file_name = f"{n:04d}-{safe_id}{suffix}"
-                (tmp / split / file_name).write_bytes(row["image"]["bytes"])
-                fields = {k: v for k, v in row.items() if k != "image"} | {"dish": names[row["dish"]]}
-                meta.write(json.dumps({"file_name": file_name, **fields}, ensure_ascii=False) + "\n")
+        metadata = []
+        for n, row in enumerate(data.cast_column("image", ImageFeature(decode=False))):
+            suffix = Path(row["image"]["path"]).suffix or ".jpg"
+            safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in row["id"])
+            file_name = f"{n:04d}-{safe_id}{suffix}"
+            (tmp / split / file_name).write_bytes(row["image"]["bytes"])
+            fields = {k: v for k, v in row.items() if k != "image"} | {"dish": names[row["dish"]]}
+            metadata.append({"file_name": file_name, **fields})
+        jsonl.write(tmp / split / "metadata.jsonl", metadata)
     (tmp / "README.md").write_text(card, encoding="utf-8")
     _replace_dir(tmp, folder)
     return folder
 
 
-def save(
-    dataset: DatasetDict, build: dict[str, Any], glossary: Glossary, root: Path | None = None
-) -> dict[str, Path]:
+def save(dataset: DatasetDict, build: dict[str, Any], glossary: Glossary, root: Path) -> dict[str, Path]:
     """Write the `save_to_disk` folder (with README.md and build_info.json) and the imagefolder export."""
-    root = Path(root) if root else runtime.output_dir(DATASET_NAME).parent
+    root = Path(root)
     card = dataset_card(dataset, build, glossary)
     final = root / DATASET_NAME
     tmp = root / f"{DATASET_NAME}.tmp"
@@ -538,19 +502,6 @@ def build_info(
     }
 
 
-def scraped_manifest(profile: str | None = None) -> Path:
-    """Notebook 01's manifest; in smoke it is rebuilt from the offline fixture site when missing."""
-    folder = runtime.DATA_DIR / "scraped"
-    manifest = folder / "manifest.jsonl"
-    if manifest.exists():
-        return manifest
-    if (profile or runtime.get_profile()) != "smoke":
-        raise FileNotFoundError(
-            f"{manifest} is missing: run notebook 01 (scraping) in the full profile first"
-        )
-    return scraping.run_fixture_scrape(folder)
-
-
 @dataclass
 class Build:
     """Everything one build produced: the checked manifest, drafts, decisions, exclusions and the dataset."""
@@ -568,25 +519,47 @@ class Build:
         return _summarise(f"{sizes}; {len(self.excluded)} record(s) excluded", self.excluded)
 
 
-def review_log_path() -> Path:
+def review_log_path(profile: runtime.Profile) -> Path:
     """Where review decisions are kept (beside the dataset, so they survive a rebuild and a Colab restart)."""
-    return runtime.output_dir("caption_review") / "decisions.jsonl"
+    return profile.output_dir("caption_review") / "decisions.jsonl"
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    try:
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def local_records(records: Sequence[dict[str, Any]]) -> list[str]:
+    """Ids of records scraped from a loopback address (the smoke profile's fixture sites)."""
+    return [r["id"] for r in records if _is_loopback(r["page_url"])]
 
 
 def build(
     manifest: Path,
     review_log: Path,
+    profile: runtime.Profile,
     *,
     glossary: Glossary | None = None,
     seed: int = 42,
     fractions: Sequence[float] = SPLIT_FRACTIONS,
     threshold: int = PHASH_THRESHOLD,
     strict: bool = False,
-    profile: str | None = None,
 ) -> Build:
-    """Check the manifest, draft captions, apply review decisions (drafts where none), split, assemble."""
+    """Check the manifest, draft captions, apply review decisions (drafts where none), split, assemble.
+
+    A full-profile build refuses records scraped from 127.0.0.1: fixture data never reaches a real dataset.
+    """
     glossary = glossary or load_glossary()
     checked = check_manifest(manifest, glossary, strict=strict)
+    local = local_records(checked.records)
+    if local and not profile.is_smoke:
+        raise ValueError(
+            f"{manifest}: {len(local)} record(s) (e.g. {local[0]}) come from the offline fixture sites on "
+            "127.0.0.1; a full-profile dataset is built from notebook 01's live scrape only"
+        )
     drafts = {r["id"]: draft_caption(r, glossary) for r in checked.records}
     decisions = ReviewLog(review_log).load()
     captions, caption_problems = final_captions(checked, drafts, decisions)
@@ -602,7 +575,7 @@ def build(
     info = build_info(
         checked,
         excluded,
-        profile=profile or runtime.get_profile(),
+        profile=profile.name,
         seed=seed,
         fractions=fractions,
         threshold=threshold,
@@ -610,27 +583,28 @@ def build(
     return Build(checked, drafts, decisions, excluded, dataset, info)
 
 
-def load_or_build(profile: str | None = None) -> DatasetDict:
-    """The saved dataset of this profile; in smoke it is built (scraping the fixtures first) when missing."""
-    profile = profile or runtime.get_profile()
-    folder = runtime.output_dir(DATASET_NAME)
-    info_path = folder / "build_info.json"
-    if info_path.exists() and json.loads(info_path.read_text(encoding="utf-8"))["profile"] == profile:
-        return load_from_disk(str(folder))
-    if profile != "smoke":
-        raise FileNotFoundError(
-            f"no {profile}-profile dataset in {folder}: run notebook 01 (scraping) and then "
-            "notebook 02 (build the dataset) in the full profile first"
-        )
-    result = build(scraped_manifest(profile), review_log_path(), profile=profile)
+def build_and_save(profile: runtime.Profile) -> DatasetDict:
+    """Notebook 02 with its defaults (drafts where nobody reviewed): build from the manifest, save, reload."""
+    result = build(profile.require("scraped"), review_log_path(profile), profile)
     print(result.summary())
-    save(result.dataset, result.info, load_glossary())
-    return load_from_disk(str(folder))
+    paths = save(result.dataset, result.info, load_glossary(), profile.output_dir())
+    return load_from_disk(str(paths["dataset"]))
 
 
-def push_to_hub(dataset: DatasetDict, card: str, repo_name: str = "vi-dish-captions") -> str | None:
+def load(profile: runtime.Profile) -> DatasetDict:
+    """Notebook 02's saved dataset of this profile (rebuilt offline in smoke when missing)."""
+    info_path = profile.require("dataset")
+    built_by = json.loads(info_path.read_text(encoding="utf-8"))["profile"]
+    if built_by != profile.name:
+        raise ValueError(f"{info_path.parent} was built in the {built_by} profile, not {profile.name}")
+    return load_from_disk(str(info_path.parent))
+
+
+def push_to_hub(
+    profile: runtime.Profile, dataset: DatasetDict, card: str, repo_name: str = "vi-dish-captions"
+) -> str | None:
     """Upload privately to `<your user>/<repo_name>` when a Hugging Face token is present; else say why not."""
-    target = runtime.hub_upload_target(repo_name)
+    target = runtime.hub_upload_target(profile, repo_name)
     if target is None:
         return None
     repo_id, token = target

@@ -1,6 +1,6 @@
 """MiniGPT-v2 as a transformers model: BLIP-2's EVA ViT-g, identity ln_vision, 4-token merger, llama_proj, Llama-2.
 
-Notebook-facing API (one call: `helpers.minigpt_v2_checkpoint.load_stage3_model(profile, bits)`; step by step,
+Notebook-facing API (one call: `helpers.models.minigpt_v2_checkpoint.load_stage3_model(profile, bits)`; step by step,
 with the profile choosing only the sources):
 
     model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
@@ -39,8 +39,8 @@ from transformers import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
-from helpers.architectures import EVA_VIT_G_448, LLAMA_2_7B
-from helpers.visual_tokens import TOKENS_PER_GROUP, merge_visual_tokens
+from helpers.models.architectures import EVA_VIT_G_448, LLAMA_2_7B
+from helpers.models.visual_tokens import TOKENS_PER_GROUP, merge_visual_tokens
 
 IMAGE_TOKEN_ID = -200  # not a vocabulary id: marks the input_ids positions that receive image embeddings
 VISION_PREFIX = "vision_model."
@@ -93,7 +93,7 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
     """MiniGPT-v2: `vision_model` (frozen) -> `ln_vision` -> merger -> `llama_proj` -> `language_model`.
 
     `forward(pixel_values, input_ids, attention_mask, labels)` returns the LLM's output with `loss` (Trainer-ready);
-    `input_ids` hold IMAGE_TOKEN_ID where the image embeddings go (see helpers.minigpt_v2_prompts).
+    `input_ids` hold IMAGE_TOKEN_ID where the image embeddings go (see helpers.models.minigpt_v2_prompts).
     """
 
     config_class = MiniGPTv2Config

@@ -10,8 +10,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipConfig, BlipForQuestionAnswering
 
-from helpers import minigpt_v2
-from helpers.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_7B
+from helpers.models import minigpt_v2
+from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_7B
 
 T4_MEMORY_GB = 15.0
 GB = 1024**3

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from helpers.caption_metrics import bleu_from_statistics, bleu_statistics
+from helpers.metrics.caption_metrics import bleu_from_statistics, bleu_statistics
 
 
 def resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:

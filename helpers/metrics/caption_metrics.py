@@ -57,14 +57,18 @@ class VietnameseTokenizer:
 
 
 def bleu_statistics(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
-    """Per-caption BLEU sufficient statistics (sys_len, ref_len, 4 matches, 4 totals) from sacrebleu."""
+    """Per-caption BLEU sufficient statistics (sys_len, ref_len, 4 matches, 4 totals) from sacrebleu.
+
+    Read off the public `sentence_score` fields; its ref_len is the closest reference length, as in corpus BLEU.
+    """
     check_pairs(hypotheses, references)
-    width = max(len(refs) for refs in references)
-    # sacrebleu takes reference *streams*; None pads images that have fewer references.
-    streams = [[nfc(refs[k]) if k < len(refs) else None for refs in references] for k in range(width)]
-    # The same (private) statistics call sacrebleu's own paired bootstrap uses.
-    stats = BLEU(max_ngram_order=MAX_ORDER)._extract_corpus_statistics([nfc(h) for h in hypotheses], streams)
-    return np.asarray(stats, dtype=np.int64)
+    # effective_order only changes the (unused) sentence score and silences sacrebleu's warning about it.
+    scorer = BLEU(max_ngram_order=MAX_ORDER, effective_order=True)
+    scores = (
+        scorer.sentence_score(nfc(hyp), [nfc(r) for r in refs])
+        for hyp, refs in zip(hypotheses, references, strict=True)
+    )
+    return np.array([[s.sys_len, s.ref_len, *s.counts, *s.totals] for s in scores], dtype=np.int64)
 
 
 def bleu_from_statistics(stats: np.ndarray) -> dict[str, float]:

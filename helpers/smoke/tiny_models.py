@@ -116,7 +116,7 @@ def tiny_vision_config(image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY
 
 def _build(name: str, make: Callable[[Path], None]) -> Path:
     """Run `make(path)` once under seed 0 and return the cached folder (one per `BUILD_VERSION`)."""
-    path = runtime.output_dir("tiny-models", f"{name}-v{BUILD_VERSION}")
+    path = runtime.profile("smoke").output_dir("tiny-models", f"{name}-v{BUILD_VERSION}")
     if not (path / "config.json").exists():
         with torch.random.fork_rng():
             torch.manual_seed(0)
@@ -223,21 +223,18 @@ def _make_vision_tower(path: Path) -> None:
     tiny_image_processor(16).save_pretrained(path)
 
 
-def build_tiny_blip2() -> Path:
-    """Tiny `Blip2ForConditionalGeneration` (OPT decoder, 4 query tokens, 32 px images) + `Blip2Processor`."""
-    return _build("blip2-opt", _make_blip2)
+BUILDERS = {  # runtime.HUB_MODELS key -> (cache folder name, builder)
+    "blip2": (
+        "blip2-opt",
+        _make_blip2,
+    ),  # Blip2ForConditionalGeneration (OPT, 4 query tokens, 32 px) + processor
+    "blip-vqa": ("blip-vqa", _make_blip_vqa),  # BlipForQuestionAnswering (32 px) + WordPiece BlipProcessor
+    "llama-2-chat": ("llama", _make_llama),  # LlamaForCausalLM + byte-level BPE with <s>/</s>/<unk>
+    "minigpt-vision": ("eva-vision", _make_vision_tower),  # Blip2VisionModel (16 px, patch 4) + processor
+}
 
 
-def build_tiny_blip_vqa() -> Path:
-    """Tiny `BlipForQuestionAnswering` (32 px images) + `BlipProcessor` with a WordPiece tokenizer."""
-    return _build("blip-vqa", _make_blip_vqa)
-
-
-def build_tiny_llama() -> Path:
-    """Tiny `LlamaForCausalLM` + a byte-level BPE tokenizer with Llama's `<s>`/`</s>`/`<unk>`."""
-    return _build("llama", _make_llama)
-
-
-def build_tiny_vision_tower() -> Path:
-    """Tiny `Blip2VisionModel` (EVA ViT-g's class; 16 px, patch 4 → 16 patches) + its image processor."""
-    return _build("eva-vision", _make_vision_tower)
+def build(key: str) -> Path:
+    """The folder of the tiny model standing in for hub model `key`, built once and cached."""
+    name, make = BUILDERS[key]
+    return _build(name, make)

@@ -2,8 +2,8 @@
 
 Notebook-facing API:
 
-    model, tokenizer, image_processor, report = load_stage3_model()   # all of it, for the running profile
-    path = download_stage3_checkpoint()                 # gdown to output_dir("checkpoints"); verifies the file
+    model, tokenizer, image_processor, report = load_stage3_model(profile)   # all of it, for that profile
+    path = download_stage3_checkpoint(folder / STAGE3_FILENAME)  # gdown; verifies the file
     report = load_official_checkpoint(peft_model, path) # raises on any missing/unexpected tensor
     print(report)                                       # e.g. "130 tensors loaded (128 LoRA, 2 llama_proj) ..."
 
@@ -23,9 +23,9 @@ from peft import PeftModel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
-from helpers import runtime, tiny_models
-from helpers.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
-from helpers.minigpt_v2_prompts import make_image_processor
+from helpers import runtime
+from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
+from helpers.models.minigpt_v2_prompts import make_image_processor
 
 STAGE3_DRIVE_ID = "1HkoUUrjzFGn33cSiUkI-KcT-zysCynAz"
 STAGE3_FILENAME = "checkpoint_stage3.pth"
@@ -37,18 +37,15 @@ _OFFICIAL_LORA = re.compile(
 _OFFICIAL_PROJ = re.compile(r"llama_proj\.(weight|bias)")
 # Non-learned rotary buffers that transformers 4.30 kept in state_dict; today's Llama recomputes them.
 _ROTARY_BUFFER = re.compile(r".*\.rotary_emb\.inv_freq")
-FULL_VISION_SOURCE = "Salesforce/blip2-opt-2.7b"  # not the -coco variants: their ViT was fine-tuned
-FULL_LLM_SOURCE = "meta-llama/Llama-2-7b-chat-hf"  # gated: accept the licence on the hub, set HF_TOKEN
 SMOKE_IMAGE_SIZE = 32  # the tiny tower is trained at 16 px; run at twice that, like 224 -> 448 px
 
 
-def download_stage3_checkpoint(destination: Path | None = None) -> Path:
+def download_stage3_checkpoint(destination: Path) -> Path:
     """Fetch checkpoint_stage3.pth from Google Drive with gdown (skipped when a verified copy is there).
 
     The download goes to a `.part` file that is renamed only once verified, so a Drive error page never
     takes the checkpoint's place.
     """
-    destination = destination or runtime.output_dir("checkpoints") / STAGE3_FILENAME
     if not destination.exists():
         import gdown
         from gdown.exceptions import DownloadError, FileURLRetrievalError
@@ -154,50 +151,19 @@ def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, to
     return LoadReport(lora=len(renamed) - projection, projection=projection, ignored_buffers=len(ignored))
 
 
-def synthetic_stage3_state_dict(config, lora_r: int = 64, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random tensors under the released checkpoint's exact names and shapes for `config` (smoke stand-in).
-
-    Names are the original runner's: `llama_proj.*` and peft-0.2.0 `llama_model.base_model.model...lora_A.weight`.
-    """
-    generator = torch.Generator().manual_seed(seed)
-    hidden = config.text_config.hidden_size
-    vision_in = config.vision_config.hidden_size * config.tokens_per_group
-    shapes = {"llama_proj.weight": (hidden, vision_in), "llama_proj.bias": (hidden,)}
-    for layer in range(config.text_config.num_hidden_layers):
-        for proj in ("q_proj", "v_proj"):
-            stem = f"llama_model.base_model.model.model.layers.{layer}.self_attn.{proj}"
-            shapes[f"{stem}.lora_A.weight"] = (lora_r, hidden)
-            shapes[f"{stem}.lora_B.weight"] = (hidden, lora_r)
-    return {name: torch.randn(shape, generator=generator) * 0.02 for name, shape in shapes.items()}
-
-
-def write_synthetic_stage3(config, path: Path, lora_r: int = 64, seed: int = 0) -> Path:
-    """Save a synthetic checkpoint the way the original runner does: torch.save({"model": ..., "epoch": ...})."""
-    torch.save({"model": synthetic_stage3_state_dict(config, lora_r, seed), "epoch": 0}, path)
-    return path
-
-
 def load_stage3_model(
-    profile: str | None = None, bits: int = 8, gradient_checkpointing: bool = False
+    profile: runtime.Profile, bits: int = 8, gradient_checkpointing: bool = False
 ) -> tuple[PeftModel, PreTrainedTokenizerBase, BlipImageProcessorPil, LoadReport]:
     """MiniGPT-v2 with stage-3 weights, ready to evaluate or fine-tune: (model, tokenizer, image processor, report).
 
     full: BLIP-2's ViT + Llama-2-7b-chat in `bits` on the GPU and the released checkpoint (gdown);
     smoke: the tiny models of the same classes, 8/4-bit on CPU, and a synthetic checkpoint with the original names.
     """
-    profile = profile or runtime.get_profile()
     device, dtype = runtime.pick_device_dtype()
-    if profile == "full":
-        vision, llm, image_size, token = FULL_VISION_SOURCE, FULL_LLM_SOURCE, 448, runtime.hf_token()
-    else:
-        vision, llm, image_size, token = (
-            tiny_models.build_tiny_vision_tower(),
-            tiny_models.build_tiny_llama(),
-            SMOKE_IMAGE_SIZE,
-            None,
-        )
+    llm, token = profile.model("llama-2-chat"), runtime.hf_token()
+    image_size = SMOKE_IMAGE_SIZE if profile.is_smoke else 448
     model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
-        vision,
+        profile.model("minigpt-vision"),
         llm,
         image_size=image_size,
         quantization_config=llm_quantization_config(bits, compute_dtype=dtype),
@@ -206,12 +172,11 @@ def load_stage3_model(
         token=token,
     )
     peft_model = attach_lora(model, gradient_checkpointing=gradient_checkpointing)
-    if profile == "full":
-        checkpoint = download_stage3_checkpoint()
+    if profile.is_smoke:
+        path = profile.output_dir("checkpoints") / "synthetic_stage3.pth"
+        checkpoint = profile.smoke_kit().synthetic_stage3.write(model.config, path)
     else:
-        checkpoint = write_synthetic_stage3(
-            model.config, runtime.output_dir("checkpoints") / "synthetic_stage3.pth"
-        )
+        checkpoint = download_stage3_checkpoint(profile.output_dir("checkpoints") / STAGE3_FILENAME)
     report = load_official_checkpoint(peft_model, checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(llm, token=token)
     return peft_model, tokenizer, make_image_processor(image_size), report

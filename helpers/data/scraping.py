@@ -1,8 +1,9 @@
 """Polite, resumable scraping of dish pages and photos (foody.vn, cooky.vn) into a JSONL manifest.
 
-Pieces, in the order a page meets them: `polite_http.HttpClient` (robots.txt, rate limit, retries), a site adapter
-(`FoodyAdapter`, `CookyAdapter`: find pages, extract fields), `validate_image`, `Deduper`, `Manifest`
-(atomic image writes, append-only JSONL, resume) and `RunReport` (every page kept or skipped by reason).
+Pieces, in the order a page meets them: `polite_http.HttpClient` (robots.txt, rate limit, retries), a site
+adapter (`FoodyAdapter`, `CookyAdapter`: find pages, extract fields), `validate_image`, `Deduper`,
+`manifest.Manifest` (atomic image writes, append-only JSONL checked against `manifest.FIELDS`, resume) and
+`RunReport` (every page kept or skipped by reason).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import unicodedata
 from collections import Counter
@@ -25,18 +25,14 @@ from bs4 import BeautifulSoup
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from helpers import runtime
-from helpers.polite_http import Fetched, HttpClient, Skip
+from helpers import jsonl, runtime
+from helpers.data.manifest import Manifest, page_key
+from helpers.data.polite_http import Fetched, HttpClient, Skip
 
 CONFIG_PATH = runtime.DATA_DIR / "dishes.json"
-SCRAPED_DIR = runtime.DATA_DIR / "scraped"
 MAX_IMAGE_BYTES = 15_000_000
 IMAGE_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 TRANSIENT = ("timeout", "connection", "http_429", "http_5")  # skips a resumed run tries again
-MANIFEST_FIELDS = (
-    "id", "dish", "dish_name", "site", "page_url", "image_url", "title", "text_vi", "ingredients",
-    "retrieved_at", "sha256", "phash", "image_path", "width", "height",
-)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- extraction
@@ -323,99 +319,7 @@ class Deduper:
                 raise Skip("duplicate", f"near duplicate of {item_id} (pHash distance {query - known})")
 
 
-# --------------------------------------------------------------------------- manifest and report
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _append_line(path: Path, record: dict) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def read_jsonl(path: Path) -> tuple[list[dict], bool]:
-    """Records of a JSONL file, repairing (and reporting) a last line cut short by a killed run."""
-    if not path.exists():
-        return [], False
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    repaired = bool(lines[-1])  # every complete record ends with a newline
-    if repaired:
-        atomic_write(path, raw[: len(raw) - len(lines[-1])])
-    records = []
-    for lineno, line in enumerate(lines[:-1], start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as err:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({err.msg}); fix or delete that line") from err
-    return records, repaired
-
-
-def page_key(site: str, url: str) -> str:
-    """What identifies a page across runs: site, path and query (the fixture's host and port change per run)."""
-    parts = urlsplit(url)
-    return f"{site}:{parts.path}?{parts.query}"
-
-
-class Manifest:
-    """`manifest.jsonl` (kept items) and `resume.jsonl` (pages finished without an item) in the output folder.
-
-    Opening one cleans what a killed run can leave: temp files, a cut last line, images without a line.
-    """
-
-    def __init__(self, out_dir: Path):
-        self.dir = Path(out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.path, self.resume_path = self.dir / "manifest.jsonl", self.dir / "resume.jsonl"
-        self.cleaned = [str(p.relative_to(self.dir)) for p in self.dir.rglob(".*.tmp")]
-        for leftover in self.dir.rglob(".*.tmp"):
-            leftover.unlink()
-        self.items, cut_manifest = read_jsonl(self.path)
-        skips, cut_resume = read_jsonl(self.resume_path)
-        self.cleaned += ["manifest.jsonl: last line cut short"] * cut_manifest
-        self.cleaned += ["resume.jsonl: last line cut short"] * cut_resume
-        for lineno, item in enumerate(self.items, start=1):
-            missing = [k for k in MANIFEST_FIELDS if k not in item]
-            if missing:
-                raise ValueError(f"{self.path}:{lineno}: missing field(s) {missing}")
-            if not (self.dir / item["image_path"]).is_file():
-                raise ValueError(
-                    f"{self.path}:{lineno}: image {item['image_path']} is missing; delete that line"
-                )
-        referenced = {item["image_path"] for item in self.items}
-        images = self.dir / "images"
-        for orphan in sorted(images.rglob("*.*")) if images.exists() else []:
-            rel = str(orphan.relative_to(self.dir))
-            if orphan.is_file() and rel not in referenced:  # written just before a kill, line never appended
-                orphan.unlink()
-                self.cleaned.append(f"{rel}: image without a manifest line")
-        self.by_page = {page_key(item["site"], item["page_url"]): item for item in self.items}
-        self.skips = {page_key(s["site"], s["page_url"]): s for s in skips}
-
-    def add(self, item: dict, image: bytes) -> None:
-        """Write the image atomically, then append its line: a kill in between leaves only an orphan image."""
-        atomic_write(self.dir / item["image_path"], image)
-        _append_line(self.path, item)
-        self.items.append(item)
-        self.by_page[page_key(item["site"], item["page_url"])] = item
-
-    def add_skip(self, record: dict) -> None:
-        _append_line(self.resume_path, record)
-        self.skips[page_key(record["site"], record["page_url"])] = record
+# --------------------------------------------------------------------------- report
 
 
 @dataclass
@@ -503,7 +407,7 @@ def _now() -> str:
 def load_config(path: Path = CONFIG_PATH) -> dict:
     """The dish list and per-site settings, checked so a typo names its field instead of failing later."""
     config = json.loads(Path(path).read_text(encoding="utf-8"))
-    for key in ("dishes", "sites"):
+    for key in ("request_interval", "dishes", "sites"):
         if key not in config:
             raise ValueError(f"{path}: missing top-level '{key}'")
     for site, settings in config["sites"].items():
@@ -641,60 +545,16 @@ def scrape(
     finally:
         report.http = {"stats": dict(client.stats), "robots": client.robots_status}
         report_json = json.dumps(report.to_json(), ensure_ascii=False, indent=1)
-        atomic_write(Path(out_dir) / "report.json", report_json.encode())
+        jsonl.atomic_write(Path(out_dir) / "report.json", report_json.encode())
     report.check()
     return report
 
 
-FIXTURE_MIN_INTERVAL = 0.01  # our own local server: the 1 request/second courtesy is for other people's
-
-
-def run_scrape(out_dir: Path, *, fixture: bool, progress: bool = True) -> RunReport:
-    """Scrape the live sites, or the offline fixture sites with the very same code (only base URLs differ)."""
-    from helpers.scrape_fixtures import serve_fixture_site
-
-    config = load_config()
-    if not fixture:
-        client = HttpClient()
+def run_scrape(profile: runtime.Profile, *, progress: bool = True) -> RunReport:
+    """Scrape into the profile's `scraped/` folder: the live sites in full, fixture sites in smoke (same code)."""
+    with profile.sites(load_config()) as config:
+        client = HttpClient(min_interval=config["request_interval"])
         try:
-            return scrape(config, Path(out_dir), client, progress=progress)
+            return scrape(config, profile.output_dir("scraped"), client, progress=progress)
         finally:
             client.close()
-    with serve_fixture_site(config) as server:
-        client = HttpClient(min_interval=FIXTURE_MIN_INTERVAL)
-        try:
-            return scrape(with_base_urls(config, server.base_urls), Path(out_dir), client, progress=progress)
-        finally:
-            client.close()
-
-
-def run_fixture_scrape(out_dir: Path, *, progress: bool = False) -> Path:
-    """Scrape the offline fixture sites with the real code into `out_dir`; returns the manifest path."""
-    run_scrape(out_dir, fixture=True, progress=progress)
-    return Path(out_dir) / "manifest.jsonl"
-
-
-def plot_dish_grid(out_dir: Path, per_dish: int = 6):
-    """A matplotlib figure: one row per dish, its kept photos alternating between sites."""
-    import matplotlib.pyplot as plt
-
-    lines = (Path(out_dir) / "manifest.jsonl").read_text(encoding="utf-8").splitlines()
-    items = [json.loads(line) for line in lines]
-    dishes = list(dict.fromkeys(i["dish"] for i in items))
-    fig, axes = plt.subplots(
-        len(dishes), per_dish, figsize=(2.2 * per_dish, 2.3 * len(dishes)), squeeze=False
-    )
-    for row, dish in zip(axes, dishes, strict=True):
-        by_site = [[i for i in items if i["dish"] == dish and i["site"] == s] for s in ("foody", "cooky")]
-        chosen = [i for pair in zip(*by_site, strict=False) for i in pair][:per_dish]
-        chosen += [i for i in sum(by_site, []) if i not in chosen][: per_dish - len(chosen)]
-        for ax in row:
-            ax.axis("off")
-        for ax, item in zip(row, chosen, strict=False):
-            with Image.open(Path(out_dir) / item["image_path"]) as img:
-                ax.imshow(img.convert("RGB"))
-            ax.set_title(
-                f"{item['dish_name']} · {item['site']}\n{item['width']}x{item['height']}", fontsize=8
-            )
-    fig.tight_layout()
-    return fig

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import bootstrap, box_metrics, caption_metrics, vqa_metrics
+from helpers import jsonl
+from helpers.metrics import bootstrap, box_metrics, caption_metrics, vqa_metrics
 
 TASKS = ("caption", "vqa", "boxes")
 REQUIRED = ("id", "task", "model", "prediction", "references")
@@ -28,10 +29,8 @@ FINETUNED_TAGS = ("lora", "finetuned", "fine-tuned", "sft")
 CAPTION_ERROR_ROUGE = 0.5  # the explorer's "errors only" shows captions under this ROUGE-L
 
 
-def _check_line(record: object, where: str) -> dict:
+def _check_line(record: dict, where: str) -> dict:
     """The record if it follows the contract, else a ValueError naming file, line and field."""
-    if not isinstance(record, dict):
-        raise ValueError(f"{where}: expected a JSON object, got {type(record).__name__}")
     for name in REQUIRED:
         if name not in record:
             raise ValueError(f"{where}: missing field {name!r}")
@@ -51,15 +50,9 @@ def load_predictions(folder: Path) -> pd.DataFrame:
     """Every line of every `*.jsonl` under `folder`, checked, with its `file`; one row per example."""
     rows = []
     for path in sorted(Path(folder).glob("*.jsonl")):
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{where}: not valid JSON ({error.msg})") from None
-            rows.append({**_check_line(record, where), "file": path.name})
+        numbered, _ = jsonl.read_numbered(path)  # strict: a damaged file is an error, never repaired
+        for number, record in numbered:
+            rows.append({**_check_line(record, f"{path}:{number}"), "file": path.name})
     frame = pd.DataFrame(rows, columns=[*REQUIRED, "file"] if not rows else None)
     duplicated = frame[frame.duplicated(["task", "model", "id"], keep=False)]
     if len(duplicated):
@@ -198,26 +191,6 @@ def side_by_side(table: pd.DataFrame, published: pd.DataFrame, task: str) -> pd.
         column = f"published: {row['source']} ({row['stage']}, {row['split']})"
         wide.loc[row["metric"], column] = row["value"]
     return wide
-
-
-def bar_chart(table: pd.DataFrame, title: str, metrics: list[str] | None = None):
-    """Grouped bars of value per metric and model, with bootstrap CIs as error bars where present."""
-    import matplotlib.pyplot as plt
-
-    data = table if metrics is None else table[table["metric"].isin(metrics)]
-    models, names = sorted(data["model"].unique()), list(dict.fromkeys(data["metric"]))
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(models)), 3.5))
-    width = 0.8 / len(models)
-    for k, model in enumerate(models):
-        part = data[data["model"] == model].set_index("metric").reindex(names)
-        errors = np.abs(np.vstack([part["value"] - part["ci_low"], part["ci_high"] - part["value"]]))
-        ax.bar(np.arange(len(names)) + k * width, part["value"], width, label=model,
-               yerr=np.nan_to_num(errors), capsize=3)  # fmt: skip
-    ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names, rotation=20)
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    return fig
 
 
 def evaluate_comparison(hypotheses: list[str], references: list[list[str]]) -> pd.DataFrame | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import io
 import json
-import os
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -17,7 +16,7 @@ from typing import Any
 import ipywidgets as widgets
 from PIL import Image
 
-from helpers import runtime
+from helpers import jsonl, runtime
 
 GLOSSARY_PATH = runtime.DATA_DIR / "caption_glossary.json"
 TEMPLATE_EN = "A photo of {name_en} ({name_vi}), {gloss_en}{with_ingredients}."
@@ -140,25 +139,24 @@ def draft_caption(record: Mapping[str, Any], glossary: Glossary) -> Draft:
 
 
 class ReviewLog:
-    """Append-only JSONL of decisions: each one is written and fsynced at once, so a restart loses nothing."""
+    """Append-only JSONL of decisions (`helpers.jsonl`): each is fsynced at once, so a restart loses nothing."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
 
     def load(self) -> dict[str, Decision]:
-        """The latest decision per id; a malformed line raises an error naming the file and line."""
+        """The latest decision per id; a bad line raises (file:line), one cut short by a kill is dropped."""
+        numbered, cut = jsonl.read_numbered(self.path, repair=True)
+        if cut:
+            print(f"{self.path}: dropped a last line cut short mid-write; review that item again")
         decisions: dict[str, Decision] = {}
-        if not self.path.exists():
-            return decisions
-        for number, line in enumerate(self.path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
+        for number, record in numbered:
             try:
-                decision = Decision(**json.loads(line))
-            except (json.JSONDecodeError, TypeError) as error:
-                raise ValueError(f"{self.path} line {number}: not a review decision ({error})") from None
+                decision = Decision(**record)
+            except TypeError as error:
+                raise ValueError(f"{self.path}:{number}: not a review decision ({error})") from None
             if decision.decision not in DECISIONS:
-                raise ValueError(f"{self.path} line {number}: decision must be one of {DECISIONS}")
+                raise ValueError(f"{self.path}:{number}: decision must be one of {DECISIONS}")
             decisions[decision.id] = decision
         return decisions
 
@@ -175,11 +173,7 @@ class ReviewLog:
             draft_caption_vi=item.draft.caption_vi,
             decided_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(asdict(entry), ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        jsonl.append(self.path, asdict(entry))
         return entry
 
 

@@ -1,6 +1,6 @@
-"""Batches for BLIP-2 captioning: image placeholders, BOS, optional prompt, caption + EOS, padding and labels.
+"""The series' collators: BLIP-2 captions (notebook 03 §5) and MiniGPT-v2 instructions (prompt + answer + </s>).
 
-Token layout of one training row (right-padded):
+Token layout of one BLIP-2 training row (right-padded):
     <image> x num_query_tokens | BOS | prompt tokens | caption tokens | EOS | PAD ...
 Only the caption tokens and the EOS are trained on; every other position gets the label -100.
 """
@@ -14,7 +14,16 @@ from typing import Any
 import torch
 from datasets import Dataset
 from PIL import Image
-from transformers import Blip2Processor
+from transformers import Blip2Processor, PreTrainedTokenizerBase
+from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+
+from helpers.models.minigpt_v2_prompts import (
+    attention_mask_for,
+    build_prompt,
+    encode_prompt,
+    pad_sequences,
+    pad_token_id,
+)
 
 IGNORE_INDEX = -100  # the label torch's cross-entropy skips
 
@@ -125,3 +134,51 @@ def with_token_lengths(
         return {"length": [len(ids) + extra for ids in encoded]}
 
     return dataset.map(count, batched=True, input_columns=caption_column)
+
+
+def encode_example(
+    tokenizer: PreTrainedTokenizerBase,
+    prompt: str,
+    answer: str,
+    num_image_tokens: int,
+    max_txt_len: int = 1024,
+) -> dict[str, list[int]]:
+    """input_ids and labels for one training example: labels are the answer + `</s>`, −100 elsewhere.
+
+    The answer (with `</s>`) is cut to max_txt_len tokens, like the original's `truncation=True`.
+    """
+    prompt_ids = encode_prompt(tokenizer, prompt, num_image_tokens)
+    answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_txt_len]
+    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids}
+
+
+@dataclass
+class MiniGPTv2Collator:
+    """Trainer data collator: rows with image, task, instruction, answer -> right-padded training batch."""
+
+    tokenizer: PreTrainedTokenizerBase
+    image_processor: BlipImageProcessorPil
+    num_image_tokens: int
+    max_txt_len: int = 1024
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        encoded = []
+        for number, row in enumerate(rows):
+            missing = [field for field in ("image", "task", "instruction", "answer") if field not in row]
+            if missing:
+                raise KeyError(f"batch row {number} lacks field(s) {', '.join(missing)}")
+            prompt = build_prompt(row["task"], row["instruction"])
+            encoded.append(
+                encode_example(self.tokenizer, prompt, row["answer"], self.num_image_tokens, self.max_txt_len)
+            )
+        ids = [item["input_ids"] for item in encoded]
+        return {
+            "pixel_values": self.pixel_values([row["image"] for row in rows]),
+            "input_ids": pad_sequences(ids, pad_token_id(self.tokenizer), "right"),
+            "attention_mask": attention_mask_for(ids, "right"),
+            "labels": pad_sequences([item["labels"] for item in encoded], IGNORE_INDEX, "right"),
+        }
+
+    def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:
+        """(B, 3, S, S) float tensor from PIL images."""
+        return self.image_processor(images, return_tensors="pt")["pixel_values"]

@@ -1,0 +1,1 @@
+"""Data layer: polite scraping, the dish manifest and dataset, caption review."""

@@ -1,0 +1,50 @@
+"""A trained adapter's model card, computed from the model it describes, and its private upload."""
+
+from __future__ import annotations
+
+from huggingface_hub import ModelCard
+from peft import PeftModel
+
+from helpers import runtime
+
+
+def weight_format(model: PeftModel) -> str:
+    """How the frozen base is stored, read from its quantization config: '8-bit LLM.int8', '4-bit nf4' or 'fp32'."""
+    base = model.get_base_model()
+    config = getattr(base.config, "quantization_config", None)
+    settings = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
+    if settings.get("load_in_8bit"):
+        return "8-bit LLM.int8"
+    if settings.get("load_in_4bit"):
+        return f"4-bit {settings.get('bnb_4bit_quant_type', 'fp4')}"
+    return str(base.dtype).removeprefix("torch.")
+
+
+def adapter_card(model: PeftModel, title: str, data: str, scores: dict[str, float] | None = None) -> str:
+    """A short model card whose numbers (LoRA settings, trainable and total parameters, bits) come from `model`."""
+    trainable, total = model.get_nb_trainable_parameters()
+    lora = model.peft_config[model.active_adapter]
+    base = model.get_base_model().name_or_path
+    targets = ", ".join(sorted(lora.target_modules))
+    lines = [
+        "---", f"base_model: {base}", "library_name: peft", "language: [en, vi]", "tags: [lora]", "---",
+        f"# {title}",
+        f"LoRA r={lora.r}, alpha={lora.lora_alpha}, dropout {lora.lora_dropout} on {targets}: {trainable:,} trainable"
+        f" of {total:,} parameters ({100 * trainable / total:.4f}%); base weights {weight_format(model)}.",
+        f"Data: {data}",
+    ]  # fmt: skip
+    if scores:
+        lines.append("Held-out test scores: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
+    return "\n\n".join(lines) + "\n"
+
+
+def push_adapter(profile: runtime.Profile, model: PeftModel, repo_name: str, card: str) -> str | None:
+    """Uploads the adapter privately with its card when a token is present (full profile); else says why not."""
+    target = runtime.hub_upload_target(profile, repo_name)
+    if target is None:
+        return None
+    repo_id, token = target
+    model.push_to_hub(repo_id, token=token, private=True)
+    ModelCard(card).push_to_hub(repo_id, token=token)
+    print(f"pushed (private): https://huggingface.co/{repo_id}")
+    return repo_id

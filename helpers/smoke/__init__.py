@@ -1,0 +1,24 @@
+"""The smoke profile's machinery: tiny models, fixture sites, synthetic data and learning checks.
+
+Only `runtime.Profile.smoke_kit()` imports this package from the rest of `helpers`.
+"""
+
+from __future__ import annotations
+
+from helpers import runtime
+from helpers.smoke import learning, scrape_fixtures, shape_captions, synthetic_stage3, tiny_models
+
+__all__ = ["learning", "rebuild", "scrape_fixtures", "shape_captions", "synthetic_stage3", "tiny_models"]
+
+
+def rebuild(name: str, profile: runtime.Profile) -> None:
+    """Make an earlier notebook's output offline (see `runtime.PREREQUISITES`), with that notebook's code."""
+    from helpers.data import dish_dataset, scraping
+
+    makers = {
+        "scraped": lambda: scraping.run_scrape(profile, progress=False),
+        "dataset": lambda: dish_dataset.build_and_save(profile),
+        "caption-predictions": lambda: learning.caption_predictions(profile),
+    }
+    print(f"smoke profile: rebuilding '{name}' offline (notebook {runtime.PREREQUISITES[name][1]})")
+    makers[name]()

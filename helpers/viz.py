@@ -1,0 +1,226 @@
+"""Plots and widgets the chapters share: loss curves, image grids, score bars, the predictions explorer, quizzes."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from IPython.display import display
+from PIL import Image
+
+from helpers import jsonl, runtime
+from helpers.metrics import box_metrics
+
+
+def resolve_image(record: pd.Series, folder: Path) -> Path | None:
+    """The example's image file (absolute, or relative to the predictions folder) if it exists."""
+    value = record.get("image_path")
+    if not isinstance(value, str) or not value:
+        return None
+    path = Path(value) if Path(value).is_absolute() else Path(folder) / value
+    return path if path.is_file() else None
+
+
+def describe(record: pd.Series, task: str) -> str:
+    """Reference(s), prediction and verdict of one example as text."""
+    lines = [f"id: {record['id']}  ({'correct' if record['correct'] else 'error'})"]
+    if isinstance(record.get("question"), str):
+        lines.append(f"question: {record['question']}")
+    lines += [f"reference: {ref}" for ref in record["references"]]
+    lines.append(f"prediction: {record['prediction']}")
+    if task == "caption":
+        lines.append(f"ROUGE-L: {record['rougeL']:.3f}")
+    if task == "boxes" and record["problems"]:
+        lines.append("parser: " + "; ".join(record["problems"]))
+    return "\n".join(lines)
+
+
+def draw_example(record: pd.Series, task: str, folder: Path):
+    """The image with true boxes (green) and predicted boxes (red, dashed) in pixels, or None without image."""
+    path = resolve_image(record, folder)
+    if path is None:
+        return None
+    with Image.open(path) as image:
+        if image.width * image.height > runtime.MAX_IMAGE_PIXELS:
+            raise ValueError(f"{path}: {image.size} exceeds {runtime.MAX_IMAGE_PIXELS} pixels; not drawn")
+        picture = image.convert("RGB")
+    fig, ax = plt.subplots(figsize=(4, 4))
+    ax.imshow(picture)
+    ax.axis("off")
+    if task == "boxes":
+        width, height = picture.size
+        for boxes, colour, style in (
+            (record["gt_boxes_parsed"], "lime", "-"),
+            (record["pred_boxes"], "red", "--"),
+        ):
+            for box in boxes:
+                b = box_metrics.grid_to_pixels(box, width, height)
+                ax.add_patch(plt.Rectangle((b.x1, b.y1), b.x2 - b.x1, b.y2 - b.y1, fill=False,
+                                           edgecolor=colour, linestyle=style, linewidth=2))  # fmt: skip
+    fig.tight_layout()
+    return fig
+
+
+def filtered(examples: dict[str, pd.DataFrame], task: str, model: str, errors_only: bool) -> pd.DataFrame:
+    """The examples of one task and model, only the wrong ones when asked."""
+    frame = examples[task]
+    frame = frame[frame["model"] == model]
+    return frame[~frame["correct"]] if errors_only else frame
+
+
+def explorer(examples: dict[str, pd.DataFrame], folder: Path):
+    """Widgets: task, model, errors-only and an index slider; shows image, boxes, reference and prediction."""
+    tasks = [t for t, frame in examples.items() if len(frame)]
+    if not tasks:
+        return widgets.HTML("Nothing to explore: no predictions were scored.")
+    task = widgets.Dropdown(options=tasks, description="task")
+    model = widgets.Dropdown(description="model")
+    errors = widgets.Checkbox(description="errors only")
+    index = widgets.IntSlider(description="example", min=0)
+    out = widgets.Output()
+
+    def refresh_models(*_):
+        model.options = sorted(examples[task.value]["model"].unique())
+
+    def render(*_):
+        rows = filtered(examples, task.value, model.value, errors.value) if model.value else pd.DataFrame()
+        index.max = max(len(rows) - 1, 0)
+        with out:
+            out.clear_output(wait=True)
+            if rows.empty:
+                print("no examples for this choice")
+                return
+            record = rows.iloc[min(index.value, len(rows) - 1)]
+            fig = draw_example(record, task.value, folder)
+            if fig is not None:
+                display(fig)
+                plt.close(fig)
+            print(describe(record, task.value))
+
+    task.observe(refresh_models, "value")
+    for control in (task, model, errors, index):
+        control.observe(render, "value")
+    refresh_models()
+    render()
+    return widgets.VBox([widgets.HBox([task, model, errors]), index, out])
+
+
+def bar_chart(table: pd.DataFrame, title: str, metrics: list[str] | None = None):
+    """Grouped bars of value per metric and model, with bootstrap CIs as error bars where present."""
+    data = table if metrics is None else table[table["metric"].isin(metrics)]
+    models, names = sorted(data["model"].unique()), list(dict.fromkeys(data["metric"]))
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(names) * len(models)), 3.5))
+    width = 0.8 / len(models)
+    for k, model in enumerate(models):
+        part = data[data["model"] == model].set_index("metric").reindex(names)
+        errors = np.abs(np.vstack([part["value"] - part["ci_low"], part["ci_high"] - part["value"]]))
+        ax.bar(np.arange(len(names)) + k * width, part["value"], width, label=model,
+               yerr=np.nan_to_num(errors), capsize=3)  # fmt: skip
+    ax.set_xticks(np.arange(len(names)) + width * (len(models) - 1) / 2, names, rotation=20)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_losses(log_history: list[dict], title: str) -> plt.Figure:
+    """Training loss per logged step and validation loss per epoch, from `trainer.state.log_history`."""
+    train = [(h["epoch"], h["loss"]) for h in log_history if "loss" in h]
+    valid = [(h["epoch"], h["eval_loss"]) for h in log_history if "eval_loss" in h]
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if train:
+        ax.plot(*zip(*train, strict=True), label="training loss", alpha=0.7)
+    if valid:
+        ax.plot(*zip(*valid, strict=True), "o-", label="validation loss")
+    ax.set(xlabel="epoch", ylabel="cross-entropy per target token", title=title)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def caption_grid(images: Sequence[Image.Image], captions: dict[str, Sequence[str]], n: int = 6) -> plt.Figure:
+    """The first `n` images, each above its captions (one line per source: reference, zero-shot, fine-tuned)."""
+    n = min(n, len(images))
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 4.8), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.imshow(images[i])
+        ax.axis("off")
+        text = "\n".join(
+            textwrap.fill(f"{name}: {lines[i]}", 34, max_lines=4) for name, lines in captions.items()
+        )
+        ax.set_title(text, fontsize=7, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def dish_grid(scraped_dir: Path, per_dish: int = 6) -> plt.Figure:
+    """One row per dish of notebook 01's manifest, its kept photos alternating between sites."""
+    items, _ = jsonl.read(scraped_dir / "manifest.jsonl")
+    dishes = list(dict.fromkeys(i["dish"] for i in items))
+    fig, axes = plt.subplots(
+        len(dishes), per_dish, figsize=(2.2 * per_dish, 2.3 * len(dishes)), squeeze=False
+    )
+    for row, dish in zip(axes, dishes, strict=True):
+        by_site = [[i for i in items if i["dish"] == dish and i["site"] == s] for s in ("foody", "cooky")]
+        chosen = [i for pair in zip(*by_site, strict=False) for i in pair][:per_dish]
+        chosen += [i for i in sum(by_site, []) if i not in chosen][: per_dish - len(chosen)]
+        for ax in row:
+            ax.axis("off")
+        for ax, item in zip(row, chosen, strict=False):
+            with Image.open(scraped_dir / item["image_path"]) as img:
+                ax.imshow(img.convert("RGB"))
+            ax.set_title(
+                f"{item['dish_name']} · {item['site']}\n{item['width']}x{item['height']}", fontsize=8
+            )
+    fig.tight_layout()
+    return fig
+
+
+@dataclass(frozen=True)
+class Question:
+    """One multiple-choice self-check question; `answer` is the index of the right option."""
+
+    prompt: str
+    options: tuple[str, ...]
+    answer: int
+    why: str
+
+
+def quiz(questions: Sequence[Question]) -> widgets.VBox:
+    """Radio buttons per question and a Check button that marks each answer and explains the right one."""
+    for q in questions:
+        if not 0 <= q.answer < len(q.options):
+            raise ValueError(
+                f"question {q.prompt!r}: answer {q.answer} is not one of its {len(q.options)} options"
+            )
+    choices = [
+        widgets.RadioButtons(options=q.options, value=None, layout={"width": "max-content"})
+        for q in questions
+    ]
+    feedback = widgets.HTML()
+
+    def check(_=None) -> None:
+        lines, right = [], 0
+        for number, (q, choice) in enumerate(zip(questions, choices, strict=True), start=1):
+            if choice.value is None:
+                lines.append(f"{number}. not answered yet")
+            elif q.options.index(choice.value) == q.answer:
+                right += 1
+                lines.append(f"{number}. ✔ right: {q.why}")
+            else:
+                lines.append(f"{number}. ✘ not quite; try again")
+        feedback.value = f"<b>{right}/{len(questions)} right</b><br>" + "<br>".join(lines)
+
+    button = widgets.Button(description="Check my answers")
+    button.on_click(check)
+    rows = [
+        widgets.VBox([widgets.HTML(f"<b>{n}. {q.prompt}</b>"), c])
+        for n, (q, c) in enumerate(zip(questions, choices, strict=True), 1)
+    ]
+    return widgets.VBox([*rows, button, feedback])

@@ -1,0 +1,120 @@
+"""BLIP-2 captioning as notebook 03 runs it: the report's LoRA, the smoke proof of learning, resume, cards, predictions."""
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, Features, Value
+from peft import PeftModel
+from transformers import Blip2ForConditionalGeneration, Blip2Processor
+
+from helpers import hub, jsonl, runtime, training, viz
+from helpers.data import predictions
+from helpers.metrics import scoring
+from helpers.models import audit
+from helpers.smoke import learning, shape_captions, tiny_models
+
+
+@pytest.fixture(autouse=True)
+def _outputs(monkeypatch, tmp_path_factory):
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path_factory.getbasetemp() / "outputs"))
+    monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
+
+
+def test_full_lora_is_the_reports_and_prints_its_line():
+    config = audit.BLIP2_SEED_LORA
+    assert (config.r, config.lora_alpha, config.lora_dropout, config.bias) == (16, 32, 0.05, "none")
+    assert set(config.target_modules) == {"q_proj", "k_proj"} and not config.modules_to_save
+    assert audit.blip2_lora_printout() == (
+        "trainable params: 5,242,880 || all params: 3,749,922,816 || trainable%: 0.1398"
+    )
+    assert runtime.profile("full").recipe("captioning").modules_to_save == ()
+    assert runtime.profile("smoke").recipe("captioning").modules_to_save == ("lm_head",)
+    assert runtime.profile("full").model("blip2") == "Salesforce/blip2-opt-2.7b"
+
+
+def test_tiny_qformer_passes_the_image_on():
+    """The Q-Former's output must differ between images (it was ~2% of its size at the 0.02 init)."""
+    path = tiny_models.build("blip2")
+    model = Blip2ForConditionalGeneration.from_pretrained(path).eval()
+    images = shape_captions.shape_dataset(per_pair=1)["image"]
+    pixels = (
+        Blip2Processor.from_pretrained(path).image_processor(list(images), return_tensors="pt").pixel_values
+    )
+    with torch.no_grad():
+        features = model.get_image_features(pixels, return_dict=True).pooler_output
+    spread = (features - features.mean(0)).norm() / features.norm()
+    assert spread > 0.3, spread
+
+
+def test_trained_model_reads_the_image_beating_blind_and_shuffled_control():
+    """The proof the path learns: >= 90% named right, above the blind baseline; shuffled captions: not."""
+    trained = learning.learning_check(shuffle_captions=False)
+    control = learning.learning_check(shuffle_captions=True)
+    assert trained["accuracy"] >= 0.9, trained["predictions"]
+    assert trained["accuracy"] > trained["blind"] + 0.5, trained
+    assert control["accuracy"] <= 0.5, control["predictions"]
+    assert len(set(trained["predictions"])) >= 6  # not one caption for every image
+
+
+def test_checkpoints_resume_adapter_reload_and_card(tmp_path):
+    profile = runtime.profile("smoke")
+    data = shape_captions.shape_dataset(per_pair=1)
+    recipe = runtime.Recipe(2, 1e-2, 3, 2, 8, ("lm_head",))
+    model, processor = learning.load_blip2_with_lora(profile, recipe)
+    first = learning.fit(model, processor, recipe, data, data, tmp_path / "run", stop_after_epochs=1)
+    steps = -(-len(data) // recipe.batch_size)
+    assert first.state.global_step == steps and any("eval_loss" in h for h in first.state.log_history)
+    second = learning.fit(model, processor, recipe, data, data, tmp_path / "run", resume=True)
+    assert second.state.global_step == 2 * steps
+    assert [h["epoch"] for h in second.state.log_history if "eval_loss" in h] == [1.0, 2.0]
+    assert [row["epoch"] for row in training.epoch_losses(second.state.log_history)] == [1.0, 2.0]
+    model.save_pretrained(tmp_path / "adapter")
+    images = list(data["image"])[:3]
+    before = training.caption_images(model, processor, images, max_new_tokens=8)
+    base, _ = learning.load_blip2_with_lora(profile, recipe)
+    reloaded = PeftModel.from_pretrained(base.get_base_model(), tmp_path / "adapter")
+    assert training.caption_images(reloaded, processor, images, max_new_tokens=8) == before
+    assert len(viz.plot_losses(second.state.log_history, "t").axes[0].lines) == 2
+    trainable, total = model.get_nb_trainable_parameters()
+    card = hub.adapter_card(model, "tiny", "shapes")
+    assert f"{trainable:,} trainable of {total:,} parameters" in card and "8-bit LLM.int8" in card
+    assert "r=16, alpha=32" in card and "k_proj, q_proj" in card
+
+
+def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
+    profile = runtime.profile("smoke")
+    test = Dataset.from_dict(
+        {"id": ["a", "b"], "dish": [0, 1], "caption": ["bánh bèo", "bún bò Huế"]},
+        features=Features(
+            {
+                "id": Value("string"),
+                "dish": ClassLabel(names=["banh-beo", "bun-bo-hue"]),
+                "caption": Value("string"),
+            }
+        ),
+    )
+    rows = predictions.caption_rows(test, ["a cake", "a soup"], "blip2-lora", profile)
+    path = predictions.write(profile, "caption", "blip2-lora", rows)
+    lines, _ = jsonl.read(path)
+    assert lines[1] == {
+        "id": "b",
+        "task": "caption",
+        "model": "blip2-lora",
+        "prediction": "a soup",
+        "references": ["bún bò Huế"],
+        "dish": "bun-bo-hue",
+        "split": "test",
+        "profile": "smoke",
+    }
+    with pytest.raises(ValueError, match="1 predictions for 2 examples"):
+        predictions.caption_rows(test, ["only one"], "blip2-zero-shot", profile)
+
+
+def test_smoke_predictions_feed_notebook_07():
+    """Notebook 07 asks the profile for caption predictions; in smoke they are rebuilt and must load."""
+    folder = runtime.profile("smoke").require("caption-predictions").parent
+    loaded = scoring.load_predictions(folder)
+    assert sorted(loaded["model"].unique()) == ["blip2-lora", "blip2-zero-shot"]
+    by_model = loaded.groupby("model")["id"].apply(sorted)
+    assert by_model["blip2-lora"] == by_model["blip2-zero-shot"] and len(by_model["blip2-lora"]) > 0
+    assert "caption" not in scoring.missing_tasks(loaded)

@@ -1,0 +1,76 @@
+"""The Colab setup cells and README badges follow pyproject's Repository URL, and the cell behaves in and out of Colab."""
+
+import re
+import shutil
+import subprocess
+import sys
+import types
+
+import nbformat
+import pytest
+
+from helpers import setup_cells
+
+REPO_ROOT = setup_cells.REPO_ROOT
+URL = "https://github.com/someone/no-such-tutorials"
+
+
+def test_notebooks_and_readme_agree_with_pyproject_url():
+    assert setup_cells.disagreements(REPO_ROOT) == [], "run: python -m helpers.setup_cells"
+
+
+def test_setup_cell_does_nothing_outside_colab(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"subprocess.run{a} outside Colab"))
+    path_before = list(sys.path)
+    exec(setup_cells.setup_cell_source(URL), {})
+    assert sys.path == path_before
+
+
+def test_failed_clone_names_the_url(monkeypatch):
+    def fake_run(args, **kwargs):
+        assert args[:2] == ["git", "clone"], f"unexpected command {args}"
+        return subprocess.CompletedProcess(args, 128, "", "fatal: repository not found")
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    with pytest.raises(RuntimeError, match=re.escape(URL)) as error:
+        exec(setup_cells.setup_cell_source(URL), {})
+    assert "public" in str(error.value)
+
+
+@pytest.mark.parametrize("tomllib", [setup_cells.tomllib, None], ids=["tomllib", "regex"])
+def test_repository_url(tmp_path, monkeypatch, tomllib):
+    monkeypatch.setattr(setup_cells, "tomllib", tomllib)
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(f'[project]\nname = "x"\n\n[project.urls]\nRepository = "{URL}"\n\n[tool.x]\n')
+    assert setup_cells.repository_url(pyproject) == URL
+    pyproject.write_text('[project]\nname = "x"\n')
+    with pytest.raises(setup_cells.SetupCellsError, match="Repository"):
+        setup_cells.repository_url(pyproject)
+
+
+def test_write_then_check_follows_the_url(tmp_path):
+    shutil.copytree(REPO_ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".*"))
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    if setup_cells.BADGE_START not in readme:
+        readme += f"\n{setup_cells.BADGE_START}\n{setup_cells.BADGE_END}\n"
+    (tmp_path / "README.md").write_text(readme, encoding="utf-8")
+    pyproject = tmp_path / "pyproject.toml"
+    pyproject.write_text(f'[project.urls]\nRepository = "{URL}"\n')
+
+    setup_cells.write(tmp_path)
+    assert setup_cells.disagreements(tmp_path) == []
+    for path in setup_cells.notebook_paths(tmp_path):  # only the first code cell's source changed
+        before, after = (nbformat.read(p, as_version=4) for p in (REPO_ROOT / "notebooks" / path.name, path))
+        first = next(i for i, cell in enumerate(after.cells) if cell.cell_type == "code")
+        assert after.cells[first].source == setup_cells.setup_cell_source(URL)
+        after.cells[first].source = before.cells[first].source
+        assert after == before
+    readme = (tmp_path / "README.md").read_text(encoding="utf-8")
+    assert f"colab.research.google.com/github/someone/no-such-tutorials/blob/{setup_cells.BRANCH}/" in readme
+
+    pyproject.write_text('[project.urls]\nRepository = "https://github.com/other/fork"\n')
+    notebooks = [p.relative_to(tmp_path).as_posix() for p in setup_cells.notebook_paths(tmp_path)]
+    assert notebooks and sorted(setup_cells.disagreements(tmp_path)) == sorted([*notebooks, "README.md"])
+    assert "/content/fork" in setup_cells.setup_cell_source("https://github.com/other/fork")
