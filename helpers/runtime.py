@@ -248,3 +248,9 @@ def token_status() -> str:
 def read_benchmark(name: str) -> dict:
     """The figures a benchmark script wrote to `benchmarks/results/<name>.json`, with its date and machine."""
     return json.loads((REPO_ROOT / "benchmarks" / "results" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def notebook_paths(root: Path = REPO_ROOT) -> list[Path]:
+    """The series' numbered notebooks in order, then the appendix notebooks (A1_..., A2_...)."""
+    folder = Path(root) / "notebooks"
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("A[0-9]_*.ipynb"))

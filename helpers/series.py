@@ -1,4 +1,4 @@
-"""Run every notebook of the series in order, writing executed copies to `outputs/executed/`."""
+"""Run every notebook of the series in order, writing executed copies to `outputs/<profile>/executed/`."""
 
 from __future__ import annotations
 
@@ -15,10 +15,11 @@ from helpers import runtime
 
 def run_series(notebooks: list[Path] | None = None, timeout: int = 3600) -> list[tuple[str, float]]:
     """Execute the notebooks (all of `notebooks/` by default) and return (name, seconds) for each."""
-    paths = notebooks or sorted((runtime.REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    out_dir = runtime.output_dir("executed")
+    paths = notebooks or runtime.notebook_paths()
+    profile = runtime.profile()
+    out_dir = profile.output_dir("executed")
     timings = []
-    for path in tqdm(paths, desc=f"series ({runtime.get_profile()})", unit="notebook"):
+    for path in tqdm(paths, desc=f"series ({profile.name})", unit="notebook"):
         notebook = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         NotebookClient(
@@ -33,4 +34,4 @@ if __name__ == "__main__":
     results = run_series([Path(p).resolve() for p in sys.argv[1:]] or None)
     for name, seconds in results:
         print(f"{name:45} {seconds:7.1f} s")
-    print(f"executed copies in {runtime.output_dir('executed')}")
+    print(f"executed copies in {runtime.profile().output_dir('executed')}")

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import nbformat
+
+from helpers import runtime
 
 try:
     import tomllib
@@ -29,13 +33,10 @@ import sys
 
 if "google.colab" in sys.modules:
     import os
-    import re
     import subprocess
-    from importlib import metadata
     from pathlib import Path
 
-    REPO_URL = "@URL@"
-    REPO_DIR = Path("/content/@NAME@")
+    REPO_URL, REPO_DIR = "@URL@", Path("/content/@NAME@")
     if not REPO_DIR.exists():
         clone = subprocess.run(
             ["git", "clone", "-q", "--depth", "1", REPO_URL, str(REPO_DIR)],
@@ -48,34 +49,40 @@ if "google.colab" in sys.modules:
                 f"git clone {REPO_URL} failed:\n{clone.stderr}\nCheck the URL, make the repository public, "
                 f"or upload the project folder to {REPO_DIR} (Files panel) and run this cell again."
             )
-    installed = REPO_DIR / ".colab-installed"
-    if not installed.exists():  # after a restart the install is skipped
+    sys.path.insert(0, str(REPO_DIR))
+    from helpers.setup_cells import install_in_colab
 
-        def canonical(name):
-            return re.sub(r"[-_.]+", "-", name).lower()
+    install_in_colab(REPO_DIR)"""
 
-        # Remember the versions of the required packages that Colab has already imported.
-        text = (REPO_DIR / "requirements.txt").read_text()
-        required = {canonical(name) for name in re.findall(r"^\w[\w.-]*", text, re.M)}
-        imported = {d for m, ds in metadata.packages_distributions().items() if m in sys.modules for d in ds}
-        before = {d: metadata.version(d) for d in imported if canonical(d) in required}
-        print("Installing the project's requirements (a few minutes)...")
-        pip = subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "-r", str(REPO_DIR / "requirements.txt")],
-            capture_output=True,
-            text=True,
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def install_in_colab(repo_dir: Path) -> None:
+    """pip-install requirements.txt once (Colab's torch satisfies its range); say plainly if a restart is needed."""
+    marker = Path(repo_dir) / ".colab-installed"
+    if marker.exists():  # after a restart the install is skipped
+        return
+    requirements = Path(repo_dir) / "requirements.txt"
+    required = {_canonical(n) for n in re.findall(r"^\w[\w.-]*", requirements.read_text(), re.M)}
+    imported = {d for m, ds in metadata.packages_distributions().items() if m in sys.modules for d in ds}
+    before = {d: metadata.version(d) for d in imported if _canonical(d) in required}
+    print("Installing the project's requirements (a few minutes)...")
+    pip = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode != 0:
+        raise RuntimeError(f"pip install -r {requirements} failed:\n{(pip.stdout + pip.stderr)[-3000:]}")
+    changed = [f"{d} {v} -> {metadata.version(d)}" for d, v in before.items() if metadata.version(d) != v]
+    if changed:
+        print(
+            f"Updated packages that were already imported: {', '.join(changed)}.\n"
+            "Runtime → Restart session, then run the notebook again from the top (the second run skips the install)."
         )
-        if pip.returncode != 0:
-            raise RuntimeError(f"pip install failed:\n{(pip.stdout + pip.stderr)[-3000:]}")
-        changed = [f"{d} {v} -> {metadata.version(d)}" for d, v in before.items() if metadata.version(d) != v]
-        if changed:
-            print(
-                f"Updated packages that were already imported: {', '.join(changed)}.\n"
-                "Runtime → Restart session, then run the notebook again from the top (the second run skips the install)."
-            )
-        installed.touch()
-    if str(REPO_DIR) not in sys.path:
-        sys.path.insert(0, str(REPO_DIR))"""
+    marker.touch()
 
 
 class SetupCellsError(Exception):
@@ -112,12 +119,6 @@ def github_owner_name(url: str) -> tuple[str, str]:
 def setup_cell_source(url: str) -> str:
     """The first code cell of every notebook: in Colab only, clone `url`, install requirements, import from it."""
     return SETUP_CELL.replace("@URL@", url).replace("@NAME@", github_owner_name(url)[1])
-
-
-def notebook_paths(root: Path) -> list[Path]:
-    """The series' numbered notebooks, then the appendix notebooks (A*_*.ipynb)."""
-    folder = Path(root) / "notebooks"
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("A*_*.ipynb"))
 
 
 def notebook_title(path: Path) -> str:
@@ -167,7 +168,7 @@ def expected_files(root: Path) -> dict[Path, str]:
     """What every notebook and the README should contain, given pyproject's Repository URL."""
     root = Path(root)
     url = repository_url(root / "pyproject.toml")
-    notebooks = notebook_paths(root)
+    notebooks = runtime.notebook_paths(root)
     cell = setup_cell_source(url)
     expected = {path: notebook_text(path, cell) for path in notebooks}
     expected[root / "README.md"] = readme_text(root / "README.md", badge_block(url, notebooks))

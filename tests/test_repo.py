@@ -8,7 +8,7 @@ import pytest
 
 from helpers import runtime
 
-NOTEBOOKS = sorted((runtime.REPO_ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = runtime.notebook_paths()
 
 
 def test_ruff_clean():
@@ -27,9 +27,10 @@ def test_notebook_stripped_and_starts_with_setup_and_banner(path):
     assert not dirty, f"{path.name}: code cells {dirty} carry outputs; strip them before committing"
     assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
     assert 'if "google.colab" in sys.modules:' in "".join(code[0]["source"])
-    assert "runtime.banner(" in "".join(code[1]["source"])
+    assert "runtime.start(" in "".join(code[1]["source"])
 
 
-def test_notebooks_are_numbered_uniquely():
+def test_every_notebook_is_numbered_uniquely():
     numbers = [p.name[:2] for p in NOTEBOOKS]
-    assert all(n.isdigit() for n in numbers) and len(set(numbers)) == len(numbers), numbers
+    assert sorted(p.name for p in NOTEBOOKS) == sorted(p.name for p in NOTEBOOKS[0].parent.glob("*.ipynb"))
+    assert len(set(numbers)) == len(numbers), numbers

@@ -9,7 +9,7 @@ import types
 import nbformat
 import pytest
 
-from helpers import setup_cells
+from helpers import runtime, setup_cells
 
 REPO_ROOT = setup_cells.REPO_ROOT
 URL = "https://github.com/someone/no-such-tutorials"
@@ -61,7 +61,7 @@ def test_write_then_check_follows_the_url(tmp_path):
 
     setup_cells.write(tmp_path)
     assert setup_cells.disagreements(tmp_path) == []
-    for path in setup_cells.notebook_paths(tmp_path):  # only the first code cell's source changed
+    for path in runtime.notebook_paths(tmp_path):  # only the first code cell's source changed
         before, after = (nbformat.read(p, as_version=4) for p in (REPO_ROOT / "notebooks" / path.name, path))
         first = next(i for i, cell in enumerate(after.cells) if cell.cell_type == "code")
         assert after.cells[first].source == setup_cells.setup_cell_source(URL)
@@ -71,6 +71,37 @@ def test_write_then_check_follows_the_url(tmp_path):
     assert f"colab.research.google.com/github/someone/no-such-tutorials/blob/{setup_cells.BRANCH}/" in readme
 
     pyproject.write_text('[project.urls]\nRepository = "https://github.com/other/fork"\n')
-    notebooks = [p.relative_to(tmp_path).as_posix() for p in setup_cells.notebook_paths(tmp_path)]
+    notebooks = [p.relative_to(tmp_path).as_posix() for p in runtime.notebook_paths(tmp_path)]
     assert notebooks and sorted(setup_cells.disagreements(tmp_path)) == sorted([*notebooks, "README.md"])
     assert "/content/fork" in setup_cells.setup_cell_source("https://github.com/other/fork")
+
+
+def test_install_in_colab_says_once_when_an_imported_package_changed(tmp_path, monkeypatch, capsys):
+    import numpy  # noqa: F401  (imported, as Colab has it)
+
+    (tmp_path / "requirements.txt").write_text("numpy>=1\n")
+    calls = []
+
+    def fake_pip(args, **kwargs):
+        calls.append(args)
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+    monkeypatch.setattr(setup_cells.subprocess, "run", fake_pip)
+    monkeypatch.setattr(setup_cells.metadata, "version", lambda name: f"{len(calls) + 1}.0")  # pip bumps it
+    setup_cells.install_in_colab(tmp_path)
+    first = capsys.readouterr().out
+    assert "numpy 1.0 -> 2.0" in first and "Restart session" in first
+    setup_cells.install_in_colab(tmp_path)  # after the restart: nothing to do
+    assert capsys.readouterr().out == "" and len(calls) == 1 and (tmp_path / ".colab-installed").exists()
+
+
+def test_install_in_colab_raises_with_pips_output(tmp_path, monkeypatch):
+    (tmp_path / "requirements.txt").write_text("nosuchpackage\n")
+    monkeypatch.setattr(
+        setup_cells.subprocess,
+        "run",
+        lambda args, **kw: subprocess.CompletedProcess(args, 1, "", "No matching"),
+    )
+    with pytest.raises(RuntimeError, match="No matching"):
+        setup_cells.install_in_colab(tmp_path)
+    assert not (tmp_path / ".colab-installed").exists()
