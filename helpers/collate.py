@@ -60,7 +60,7 @@ class CaptionCollator:
     """Turns rows with an image and a caption into a training batch for `Blip2ForConditionalGeneration`.
 
     `padding="longest"` pads to the batch's longest row; `"max_length"` (with `max_length`) reproduces the
-    seed's fixed-length padding for comparison. Rows longer than `max_length` raise instead of being cut.
+    BLIP-2 food report's fixed-length padding for comparison. Rows longer than `max_length` raise instead of being cut.
     """
 
     processor: Blip2Processor

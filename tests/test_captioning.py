@@ -20,7 +20,7 @@ def _outputs(monkeypatch, tmp_path_factory):
 
 
 def test_full_lora_is_the_reports_and_prints_its_line():
-    config = audit.BLIP2_SEED_LORA
+    config = audit.BLIP2_REPORT_LORA
     assert (config.r, config.lora_alpha, config.lora_dropout, config.bias) == (16, 32, 0.05, "none")
     assert set(config.target_modules) == {"q_proj", "k_proj"} and not config.modules_to_save
     assert audit.blip2_lora_printout() == (

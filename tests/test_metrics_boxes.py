@@ -124,7 +124,7 @@ def test_coco_map_hand_computed_and_unparseable_is_a_miss():
     assert result["ap50"] == pytest.approx(51 / 101)
     assert result["map"] == pytest.approx(0.5 * 51 / 101)
     assert result["per_class"]["bottle-defect"]["ap50"] == pytest.approx(51 / 101)
-    # Dropping the image whose output failed to parse (seed 001's eval) would report AP@0.5 = 1.
+    # Dropping the image whose output failed to parse (the MiniGPT-v2 fine-tuning tutorial's eval) would report AP@0.5 = 1.
     assert coco_map(pred[:1], gt[:1])["ap50"] == pytest.approx(1.0)
 
 

@@ -114,8 +114,10 @@ def test_side_by_side_keeps_published_numbers_apart(prediction_folder):
     published = scoring.load_published(runtime.DATA_DIR / "published_results.json")
     wide = scoring.side_by_side(table, published, "vqa")
     assert "minigptv2-lora (fine-tuned)" in wide.columns
-    assert wide.loc["accuracy", "published: seed 001 (fine-tuned, test)"] == 0.59
-    assert wide.loc["accuracy", "published: seed 001 (pre-trained, test)"] == 0.0086
+    assert wide.loc["accuracy", "published: the MiniGPT-v2 fine-tuning tutorial (fine-tuned, test)"] == 0.59
+    assert (
+        wide.loc["accuracy", "published: the MiniGPT-v2 fine-tuning tutorial (pre-trained, test)"] == 0.0086
+    )
 
 
 def test_bar_chart_draws_one_bar_per_model_and_metric(prediction_folder):

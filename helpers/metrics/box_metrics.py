@@ -296,7 +296,7 @@ def coco_map(
 
 
 def label_is_defect(label: str | None) -> bool | None:
-    """Seed 001 labels are `{class}-defect` or `{class}-not-defect`; None when the label says neither."""
+    """The MiniGPT-v2 fine-tuning tutorial's labels are `{class}-defect` or `{class}-not-defect`; None when the label says neither."""
     label = normalize_label(label)
     if label is None:
         return None

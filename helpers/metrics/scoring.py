@@ -179,12 +179,12 @@ def score_boxes(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, 
 
 
 def load_published(path: Path) -> pd.DataFrame:
-    """The seeds' published numbers (task, metric, stage, value, source, note) from a JSON list."""
+    """The source documents' published numbers (task, metric, stage, value, source, note) from a JSON list."""
     return pd.DataFrame(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
 def side_by_side(table: pd.DataFrame, published: pd.DataFrame, task: str) -> pd.DataFrame:
-    """Metric × model values, with the seeds' published numbers in separate labelled columns."""
+    """Metric × model values, with the source documents' published numbers in separate labelled columns."""
     wide = table.pivot_table(index="metric", columns="model", values="value", sort=False)
     wide.columns = [f"{m} ({model_stage(m)})" for m in wide.columns]
     for _, row in published[published["task"] == task].iterrows():

@@ -16,10 +16,10 @@ from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_
 T4_MEMORY_GB = 15.0
 GB = 1024**3
 
-BLIP2_SEED_LORA = LoraConfig(
+BLIP2_REPORT_LORA = LoraConfig(
     r=16, lora_alpha=32, lora_dropout=0.05, bias="none", target_modules=["q_proj", "k_proj"]
 )
-BLIP_VQA_SEED_LORA = LoraConfig(
+BLIP_VQA_EXERCISE_LORA = LoraConfig(
     r=16, lora_alpha=32, lora_dropout=0.05, bias="none", target_modules=["query", "key"]
 )
 
@@ -35,9 +35,9 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
 
 
 def blip2_lora_printout() -> str:
-    """peft's trainable-parameter line for blip2-opt-2.7b with the seed's LoRA (r16, q_proj/k_proj)."""
+    """peft's trainable-parameter line for blip2-opt-2.7b with the BLIP-2 food report's LoRA (r16, q_proj/k_proj)."""
     model = get_peft_model(
-        _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)), BLIP2_SEED_LORA
+        _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)), BLIP2_REPORT_LORA
     )
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -78,7 +78,7 @@ def full_profile_setups() -> list[TrainingSetup]:
         blip2, skip=("lm_head", "qformer")
     )  # transformers keeps qformer unquantized
     blip_vqa = _on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE))
-    vqa_lora = count_params(get_peft_model(blip_vqa, BLIP_VQA_SEED_LORA), trainable_only=True)
+    vqa_lora = count_params(get_peft_model(blip_vqa, BLIP_VQA_EXERCISE_LORA), trainable_only=True)
     with torch.device("meta"):
         mg = minigpt_v2.MiniGPTv2ForConditionalGeneration(minigpt_v2.MiniGPTv2Config())
     llm_q = _quantized_linear_params(mg.language_model, skip=("lm_head",))

@@ -52,7 +52,7 @@ def load_blip2_with_lora(
     model = prepare_model_for_kbit_training(
         model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
     )
-    lora = copy.deepcopy(audit.BLIP2_SEED_LORA)
+    lora = copy.deepcopy(audit.BLIP2_REPORT_LORA)
     lora.modules_to_save = list(recipe.modules_to_save) or None
     return get_peft_model(model, lora), Blip2Processor.from_pretrained(source)
 
