@@ -36,7 +36,8 @@ if "google.colab" in sys.modules:
     import subprocess
     from pathlib import Path
 
-    REPO_URL, REPO_DIR = "@URL@", Path("/content/@NAME@")
+    REPO_URL = "@URL@"
+    REPO_DIR = Path("/content/@NAME@")
     if not REPO_DIR.exists():
         clone = subprocess.run(
             ["git", "clone", "-q", "--depth", "1", REPO_URL, str(REPO_DIR)],
