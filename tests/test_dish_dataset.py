@@ -328,6 +328,12 @@ def test_a_review_decision_cut_short_by_a_kill_is_dropped(tmp_path, capsys):
     assert log.path.read_text(encoding="utf-8").endswith("}\n")
 
 
+def test_too_few_groups_for_every_split_is_a_clear_error(tmp_path):
+    manifest = write_manifest(tmp_path / "scraped", good_records(tmp_path / "scraped", 2))
+    with pytest.raises(ValueError, match=r"split\(s\) .* got no image: .* near-duplicate groups are too few"):
+        dish_dataset.build(manifest, tmp_path / "decisions.jsonl", runtime.profile("smoke"), threshold=64)
+
+
 def test_a_full_profile_build_refuses_fixture_data(tmp_path):
     manifest = write_manifest(tmp_path / "scraped", good_records(tmp_path / "scraped", 2))  # 127.0.0.1 pages
     with pytest.raises(ValueError, match=r"127\.0\.0\.1"):

@@ -339,6 +339,12 @@ def to_dataset_dict(
                 "near_duplicate_group": groups[r["id"]],
             }
         )
+    empty = [s for s in SPLITS if not rows[s]]
+    if empty:
+        raise ValueError(
+            f"split(s) {', '.join(empty)} got no image: {len(set(groups.values()))} near-duplicate groups are too few"
+            " to fill every split; lower the near-duplicate threshold, change the fractions or add images"
+        )
     features = dataset_features(list(glossary.dishes))
     return DatasetDict({s: HFDataset.from_list(rows[s], features=features) for s in SPLITS})
 
