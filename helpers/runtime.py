@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import importlib
 import json
-import logging
 import os
+import random
 import sys
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 
+import numpy as np
 import torch
-import transformers
 from huggingface_hub import whoami
 
 PROFILES = ("smoke", "full")
@@ -151,34 +151,19 @@ def profile(name: str | None = None) -> Profile:
 
 
 def start(notebook: str, seed: int = 42) -> Profile:
-    """A notebook's first call: resolve the profile, print its banner, seed, quiet known log noise."""
+    """A notebook's first call: resolve the profile, print its banner, seed every generator."""
     current = profile()
     current.banner(notebook)
     seed_everything(seed)
-    quiet_known_messages()
     return current
 
 
-class _DropMessage(logging.Filter):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.text = text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return self.text not in record.getMessage()
-
-
-def quiet_known_messages() -> None:
-    """Drops single known library messages that the notebooks explain (see notebook 03 §4), nothing else."""
-    # bitsandbytes logs this on every 8-bit matmul whose input is not fp16: on CPU the series runs fp32.
-    logging.getLogger("bitsandbytes.autograd._functions").addFilter(
-        _DropMessage("MatMul8bitLt: inputs will be cast")
-    )
-
-
 def seed_everything(seed: int = 42) -> None:
-    """Seed Python, NumPy and torch (CPU and CUDA) so runs repeat."""
-    transformers.set_seed(seed)
+    """Seed Python, NumPy and torch (every device) so runs repeat: what `transformers.set_seed` does, without
+    importing its trainer utilities (and with them peft and bitsandbytes) in notebooks that never train."""
+    random.seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (the legacy global RNG, as transformers.set_seed seeds it)
+    torch.manual_seed(seed)
 
 
 def pick_device_dtype() -> tuple[torch.device, torch.dtype]:

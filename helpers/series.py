@@ -7,10 +7,18 @@ import time
 from pathlib import Path
 
 import nbformat
+import zmq
 from nbclient import NotebookClient
 from tqdm.auto import tqdm
+from traitlets.config import Config
 
 from helpers import runtime
+
+# CurveZMQ keys for each kernel when pyzmq supports them (ipykernel's kernelspec does): otherwise ipykernel warns
+# on stderr that it runs over TCP without encryption.
+KERNEL_CONFIG = Config(
+    {"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}}
+)
 
 
 def run_series(notebooks: list[Path] | None = None, timeout: int = 3600) -> list[tuple[str, float]]:
@@ -23,7 +31,10 @@ def run_series(notebooks: list[Path] | None = None, timeout: int = 3600) -> list
         notebook = nbformat.read(path, as_version=4)
         start = time.perf_counter()
         NotebookClient(
-            notebook, timeout=timeout, resources={"metadata": {"path": str(path.parent)}}
+            notebook,
+            timeout=timeout,
+            resources={"metadata": {"path": str(path.parent)}},
+            config=KERNEL_CONFIG,
         ).execute()
         timings.append((path.name, time.perf_counter() - start))
         nbformat.write(notebook, out_dir / path.name)

@@ -144,6 +144,11 @@ def plot_losses(log_history: list[dict], title: str) -> plt.Figure:
     return fig
 
 
+def printable(text: str) -> str:
+    """`text` with control characters (a random tiny model emits some) written as escapes such as `\\x1a`."""
+    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode() for ch in text)
+
+
 def caption_grid(images: Sequence[Image.Image], captions: dict[str, Sequence[str]], n: int = 6) -> plt.Figure:
     """The first `n` images, each above its captions (one line per source: reference, zero-shot, fine-tuned)."""
     n = min(n, len(images))
@@ -152,7 +157,8 @@ def caption_grid(images: Sequence[Image.Image], captions: dict[str, Sequence[str
         ax.imshow(images[i])
         ax.axis("off")
         text = "\n".join(
-            textwrap.fill(f"{name}: {lines[i]}", 34, max_lines=4) for name, lines in captions.items()
+            textwrap.fill(f"{name}: {printable(lines[i])}", 34, max_lines=4)
+            for name, lines in captions.items()
         )
         ax.set_title(text, fontsize=7, loc="left")
     fig.tight_layout()

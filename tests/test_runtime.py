@@ -71,11 +71,9 @@ def test_full_profile_names_hub_models_and_says_what_to_run_first(monkeypatch, t
         assert config == {"sites": {}}  # the live sites, untouched
 
 
-def test_start_drops_only_the_known_bitsandbytes_message(monkeypatch, caplog):
+def test_only_the_known_bitsandbytes_message_is_dropped(caplog):
     import logging
 
-    monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
-    runtime.start("test")
     logger = logging.getLogger("bitsandbytes.autograd._functions")
     with caplog.at_level(logging.WARNING, logger=logger.name):
         logger.warning("MatMul8bitLt: inputs will be cast from torch.float32 to float16 during quantization")

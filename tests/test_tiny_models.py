@@ -13,7 +13,7 @@ from transformers import (
     Blip2Processor,
     Blip2VisionModel,
     BlipForQuestionAnswering,
-    BlipImageProcessor,
+    BlipImageProcessorPil,
     BlipProcessor,
 )
 
@@ -91,7 +91,7 @@ def test_llama():
 
 def test_vision_tower():
     path = tiny_models.build("minigpt-vision")
-    pixels = BlipImageProcessor.from_pretrained(path)(IMAGES, return_tensors="pt").pixel_values
+    pixels = BlipImageProcessorPil.from_pretrained(path)(IMAGES, return_tensors="pt").pixel_values
     model = _load(Blip2VisionModel, path)
     assert model(pixel_values=pixels).last_hidden_state.shape == (2, 1 + 16, 32)
     target = torch.tensor([[1.0], [-1.0]])

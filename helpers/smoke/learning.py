@@ -49,9 +49,9 @@ def load_blip2_with_lora(
         device_map={"": 0 if device.type == "cuda" else "cpu"},
         dtype=dtype,
     )
-    model = prepare_model_for_kbit_training(
-        model, use_gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": False}
-    )
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model.activation_checkpointing_enable({"use_reentrant": False})
+    model.config.get_text_config().use_cache = False
     lora = copy.deepcopy(audit.BLIP2_REPORT_LORA)
     lora.modules_to_save = list(recipe.modules_to_save) or None
     return get_peft_model(model, lora), Blip2Processor.from_pretrained(source)

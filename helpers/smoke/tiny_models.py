@@ -20,7 +20,7 @@ from transformers import (
     Blip2VisionModel,
     BlipConfig,
     BlipForQuestionAnswering,
-    BlipImageProcessor,
+    BlipImageProcessorPil,
     BlipProcessor,
     LlamaConfig,
     LlamaForCausalLM,
@@ -92,9 +92,12 @@ def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
     )
 
 
-def tiny_image_processor(size: int = TINY_IMAGE_SIZE) -> BlipImageProcessor:
-    """BLIP's image processor (bicubic resize, CLIP mean/std) at the tiny image size."""
-    return BlipImageProcessor(size={"height": size, "width": size}, image_mean=CLIP_MEAN, image_std=CLIP_STD)
+def tiny_image_processor(size: int = TINY_IMAGE_SIZE) -> BlipImageProcessorPil:
+    """BLIP's image processor (bicubic resize, CLIP mean/std) at the tiny size; the PIL class, which
+    `from_pretrained` picks without torchvision and which saves the same config."""
+    return BlipImageProcessorPil(
+        size={"height": size, "width": size}, image_mean=CLIP_MEAN, image_std=CLIP_STD
+    )
 
 
 def tiny_vision_config(image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> Blip2VisionConfig:
