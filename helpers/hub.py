@@ -1,9 +1,11 @@
-"""A trained adapter's model card, computed from the model it describes, and its private upload."""
+"""Cards computed from what they describe, and the one private upload of datasets and adapters."""
 
 from __future__ import annotations
 
-from huggingface_hub import ModelCard
+from datasets import Dataset, DatasetDict
+from huggingface_hub import DatasetCard, RepoCard
 from peft import PeftModel
+from transformers.utils import PushToHubMixin
 
 from helpers import runtime
 
@@ -38,13 +40,16 @@ def adapter_card(model: PeftModel, title: str, data: str, scores: dict[str, floa
     return "\n\n".join(lines) + "\n"
 
 
-def push_adapter(profile: runtime.Profile, model: PeftModel, repo_name: str, card: str) -> str | None:
-    """Uploads the adapter privately with its card when a token is present (full profile); else says why not."""
+def push(
+    profile: runtime.Profile, artefact: PushToHubMixin | Dataset | DatasetDict, card: RepoCard, repo_name: str
+) -> str | None:
+    """Uploads a dataset or an adapter privately with its card when a token is present (full profile); else says why not."""
     target = runtime.hub_upload_target(profile, repo_name)
     if target is None:
         return None
     repo_id, token = target
-    model.push_to_hub(repo_id, token=token, private=True)
-    ModelCard(card).push_to_hub(repo_id, token=token)
-    print(f"pushed (private): https://huggingface.co/{repo_id}")
+    artefact.push_to_hub(repo_id, token=token, private=True)
+    card.push_to_hub(repo_id, token=token)
+    kind = "datasets/" if isinstance(card, DatasetCard) else ""
+    print(f"pushed (private): https://huggingface.co/{kind}{repo_id}")
     return repo_id

@@ -21,7 +21,6 @@ import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, List, Value, load_from_disk
 from datasets import Dataset as HFDataset
 from datasets import Image as ImageFeature
-from huggingface_hub import DatasetCard
 from PIL import Image, UnidentifiedImageError
 
 from helpers import jsonl, runtime
@@ -604,17 +603,3 @@ def load(profile: runtime.Profile) -> DatasetDict:
     if built_by != profile.name:
         raise ValueError(f"{info_path.parent} was built in the {built_by} profile, not {profile.name}")
     return load_from_disk(str(info_path.parent))
-
-
-def push_to_hub(
-    profile: runtime.Profile, dataset: DatasetDict, card: str, repo_name: str = "vi-dish-captions"
-) -> str | None:
-    """Upload privately to `<your user>/<repo_name>` when a Hugging Face token is present; else say why not."""
-    target = runtime.hub_upload_target(profile, repo_name)
-    if target is None:
-        return None
-    repo_id, token = target
-    dataset.push_to_hub(repo_id, private=True, token=token)
-    DatasetCard(card).push_to_hub(repo_id, token=token)
-    print(f"pushed (private): https://huggingface.co/datasets/{repo_id}")
-    return repo_id

@@ -1,0 +1,33 @@
+"""One private upload for datasets and adapters: only in full with a token, always private, the card beside it."""
+
+from huggingface_hub import DatasetCard, ModelCard
+
+from helpers import hub, runtime
+
+
+class Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def push_to_hub(self, repo_id, **kwargs):
+        self.calls.append((repo_id, kwargs))
+
+
+def test_push_uploads_privately_with_its_card_in_full_only(monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    monkeypatch.setattr(runtime, "whoami", lambda token: {"name": "lan"})
+    cards = []
+    monkeypatch.setattr(
+        DatasetCard, "push_to_hub", lambda self, repo_id, token: cards.append((repo_id, token))
+    )
+    monkeypatch.setattr(ModelCard, "push_to_hub", lambda self, repo_id, token: cards.append((repo_id, token)))
+    dataset, adapter = Recorder(), Recorder()
+    assert hub.push(runtime.profile("smoke"), dataset, DatasetCard("---\n---\n"), "d") is None
+    assert dataset.calls == [] and cards == []
+    assert hub.push(runtime.profile("full"), dataset, DatasetCard("---\n---\n"), "d") == "lan/d"
+    assert hub.push(runtime.profile("full"), adapter, ModelCard("---\n---\n"), "m") == "lan/m"
+    assert dataset.calls == [("lan/d", {"token": "hf_secret_value", "private": True})]
+    assert adapter.calls == [("lan/m", {"token": "hf_secret_value", "private": True})]
+    assert cards == [("lan/d", "hf_secret_value"), ("lan/m", "hf_secret_value")]
+    out = capsys.readouterr().out
+    assert "huggingface.co/datasets/lan/d" in out and "huggingface.co/lan/m" in out and "hf_secret" not in out
