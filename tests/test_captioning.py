@@ -4,7 +4,7 @@ import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
 from peft import PeftModel
-from transformers import Blip2ForConditionalGeneration, Blip2Processor
+from transformers import BitsAndBytesConfig, Blip2ForConditionalGeneration, Blip2Processor
 
 from helpers import hub, jsonl, runtime, training, viz
 from helpers.data import predictions
@@ -70,8 +70,12 @@ def test_checkpoints_resume_adapter_reload_and_card(tmp_path):
     model.save_pretrained(tmp_path / "adapter")
     images = list(data["image"])[:3]
     before = training.caption_images(model, processor, images, max_new_tokens=8)
-    base, _ = learning.load_blip2_with_lora(profile, recipe)
-    reloaded = PeftModel.from_pretrained(base.get_base_model(), tmp_path / "adapter")
+    base = Blip2ForConditionalGeneration.from_pretrained(
+        profile.model("blip2"),
+        quantization_config=BitsAndBytesConfig(load_in_8bit=True),
+        device_map={"": "cpu"},
+    )
+    reloaded = PeftModel.from_pretrained(base, tmp_path / "adapter")
     assert training.caption_images(reloaded, processor, images, max_new_tokens=8) == before
     assert len(viz.plot_losses(second.state.log_history, "t").axes[0].lines) == 2
     trainable, total = model.get_nb_trainable_parameters()
