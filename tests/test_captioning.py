@@ -117,7 +117,7 @@ def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
 def test_smoke_predictions_feed_notebook_07():
     """Notebook 07 asks the profile for caption predictions; in smoke they are rebuilt and must load."""
     folder = runtime.profile("smoke").require("caption-predictions").parent
-    loaded = scoring.load_predictions(folder)
+    loaded = predictions.load(folder)
     assert sorted(loaded["model"].unique()) == ["blip2-lora", "blip2-zero-shot"]
     by_model = loaded.groupby("model")["id"].apply(sorted)
     assert by_model["blip2-lora"] == by_model["blip2-zero-shot"] and len(by_model["blip2-lora"]) > 0

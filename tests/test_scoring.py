@@ -6,13 +6,14 @@ import matplotlib
 import pytest
 
 from helpers import runtime, viz
+from helpers.data import predictions
 from helpers.metrics import caption_metrics, scoring
 
 matplotlib.use("Agg")
 
 
 def test_load_predictions_reads_every_file(prediction_folder):
-    frame = scoring.load_predictions(prediction_folder)
+    frame = predictions.load(prediction_folder)
     assert len(frame) == 2 * 4 + 4 + 4
     assert set(frame["file"]) == {
         "captions_zero_shot.jsonl",
@@ -28,9 +29,9 @@ def test_missing_task_names_its_notebook(tmp_path):
         '{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": ["x"]}\n',
         encoding="utf-8",
     )
-    missing = scoring.missing_tasks(scoring.load_predictions(tmp_path))
+    missing = scoring.missing_tasks(predictions.load(tmp_path))
     assert set(missing) == {"vqa", "boxes"} and "notebook 06" in missing["boxes"]
-    assert set(scoring.missing_tasks(scoring.load_predictions(tmp_path / "nowhere"))) == set(scoring.TASKS)
+    assert set(scoring.missing_tasks(predictions.load(tmp_path / "nowhere"))) == set(predictions.TASKS)
 
 
 @pytest.mark.parametrize(
@@ -64,7 +65,7 @@ def test_bad_lines_are_named(tmp_path, line, message):
     first = '{"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": ["x"]}'
     (tmp_path / "bad.jsonl").write_text(first + "\n" + line + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("[", r"\[")):
-        scoring.load_predictions(tmp_path)
+        predictions.load(tmp_path)
 
 
 def test_model_stage():
@@ -75,7 +76,7 @@ def test_model_stage():
 
 
 def test_score_captions_uses_the_metric_functions(prediction_folder):
-    frame = scoring.load_predictions(prediction_folder)
+    frame = predictions.load(prediction_folder)
     table, examples = scoring.score_captions(frame)
     lora = table[table["model"] == "blip2-lora"].set_index("metric")
     rows = frame[frame["model"] == "blip2-lora"]
@@ -90,7 +91,7 @@ def test_score_captions_uses_the_metric_functions(prediction_folder):
 
 
 def test_score_vqa_overall_and_by_type(prediction_folder):
-    table, by_type, examples = scoring.score_vqa(scoring.load_predictions(prediction_folder))
+    table, by_type, examples = scoring.score_vqa(predictions.load(prediction_folder))
     row = table.set_index("metric").loc["accuracy"]
     assert row["value"] == 0.75 and row["n"] == 4 and row["ci_low"] <= 0.75 <= row["ci_high"]
     assert by_type.set_index("question_type")["accuracy"].to_dict() == {
@@ -99,7 +100,7 @@ def test_score_vqa_overall_and_by_type(prediction_folder):
 
 
 def test_score_boxes_counts_unparseable_outputs_as_misses(prediction_folder):
-    table, per_class, examples = scoring.score_boxes(scoring.load_predictions(prediction_folder))
+    table, per_class, examples = scoring.score_boxes(predictions.load(prediction_folder))
     values = table.pivot_table(index="metric", columns="model", values="value")
     assert values.loc["parsed"].to_dict() == {"minigptv2-lora": 1.0, "minigptv2-stage3": 0.0}
     for metric in ("acc@0.5", "AP@0.5", "mAP@[.5:.95]", "f1@0.5", "defect_accuracy"):
@@ -110,7 +111,7 @@ def test_score_boxes_counts_unparseable_outputs_as_misses(prediction_folder):
 
 
 def test_side_by_side_keeps_published_numbers_apart(prediction_folder):
-    table, _, _ = scoring.score_vqa(scoring.load_predictions(prediction_folder))
+    table, _, _ = scoring.score_vqa(predictions.load(prediction_folder))
     published = scoring.load_published(runtime.DATA_DIR / "published_results.json")
     wide = scoring.side_by_side(table, published, "vqa")
     assert "minigptv2-lora (fine-tuned)" in wide.columns
@@ -121,13 +122,13 @@ def test_side_by_side_keeps_published_numbers_apart(prediction_folder):
 
 
 def test_bar_chart_draws_one_bar_per_model_and_metric(prediction_folder):
-    table, _ = scoring.score_captions(scoring.load_predictions(prediction_folder))
+    table, _ = scoring.score_captions(predictions.load(prediction_folder))
     fig = viz.bar_chart(table, "captions", ["bleu4", "rougeL", "cider_d"])
     assert len(fig.axes[0].patches) == 2 * 3
 
 
 def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
-    frame = scoring.load_predictions(prediction_folder)
+    frame = predictions.load(prediction_folder)
     examples = {"caption": scoring.score_captions(frame)[1], "boxes": scoring.score_boxes(frame)[2]}
     wrong = viz.filtered(examples, "boxes", "minigptv2-stage3", errors_only=True)
     assert len(wrong) == 2
@@ -145,7 +146,7 @@ def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
 
 
 def test_explorer_refuses_an_oversized_image(prediction_folder, monkeypatch):
-    frame = scoring.load_predictions(prediction_folder)
+    frame = predictions.load(prediction_folder)
     record = scoring.score_boxes(frame)[2].iloc[0]
     monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 64 * 48 - 1)  # the fixture images are 64x48
     with pytest.raises(ValueError, match="exceeds 3071 pixels"):
@@ -164,7 +165,7 @@ def test_evaluate_comparison_says_when_the_hub_is_out_of_reach(monkeypatch, caps
 
 
 def test_confidence_lines_warn_about_small_test_sets(prediction_folder):
-    table, _, _ = scoring.score_vqa(scoring.load_predictions(prediction_folder))
+    table, _, _ = scoring.score_vqa(predictions.load(prediction_folder))
     (line,) = scoring.confidence_lines(table)
     assert "accuracy" in line and "n=4" in line and "too few test examples" in line
 
@@ -174,10 +175,10 @@ def test_boxes_read_gt_boxes_and_is_broken_when_given(tmp_path):
             "prediction": "<p>cable-defect</p>{<10><10><20><20>}",
             "gt_boxes": [{"label": "cable-defect", "bbox": [10, 10, 20, 20]}]}  # fmt: skip
     (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
-    table, _, _ = scoring.score_boxes(scoring.load_predictions(tmp_path))
+    table, _, _ = scoring.score_boxes(predictions.load(tmp_path))
     values = table.set_index("metric")["value"]
     assert values["AP@0.5"] == pytest.approx(1.0) and values["defect_accuracy"] == 1.0
     line["gt_boxes"] = [{"label": "cable-defect", "box": [1, 2, 3, 4]}]
     (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"b.jsonl: id 'a/000.png': each 'gt_boxes' item needs 'bbox'"):
-        scoring.score_boxes(scoring.load_predictions(tmp_path))
+        scoring.score_boxes(predictions.load(tmp_path))

@@ -1,13 +1,22 @@
-"""Predictions files, the contract between training chapters and notebook 07: one JSON object per example."""
+"""Predictions files, the contract between training chapters and notebook 07: one JSON object per example.
+
+A line: `{"id", "task": "caption"|"vqa"|"boxes", "model", "prediction": str, "references": [str, ...]}` plus
+extras: `question_type` (vqa); `image_path`, `width`, `height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1,
+x2, y2]}]` in 0-100 grid units and `is_broken` (boxes; without them the truth is parsed from the reference text).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
+import pandas as pd
 from datasets import Dataset
 
 from helpers import jsonl, runtime
+
+TASKS = ("caption", "vqa", "boxes")
+REQUIRED = ("id", "task", "model", "prediction", "references")
 
 
 def caption_rows(
@@ -40,3 +49,37 @@ def caption_rows(
 def write(profile: runtime.Profile, task: str, model_tag: str, rows: Sequence[dict]) -> Path:
     """Writes `<profile outputs>/predictions/<task>-<model_tag>.jsonl` atomically."""
     return jsonl.write(profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl", rows)
+
+
+def check_line(record: dict, where: str) -> dict:
+    """The record if it follows the contract, else a ValueError naming file, line and field."""
+    for name in REQUIRED:
+        if name not in record:
+            raise ValueError(f"{where}: missing field {name!r}")
+    if record["task"] not in TASKS:
+        raise ValueError(f"{where}: field 'task' is {record['task']!r}, expected one of {TASKS}")
+    if not isinstance(record["prediction"], str):
+        raise ValueError(f"{where}: field 'prediction' must be a string")
+    refs = record["references"]
+    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
+        raise ValueError(f"{where}: field 'references' must be a non-empty list of strings")
+    if record["task"] == "vqa" and "question_type" not in record:
+        raise ValueError(f"{where}: vqa line without field 'question_type'")
+    return record
+
+
+def load(folder: Path) -> pd.DataFrame:
+    """Every line of every `*.jsonl` under `folder`, checked, with its `file`; one row per example."""
+    rows = []
+    for path in sorted(Path(folder).glob("*.jsonl")):
+        numbered, _ = jsonl.read_numbered(path)  # strict: a damaged file is an error, never repaired
+        for number, record in numbered:
+            rows.append({**check_line(record, f"{path}:{number}"), "file": path.name})
+    frame = pd.DataFrame(rows, columns=[*REQUIRED, "file"] if not rows else None)
+    duplicated = frame[frame.duplicated(["task", "model", "id"], keep=False)]
+    if len(duplicated):
+        first = duplicated.iloc[0]
+        raise ValueError(
+            f"{first['file']}: id {first['id']!r} appears twice for {first['task']}/{first['model']}"
+        )
+    return frame

@@ -1,10 +1,4 @@
-"""Notebook 07's logic: read the predictions JSONL files, score each task per model, tabulate and plot.
-
-A predictions line (notebooks 03-06 write them): `{"id", "task": "caption"|"vqa"|"boxes", "model",
-"prediction": str, "references": [str, ...]}` plus extras: `question_type` (vqa); `image_path`,
-`width`, `height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and
-`is_broken` (boxes; without them the truth is parsed from the reference text).
-"""
+"""Notebook 07's logic: score each task of the predictions files (`helpers.data.predictions`) per model, tabulate."""
 
 from __future__ import annotations
 
@@ -14,11 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from helpers import jsonl
+from helpers.data.predictions import TASKS
 from helpers.metrics import bootstrap, box_metrics, caption_metrics, vqa_metrics
 
-TASKS = ("caption", "vqa", "boxes")
-REQUIRED = ("id", "task", "model", "prediction", "references")
 PRODUCERS = {
     "caption": "notebook 03 (BLIP-2 LoRA captioning)",
     "vqa": "notebook 04 (BLIP VQA LoRA) or 05 (MiniGPT-v2 LoRA on ViVQA)",
@@ -27,40 +19,6 @@ PRODUCERS = {
 PRETRAINED_TAGS = ("zero-shot", "zeroshot", "pretrained", "pre-trained", "base", "stage3")
 FINETUNED_TAGS = ("lora", "finetuned", "fine-tuned", "sft")
 CAPTION_ERROR_ROUGE = 0.5  # the explorer's "errors only" shows captions under this ROUGE-L
-
-
-def _check_line(record: dict, where: str) -> dict:
-    """The record if it follows the contract, else a ValueError naming file, line and field."""
-    for name in REQUIRED:
-        if name not in record:
-            raise ValueError(f"{where}: missing field {name!r}")
-    if record["task"] not in TASKS:
-        raise ValueError(f"{where}: field 'task' is {record['task']!r}, expected one of {TASKS}")
-    if not isinstance(record["prediction"], str):
-        raise ValueError(f"{where}: field 'prediction' must be a string")
-    refs = record["references"]
-    if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-        raise ValueError(f"{where}: field 'references' must be a non-empty list of strings")
-    if record["task"] == "vqa" and "question_type" not in record:
-        raise ValueError(f"{where}: vqa line without field 'question_type'")
-    return record
-
-
-def load_predictions(folder: Path) -> pd.DataFrame:
-    """Every line of every `*.jsonl` under `folder`, checked, with its `file`; one row per example."""
-    rows = []
-    for path in sorted(Path(folder).glob("*.jsonl")):
-        numbered, _ = jsonl.read_numbered(path)  # strict: a damaged file is an error, never repaired
-        for number, record in numbered:
-            rows.append({**_check_line(record, f"{path}:{number}"), "file": path.name})
-    frame = pd.DataFrame(rows, columns=[*REQUIRED, "file"] if not rows else None)
-    duplicated = frame[frame.duplicated(["task", "model", "id"], keep=False)]
-    if len(duplicated):
-        first = duplicated.iloc[0]
-        raise ValueError(
-            f"{first['file']}: id {first['id']!r} appears twice for {first['task']}/{first['model']}"
-        )
-    return frame
 
 
 def model_stage(model: str) -> str:
