@@ -52,15 +52,19 @@ def caption_images(
     images: Sequence[Image.Image],
     max_new_tokens: int,
     batch_size: int = 16,
-    prompt: str = "",
+    prompts: Sequence[str] | None = None,
 ) -> list[str]:
-    """Greedy BLIP-2 captions, `batch_size` left-padded images per `generate` call (notebook 03 §6)."""
+    """Greedy BLIP-2 captions, `batch_size` left-padded images per `generate` call (notebook 03 §6); with
+    `prompts` (one per image), each continues its prompt and only the continuation is returned."""
     model.eval()
     device, dtype = runtime.pick_device_dtype()
     images, captions = list(images), []
+    prompts = list(prompts) if prompts is not None else [""] * len(images)
+    if len(prompts) != len(images):
+        raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     for start in range(0, len(images), batch_size):
         chunk = images[start : start + batch_size]
-        batch = generation_batch(processor, chunk, [prompt] * len(chunk))
+        batch = generation_batch(processor, chunk, prompts[start : start + batch_size])
         batch = {k: v.to(device) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
         out = model.generate(

@@ -122,3 +122,17 @@ def test_smoke_predictions_feed_notebook_07():
     by_model = loaded.groupby("model")["id"].apply(sorted)
     assert by_model["blip2-lora"] == by_model["blip2-zero-shot"] and len(by_model["blip2-lora"]) > 0
     assert "caption" not in scoring.missing_tasks(loaded)
+
+
+def test_prompted_captions_continue_each_prompt():
+    """Notebook 02's captioner drafts: one prompt per image, only the continuation comes back."""
+    profile = runtime.profile("smoke")
+    model, processor = learning.load_blip2_with_lora(profile, profile.recipe("captioning"))
+    images = list(shape_captions.shape_dataset(per_pair=1)["image"])[:3]
+    prompts = ["a photo of banh beo, ", "a photo of bun bo Hue, ", "a photo of banh beo, "]
+    continued = training.caption_images(model, processor, images, max_new_tokens=6, prompts=prompts)
+    plain = training.caption_images(model, processor, images, max_new_tokens=6)
+    assert len(continued) == 3 and all(not c.startswith("a photo of") for c in continued)
+    assert continued != plain  # the prompt is part of what the model continues
+    with pytest.raises(ValueError, match="3 images but 2 prompts"):
+        training.caption_images(model, processor, images, max_new_tokens=6, prompts=prompts[:2])

@@ -359,3 +359,40 @@ def test_smoke_and_full_outputs_never_meet(tmp_path, monkeypatch):
 def test_glossary_covers_exactly_the_scraped_dishes():
     scraped = json.loads((runtime.DATA_DIR / "dishes.json").read_text(encoding="utf-8"))["dishes"]
     assert {d["slug"]: d["name_vi"] for d in scraped} == {s: d.name_vi for s, d in GLOSSARY.dishes.items()}
+
+
+def test_captioner_drafts_are_recorded_per_row_and_in_the_card(tmp_path):
+    records = good_records(tmp_path / "scraped", 4)
+    manifest = write_manifest(tmp_path / "scraped", records)
+    checked = dish_dataset.check_manifest(manifest, GLOSSARY)
+    drafts = {r["id"]: caption_review.draft_caption(r, GLOSSARY) for r in checked.records}
+    first = checked.records[0]
+    drafts[first["id"]] = caption_review.captioner_draft(
+        first, GLOSSARY, " a bowl on a red tray ", "some/captioner"
+    )
+    assert drafts[first["id"]].caption == "A photo of banh beo, a bowl on a red tray"
+    assert drafts[first["id"]].caption_vi == caption_review.draft_caption(first, GLOSSARY).caption_vi
+    with pytest.raises(ValueError, match="wrote nothing after the prompt"):
+        caption_review.captioner_draft(first, GLOSSARY, " , ", "some/captioner")
+    with pytest.raises(ValueError, match=rf"no caption draft for {len(records) - 1} record"):
+        dish_dataset.build(
+            manifest,
+            tmp_path / "d.jsonl",
+            runtime.profile("smoke"),
+            drafts={first["id"]: drafts[first["id"]]},
+        )
+
+    result = dish_dataset.build(manifest, tmp_path / "d.jsonl", runtime.profile("smoke"), drafts=drafts)
+    by_id = {
+        row["id"]: row
+        for s in dish_dataset.SPLITS
+        for row in result.dataset[s].select_columns(["id", "caption", "caption_drafted_by"])
+    }
+    assert by_id[first["id"]] == {
+        "id": first["id"],
+        "caption": drafts[first["id"]].caption,
+        "caption_drafted_by": "some/captioner",
+    }
+    assert sum(row["caption_drafted_by"] == "template" for row in by_id.values()) == len(records) - 1
+    card = dish_dataset.dataset_card(result.dataset, result.info, GLOSSARY)
+    assert f"some/captioner: 1, template: {len(records) - 1}" in card

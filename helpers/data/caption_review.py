@@ -1,4 +1,4 @@
-"""Caption drafts from a plain template over scraped metadata, and a widget to review them into a JSONL log."""
+"""Caption drafts (a plain template, or a captioner prompted with the dish) and a widget to review them into a JSONL log."""
 
 from __future__ import annotations
 
@@ -44,14 +44,18 @@ class Glossary:
     ingredients: dict[str, str]
 
 
+TEMPLATE = "template"  # `Draft.drafted_by` of template drafts; captioner drafts name the model
+
+
 @dataclass(frozen=True)
 class Draft:
-    """A template caption in both languages, the ingredient words it used and the ones it could not translate."""
+    """A caption in both languages, the ingredient words it used, those it could not translate, and its drafter."""
 
     caption: str
     caption_vi: str
     ingredients_vi: list[str]
     untranslated: list[str]
+    drafted_by: str = TEMPLATE
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,22 @@ def draft_caption(record: Mapping[str, Any], glossary: Glossary) -> Draft:
         name_vi=record["dish_name"], with_ingredients=f" với {_join(chosen, 'và')}" if chosen else ""
     )
     return Draft(caption=caption, caption_vi=caption_vi, ingredients_vi=chosen, untranslated=untranslated)
+
+
+def captioner_prompt(record: Mapping[str, Any], glossary: Glossary) -> str:
+    """What a pre-trained English captioner is prompted with, so it describes the photo of a known dish."""
+    return f"a photo of {glossary.dishes[record['dish']].name_en}, "
+
+
+def captioner_draft(record: Mapping[str, Any], glossary: Glossary, continuation: str, model_id: str) -> Draft:
+    """The captioner's words after the dish prompt as the English draft; the Vietnamese one stays the template's
+    (no Vietnamese captioner is at hand), so the reviewer sees both and edits them together."""
+    words = " ".join(continuation.split()).strip(" ,")
+    if not words:
+        raise ValueError(f"record {record['id']!r}: {model_id} wrote nothing after the prompt")
+    template = draft_caption(record, glossary)
+    caption = f"{captioner_prompt(record, glossary)}{words}".strip()
+    return Draft(caption[0].upper() + caption[1:], template.caption_vi, template.ingredients_vi, [], model_id)
 
 
 class ReviewLog:

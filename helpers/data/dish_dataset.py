@@ -183,6 +183,7 @@ def final_captions(
         if decision is not None and decision.decision == "rejected":
             problems.append(Problem(checked.path.name, line, rid, "rejected in review", "image rejected"))
             continue
+        drafted_by = drafts[rid].drafted_by
         if decision is None:
             chosen = {"caption": drafts[rid].caption, "caption_vi": drafts[rid].caption_vi, "status": "draft"}
         else:
@@ -195,6 +196,7 @@ def final_captions(
                 "caption_vi": decision.caption_vi,
                 "status": "edited" if edited else "approved",
             }
+        chosen["drafted_by"] = drafted_by
         if not chosen["caption"].strip():
             problems.append(
                 Problem(checked.path.name, line, rid, "empty caption", "the English caption is empty")
@@ -307,6 +309,7 @@ def dataset_features(dish_names: Sequence[str]) -> Features:
             "width": Value("int32"),
             "height": Value("int32"),
             "caption_status": text,
+            "caption_drafted_by": text,
             "near_duplicate_group": Value("int32"),
         }
     )
@@ -335,6 +338,7 @@ def to_dataset_dict(
                 **{k: r[k] for k in ("id", "dish_name", "title", "text_vi", "ingredients", "image_url")},
                 **{k: r[k] for k in ("retrieved_at", "sha256", "phash", "width", "height")},
                 "caption_status": captions[r["id"]]["status"],
+                "caption_drafted_by": captions[r["id"]]["drafted_by"],
                 "near_duplicate_group": groups[r["id"]],
             }
         )
@@ -364,9 +368,11 @@ def dataset_card(dataset: DatasetDict, build: dict[str, Any], glossary: Glossary
         + f" | {sum(counts[s].get(slug, 0) for s in SPLITS)} |"
         for slug, d in glossary.dishes.items()
     ]
-    rows = [row for s in SPLITS for row in dataset[s].select_columns(["source_site", "caption_status"])]
+    columns = ["source_site", "caption_status", "caption_drafted_by"]
+    rows = [row for s in SPLITS for row in dataset[s].select_columns(columns)]
     sites = Counter(r["source_site"] for r in rows)
     statuses = Counter(r["caption_status"] for r in rows)
+    drafters = Counter(r["caption_drafted_by"] for r in rows)
     dates = sorted(t for s in SPLITS for t in dataset[s]["retrieved_at"])
     excluded = Counter(p["kind"] for p in build["excluded"])
     smoke_note = (
@@ -404,7 +410,7 @@ the pages scraped by notebook 01.
 The photos and texts belong to their authors and to the sites they were taken from (foody.vn, cooky.vn);
 this dataset does not grant any licence to them (`license: other`). Use it for private study and
 research only, credit the source page of every image, keep any hub copy private, and remove an image on
-its owner's request. The captions are template drafts and, where reviewed, human edits.
+its owner's request. The captions are drafts (see below) and, where reviewed, human edits.
 
 ## Counts
 
@@ -417,12 +423,14 @@ always placed in the same split, so no near-copy of a test image is trained on.
 
 ## How the captions were made
 
-Each caption starts as a draft filled from the scraped metadata by two fixed templates:
-`{build["template_en"]}` and `{build["template_vi"]}`, where the dish names and gloss come from
-`data/caption_glossary.json` and up to three ingredients are taken from the scraped ingredient list and
-description through the same file's glossary. Drafts are then reviewed image by image (approve, edit or
-reject). Caption status: {", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))}
-(`draft` = not reviewed yet). Template captions describe the dish, not what a particular photo shows.
+Each caption starts as a draft, recorded per row in `caption_drafted_by`:
+{", ".join(f"{k}: {v}" for k, v in sorted(drafters.items()))}. `template` drafts are filled from the scraped
+metadata by two fixed templates, `{build["template_en"]}` and `{build["template_vi"]}`, with the dish names
+and gloss from `data/caption_glossary.json` and up to three ingredients from the scraped ingredient list and
+description; they describe the dish, not what a particular photo shows. A model id means that pre-trained
+captioner wrote the English draft from the photo, prompted with the dish's name (its Vietnamese draft is the
+template's). Drafts are then reviewed image by image (approve, edit or reject). Caption status:
+{", ".join(f"{k}: {v}" for k, v in sorted(statuses.items()))} (`draft` = not reviewed yet).
 
 ## Excluded records
 
@@ -552,8 +560,9 @@ def build(
     fractions: Sequence[float] = SPLIT_FRACTIONS,
     threshold: int = PHASH_THRESHOLD,
     strict: bool = False,
+    drafts: dict[str, Draft] | None = None,
 ) -> Build:
-    """Check the manifest, draft captions, apply review decisions (drafts where none), split, assemble.
+    """Check the manifest, draft captions (template unless `drafts` are given), apply review decisions, split.
 
     A full-profile build refuses records scraped from 127.0.0.1: fixture data never reaches a real dataset.
     """
@@ -565,7 +574,10 @@ def build(
             f"{manifest}: {len(local)} record(s) (e.g. {local[0]}) come from the offline fixture sites on "
             "127.0.0.1; a full-profile dataset is built from notebook 01's live scrape only"
         )
-    drafts = {r["id"]: draft_caption(r, glossary) for r in checked.records}
+    drafts = drafts or {r["id"]: draft_caption(r, glossary) for r in checked.records}
+    missing = [r["id"] for r in checked.records if r["id"] not in drafts]
+    if missing:
+        raise ValueError(f"no caption draft for {len(missing)} record(s), e.g. {missing[0]!r}")
     decisions = ReviewLog(review_log).load()
     captions, caption_problems = final_captions(checked, drafts, decisions)
     excluded = checked.problems + caption_problems
