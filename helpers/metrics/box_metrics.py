@@ -1,7 +1,7 @@
 """Box metrics over lists: MiniGPT-v2 box-text parser, grid/pixel conversion, IoU, Acc@0.5, P/R/F1, COCO mAP.
 
 MiniGPT-v2 writes boxes as `<p>label</p>{<x1><y1><x2><y2>}` with integers in [0, 100] relative to the
-image width and height, several boxes joined by `<delim>` (design.md §3).
+image width and height, several boxes joined by `<delim>` (as the MiniGPT-v2 paper writes them).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import numpy as np
 
 from helpers.metrics.caption_metrics import check_pairs
 
-# ViVQA `type` column (design.md §4).
+# ViVQA `type` column: the question types of the public ViVQA CSVs.
 QUESTION_TYPES = {0: "object", 1: "count", 2: "color", 3: "location"}
 SPACES = re.compile(r"\s+")
 

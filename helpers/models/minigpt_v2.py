@@ -9,7 +9,7 @@ with the profile choosing only the sources):
     model = attach_lora(model)      # peft LoRA r=64/alpha=16/dropout=0.05 on the LLM's q_proj,v_proj (+ llama_proj)
     minigpt_v2_checkpoint.load_official_checkpoint(model, path)     # the released stage-3 weights, strict
     minigpt_v2_prompts.generate_answers(model, tokenizer, pixel_values, prompts)
-    Trainer(model=model, data_collator=minigpt_v2_prompts.MiniGPTv2Collator(...), ...)   # forward returns loss
+    Trainer(model=model, data_collator=helpers.collate.MiniGPTv2Collator(...), ...)   # forward returns loss
     model.save_pretrained(folder)   # only LoRA + llama_proj; PeftModel.from_pretrained(fresh, folder) reloads
 
 `vision_source` is Salesforce/blip2-opt-2.7b in full (only the shards holding `vision_model.*` are downloaded)

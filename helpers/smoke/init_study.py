@@ -1,4 +1,4 @@
-"""Why a naive tiny BLIP-2 ignores the image: the same architecture under three initialisations (appendix A §2)."""
+"""Why a naive tiny BLIP-2 ignores the image: the same architecture under three initialisations (appendix A1 §5)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Notebook 03's calls, packaged for offline checks: a tiny BLIP-2 must learn what the image shows.
 
-Used by the learning check (notebook 03 §9, appendix A) and to make notebook 07's smoke predictions.
+Used by the learning check (notebook 03 §9, appendix A1 §4) and to make notebook 07's smoke predictions.
 """
 
 from __future__ import annotations
