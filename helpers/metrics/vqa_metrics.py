@@ -10,10 +10,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from helpers.data.vivqa import QUESTION_TYPES
 from helpers.metrics.caption_metrics import check_pairs
 
-# ViVQA `type` column: the question types of the public ViVQA CSVs.
-QUESTION_TYPES = {0: "object", 1: "count", 2: "color", 3: "location"}
 SPACES = re.compile(r"\s+")
 
 

@@ -24,6 +24,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
 from helpers import runtime
+from helpers.data import downloads
 from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
 from helpers.models.minigpt_v2_prompts import make_image_processor
 
@@ -41,45 +42,20 @@ SMOKE_IMAGE_SIZE = 32  # the tiny tower is trained at 16 px; run at twice that, 
 
 
 def download_stage3_checkpoint(destination: Path) -> Path:
-    """Fetch checkpoint_stage3.pth from Google Drive with gdown (skipped when a verified copy is there).
-
-    The download goes to a `.part` file that is renamed only once verified, so a Drive error page never
-    takes the checkpoint's place.
-    """
-    if not destination.exists():
-        import gdown
-        from gdown.exceptions import DownloadError, FileURLRetrievalError
-
-        partial = destination.with_name(destination.name + ".part")
-        try:
-            gdown.download(id=STAGE3_DRIVE_ID, output=str(partial), quiet=False, resume=True)
-        except (DownloadError, FileURLRetrievalError) as error:
-            raise RuntimeError(
-                f"Google Drive refused the download ({error}); {_manual_hint(destination)}"
-            ) from error
-        verify_stage3_file(partial, destination)
-        partial.rename(destination)
-    verify_stage3_file(destination)
-    return destination
+    """Fetch checkpoint_stage3.pth from Google Drive with gdown (skipped when a verified copy is there)."""
+    return downloads.gdown_file(STAGE3_DRIVE_ID, destination, _check_stage3)
 
 
-def _manual_hint(destination: Path) -> str:
-    return (
-        f"download it by hand from https://drive.google.com/file/d/{STAGE3_DRIVE_ID} (Drive often answers"
-        f" 'Too many users have viewed or downloaded this file recently') and put it at {destination}"
-    )
+def _check_stage3(path: Path) -> None:
+    if path.stat().st_size < MIN_STAGE3_BYTES or not zipfile.is_zipfile(path):
+        raise ValueError("too small or not a torch file")
 
 
-def verify_stage3_file(path: Path, destination: Path | None = None) -> None:
+def verify_stage3_file(path: Path) -> None:
     """Raise with instructions when the file is absent, too small or not a torch zip (e.g. a Drive quota page)."""
-    manual = _manual_hint(destination or path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: {manual}")
-    size = path.stat().st_size
-    if size < MIN_STAGE3_BYTES or not zipfile.is_zipfile(path):
-        raise ValueError(
-            f"{path} ({size:,} bytes) is not the stage-3 checkpoint (too small or not a torch file): {manual}"
-        )
+    downloads.check_file(
+        path, _check_stage3, downloads.manual_hint(downloads.drive_source(STAGE3_DRIVE_ID), path)
+    )
 
 
 def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:

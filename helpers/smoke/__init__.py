@@ -6,9 +6,24 @@ Only `runtime.Profile.smoke_kit()` imports this package from the rest of `helper
 from __future__ import annotations
 
 from helpers import runtime
-from helpers.smoke import learning, scrape_fixtures, shape_captions, synthetic_stage3, tiny_models
+from helpers.smoke import (
+    learning,
+    scrape_fixtures,
+    shape_captions,
+    synthetic_stage3,
+    tiny_models,
+    vivqa_fixtures,
+)
 
-__all__ = ["learning", "rebuild", "scrape_fixtures", "shape_captions", "synthetic_stage3", "tiny_models"]
+__all__ = [
+    "learning",
+    "rebuild",
+    "scrape_fixtures",
+    "shape_captions",
+    "synthetic_stage3",
+    "tiny_models",
+    "vivqa_fixtures",
+]
 
 
 def rebuild(name: str, profile: runtime.Profile) -> None:

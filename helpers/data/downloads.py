@@ -1,0 +1,142 @@
+"""Downloads that fail loudly: Drive files verified before use, URLs written atomically, zips checked first.
+
+Every function skips work already done (a verified file, an extracted archive), so a notebook cell re-runs cheaply.
+"""
+
+from __future__ import annotations
+
+import stat
+import zipfile
+import zlib
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+
+import requests
+
+from helpers import jsonl
+
+FETCH_TIMEOUT_S = 60
+
+
+def manual_hint(source: str, destination: Path) -> str:
+    """How to place a copy by hand when the download cannot be made: the source and exactly where it goes."""
+    return f"download it by hand from {source} and put it at {destination}"
+
+
+def drive_source(drive_id: str) -> str:
+    """The Drive page of `drive_id`, with the quota message users meet there."""
+    return (
+        f"https://drive.google.com/file/d/{drive_id} (Drive often answers"
+        " 'Too many users have viewed or downloaded this file recently')"
+    )
+
+
+def check_file(path: Path, verify: Callable[[Path], None], hint: str) -> None:
+    """Raise naming `path` and the hint when it is absent or `verify` (which raises ValueError) rejects it."""
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: {hint}")
+    try:
+        verify(path)
+    except ValueError as error:
+        raise ValueError(
+            f"{path} ({path.stat().st_size:,} bytes) is not the expected file ({error}): {hint}"
+        ) from error
+
+
+def _place(partial: Path, destination: Path, verify: Callable[[Path], None], hint: str) -> None:
+    """Verify a fresh download and rename it into place; a rejected one is deleted so the next run starts over."""
+    try:
+        check_file(partial, verify, hint)
+    except ValueError:
+        partial.unlink()
+        raise
+    partial.replace(destination)
+
+
+def gdown_file(drive_id: str, destination: Path, verify: Callable[[Path], None]) -> Path:
+    """Fetch a Google Drive file with gdown, verified by `verify` (raises ValueError); a verified copy is kept.
+
+    The download goes to `<destination>.part`, renamed only once verified, so a Drive quota page never takes
+    the file's place; every error names the Drive page and where to put a copy fetched by hand.
+    """
+    destination = Path(destination)
+    hint = manual_hint(drive_source(drive_id), destination)
+    if not destination.exists():
+        import gdown
+        from gdown.exceptions import DownloadError, FileURLRetrievalError
+
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        partial = destination.with_name(destination.name + ".part")
+        try:
+            gdown.download(id=drive_id, output=str(partial), quiet=False, resume=True)
+        except (DownloadError, FileURLRetrievalError) as error:
+            raise RuntimeError(f"Google Drive refused the download ({error}); {hint}") from error
+        _place(partial, destination, verify, hint)
+    check_file(destination, verify, hint)
+    return destination
+
+
+def fetch_url(url: str, destination: Path, verify: Callable[[Path], None] | None = None) -> Path:
+    """GET `url` into `destination` (skipped when present), verified by `verify` before it is renamed into place."""
+    destination = Path(destination)
+    hint = manual_hint(url, destination)
+    verify = verify or (lambda _: None)
+    if not destination.exists():
+        try:
+            response = requests.get(url, timeout=FETCH_TIMEOUT_S)
+            response.raise_for_status()
+        except requests.RequestException as error:
+            raise RuntimeError(f"could not fetch {url} ({error}); {hint}") from error
+        partial = destination.with_name(destination.name + ".part")
+        jsonl.atomic_write(partial, response.content)
+        _place(partial, destination, verify, hint)
+    check_file(destination, verify, hint)
+    return destination
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why one member may not be extracted (escapes the target, is a link or special file), or None."""
+    name = info.filename.replace("\\", "/")
+    path = PurePosixPath(name)
+    if path.is_absolute() or (len(name) > 1 and name[1] == ":") or ".." in path.parts:
+        return "its path would land outside the target folder"
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        return "it is a symlink"
+    if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        return "it is not a regular file or folder"
+    return None
+
+
+def safe_unzip(zip_path: Path, target: Path, max_bytes: int) -> Path:
+    """Extract `zip_path` into `target` once (a marker file records it), after checking the whole archive.
+
+    Refused before anything is written: members escaping `target`, symlinks and special files, more than
+    `max_bytes` uncompressed in total, and any member failing its CRC (`ZipFile.testzip`).
+    """
+    # Hand-written because extractall silently rewrites `..`/absolute names and has no size limit (zip bombs).
+    zip_path, target = Path(zip_path), Path(target)
+    marker = target / f".{zip_path.name}.extracted"
+    stamp = f"{zip_path.name} {zip_path.stat().st_size}\n"
+    if marker.exists() and marker.read_text(encoding="utf-8") == stamp:
+        return target
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            infos = archive.infolist()
+            for info in infos:
+                if problem := _member_problem(info):
+                    raise ValueError(
+                        f"{zip_path}: refusing member {info.filename!r}: {problem}; nothing extracted"
+                    )
+            total = sum(info.file_size for info in infos)
+            if total > max_bytes:
+                raise ValueError(
+                    f"{zip_path}: {total:,} bytes uncompressed exceed the limit of {max_bytes:,}; nothing extracted"
+                )
+            if (bad := archive.testzip()) is not None:
+                raise ValueError(f"{zip_path}: member {bad!r} is corrupt (CRC mismatch); nothing extracted")
+            archive.extractall(target)
+    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
+        raise ValueError(f"{zip_path}: not a readable zip archive ({error}); download it again") from error
+    jsonl.atomic_write(marker, stamp.encode("utf-8"))
+    return target

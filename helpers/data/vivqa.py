@@ -1,0 +1,286 @@
+"""ViVQA (Tran et al., PACLIC 2021): download, a strict line-numbered reader, image-disjoint splits, blind baselines.
+
+The GitHub repository kh4nh12/ViVQA holds `train.csv` and `test.csv` with the header `,question,answer,img_id,type`
+(the first column an unnamed index); images are COCO photos named `{img_id:012d}.jpg`, in a zip on Google Drive.
+Notebook-facing API:
+
+    files = download(folder)                      # CSVs + images, verified, unzipped (smoke: write_fixture + unpack)
+    train = read_split(files.train, files.images)  # datasets.Dataset; a bad row raises naming file, line and field
+    train, validation = validation_split(train, 0.1, seed=42)  # no image on both sides
+    overlap_report(train, test), question_prior(train, test)   # leakage counts and a blind baseline
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import unicodedata
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from datasets import Dataset, Features, Value
+
+from helpers.data import downloads
+
+REPOSITORY_RAW = "https://raw.githubusercontent.com/kh4nh12/ViVQA/main"
+EXPECTED_ROWS = {"train": 11_999, "test": 3_001}
+IMAGES_DRIVE_ID = "1jvFik5rNEk--in1Ismk-aiA6NqDfJyXI"
+IMAGES_ZIP = "vivqa_images.zip"  # the name its Drive file has; its folder layout is not documented publicly
+MAX_IMAGES_BYTES = 5_000_000_000  # 10,328 COCO photos are about 1.7 GB; anything far larger is not this zip
+HEADER = ("", "question", "answer", "img_id", "type")  # "" is the unnamed index column
+# ViVQA's `type` column: codes 0-3 by name.
+QUESTION_TYPES = {0: "object", 1: "count", 2: "color", 3: "location"}
+FEATURES = Features(
+    {
+        "id": Value("int64"),
+        "question": Value("string"),
+        "answer": Value("string"),
+        "img_id": Value("int64"),
+        "type": Value("int64"),
+        "type_name": Value("string"),
+        "image_path": Value("string"),
+    }
+)
+# Zero-width characters: six real questions hold a pair of U+200B.
+_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
+_SPACES = re.compile(r"\s+")
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@dataclass(frozen=True)
+class Files:
+    """Where one copy of ViVQA lives: the two CSVs and the folder the images were extracted into."""
+
+    train: Path
+    test: Path
+    images: Path
+
+
+def image_name(img_id: int) -> str:
+    """The file name of an image, e.g. 68857 -> '000000068857.jpg'."""
+    return f"{img_id:012d}.jpg"
+
+
+def clean_text(text: str) -> str:
+    """NFC, zero-width characters dropped, runs of whitespace to one space, stripped (the real files need it)."""
+    return _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).strip()
+
+
+def normalize_question(text: str) -> str:
+    """A question's text for matching across splits: clean_text, casefolded, punctuation to spaces."""
+    text = unicodedata.normalize("NFC", clean_text(text).casefold())
+    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+    return _SPACES.sub(" ", text).strip()
+
+
+def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
+    """(line number where the record starts, fields) for every record after the header, which must be HEADER."""
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path}:1: empty file, expected the header {','.join(HEADER)}")
+        missing = [name for name in HEADER if name not in header]
+        if missing or len(header) != len(HEADER):
+            named = ", ".join(repr(name) for name in missing) or "none"
+            raise ValueError(
+                f"{path}:1: header {','.join(header)!r} is not {','.join(HEADER)!r} (missing column(s): {named})"
+            )
+        order = [header.index(name) for name in HEADER]
+        end = reader.line_num
+        for fields in reader:
+            line, end = end + 1, reader.line_num
+            if len(fields) != len(HEADER):
+                raise ValueError(f"{path}:{line}: {len(fields)} fields, the header has {len(HEADER)}")
+            yield line, [fields[i] for i in order]
+
+
+def _integer(value: str, where: str, field: str) -> int:
+    if not _DIGITS.fullmatch(value.strip()):
+        raise ValueError(f"{where}: field {field!r} is {value!r}, not a non-negative integer")
+    return int(value)
+
+
+def _image_index(images_dir: Path) -> dict[str, Path]:
+    """Every `*.jpg` under `images_dir` at any depth by file name (the zip's layout is unknown); shallowest wins."""
+    index: dict[str, Path] = {}
+    for path in sorted(Path(images_dir).rglob("*.jpg"), key=lambda p: (len(p.parts), p)):
+        index.setdefault(path.name, path)
+    return index
+
+
+def read_split(csv_path: Path, images_dir: Path) -> Dataset:
+    """One ViVQA CSV as a Dataset (id, question, answer, img_id, type, type_name, image_path), checked row by row.
+
+    Text goes through `clean_text`; a missing column, empty question or answer, non-integer id or img_id,
+    unknown type or missing image raises ValueError naming file, line and field.
+    """
+    csv_path = Path(csv_path)
+    images = _image_index(images_dir)
+    rows, seen = [], {}
+    for line, (index, question, answer, img_id, kind) in _csv_rows(csv_path):
+        where = f"{csv_path}:{line}"
+        row_id = _integer(index, where, "(unnamed index column)")
+        if row_id in seen:
+            raise ValueError(f"{where}: index {row_id} repeats line {seen[row_id]}")
+        seen[row_id] = line
+        question, answer = clean_text(question), clean_text(answer)
+        for field, value in (("question", question), ("answer", answer)):
+            if not value:
+                raise ValueError(f"{where}: field {field!r} is empty")
+        image_id = _integer(img_id, where, "img_id")
+        code = int(kind) if _DIGITS.fullmatch(kind.strip()) else None
+        if code not in QUESTION_TYPES:
+            known = ", ".join(f"{k}={v}" for k, v in QUESTION_TYPES.items())
+            raise ValueError(f"{where}: field 'type' is {kind!r}, expected one of {known}")
+        image = images.get(image_name(image_id))
+        if image is None:
+            raise ValueError(
+                f"{where}: field 'img_id' {image_id}: no {image_name(image_id)} under {images_dir}"
+            )
+        rows.append(
+            {
+                "id": row_id,
+                "question": question,
+                "answer": answer,
+                "img_id": image_id,
+                "type": code,
+                "type_name": QUESTION_TYPES[code],
+                "image_path": str(image),
+            }
+        )
+    return Dataset.from_list(rows, features=FEATURES)
+
+
+def _verify_csv(split: str, expected_rows: int) -> Callable[[Path], None]:
+    def verify(path: Path) -> None:
+        count = sum(1 for _ in _csv_rows(path))
+        if count != expected_rows:
+            raise ValueError(f"{count:,} rows, ViVQA's {split}.csv has {expected_rows:,}")
+
+    return verify
+
+
+def _referenced_images(files: Sequence[Path]) -> set[str]:
+    """The image file names the CSVs use (rows with a malformed img_id are left to `read_split` to report)."""
+    rows = (fields for path in files for _, fields in _csv_rows(path))
+    return {image_name(int(fields[3])) for fields in rows if _DIGITS.fullmatch(fields[3].strip())}
+
+
+def _verify_zip(needed: set[str]) -> Callable[[Path], None]:
+    def verify(path: Path) -> None:
+        if not zipfile.is_zipfile(path):
+            raise ValueError("not a zip archive; a Drive quota or error page is HTML")
+        with zipfile.ZipFile(path) as archive:
+            present = {Path(name).name for name in archive.namelist()}
+        missing = sorted(needed - present)
+        if missing:
+            raise ValueError(
+                f"{len(missing):,} of the {len(needed):,} images the CSVs use are absent, e.g. {missing[:3]}"
+            )
+
+    return verify
+
+
+def download(folder: Path) -> Files:
+    """The real ViVQA under `folder`: both CSVs (row counts checked), the images zip (every image the CSVs
+    use present), unzipped safely; each step is skipped when its verified result is already there."""
+    folder = Path(folder)
+    csvs = [
+        downloads.fetch_url(
+            f"{REPOSITORY_RAW}/{split}.csv", folder / f"{split}.csv", _verify_csv(split, rows)
+        )
+        for split, rows in EXPECTED_ROWS.items()
+    ]
+    downloads.gdown_file(IMAGES_DRIVE_ID, folder / IMAGES_ZIP, _verify_zip(_referenced_images(csvs)))
+    return unpack(folder)
+
+
+def unpack(folder: Path, max_bytes: int = MAX_IMAGES_BYTES) -> Files:
+    """Extract `folder/vivqa_images.zip` into `folder/images` (checked, once) and name the files to read."""
+    folder = Path(folder)
+    images = downloads.safe_unzip(folder / IMAGES_ZIP, folder / "images", max_bytes)
+    return Files(train=folder / "train.csv", test=folder / "test.csv", images=images)
+
+
+def _column(split: Dataset, name: str) -> list:
+    """A column as a list in one read (iterating datasets' lazy Column fetches row by row)."""
+    return split[name][:]
+
+
+def validation_split(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """(train, validation) carved from `train` by image: a `fraction` of its images, with all their questions."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+    img_ids = _column(train, "img_id")
+    images = sorted(set(img_ids))
+    random.Random(seed).shuffle(images)
+    held = set(images[: max(1, round(fraction * len(images)))])
+    in_validation = [img_id in held for img_id in img_ids]
+    keep = [i for i, flag in enumerate(in_validation) if not flag]
+    return train.select(keep), train.select([i for i, flag in enumerate(in_validation) if flag])
+
+
+def _pairs(split: Dataset) -> list[tuple[str, int]]:
+    """(normalised question, img_id) of every row."""
+    questions = [normalize_question(q) for q in _column(split, "question")]
+    return list(zip(questions, _column(split, "img_id"), strict=True))
+
+
+def overlap_report(train: Dataset, test: Dataset) -> dict[str, int]:
+    """How much of `test` was seen in training: its images, its questions on those images, exact pairs."""
+    train_pairs, test_pairs = set(_pairs(train)), _pairs(test)
+    train_images = {img_id for _, img_id in train_pairs}
+    test_images = {img_id for _, img_id in test_pairs}
+    return {
+        "test_questions": len(test),
+        "test_images": len(test_images),
+        "test_images_in_train": len(test_images & train_images),
+        "test_questions_on_train_images": sum(i in train_images for _, i in test_pairs),
+        "test_pairs_in_train": sum(pair in train_pairs for pair in test_pairs),
+    }
+
+
+def unseen_images(train: Dataset, test: Dataset) -> Dataset:
+    """The rows of `test` whose image is not in `train`."""
+    train_images = set(_column(train, "img_id"))
+    return test.select([i for i, img_id in enumerate(_column(test, "img_id")) if img_id not in train_images])
+
+
+def _most_common(answers: Iterable[str]) -> str:
+    """The most frequent answer; ties go to the alphabetically first, so the result never depends on row order."""
+    counts = Counter(answers)
+    if not counts:
+        raise ValueError("no training answers to take a majority from")
+    return min(counts, key=lambda answer: (-counts[answer], answer))
+
+
+def _by_key(keys: Sequence, answers: Sequence[str]) -> dict:
+    grouped = defaultdict(list)
+    for key, answer in zip(keys, answers, strict=True):
+        grouped[key].append(answer)
+    return {key: _most_common(values) for key, values in grouped.items()}
+
+
+def majority_answer(train: Dataset, test: Dataset) -> list[str]:
+    """Blind baseline: the most common training answer for every test question."""
+    return [_most_common(_column(train, "answer"))] * len(test)
+
+
+def majority_per_type(train: Dataset, test: Dataset) -> list[str]:
+    """Blind baseline: the most common training answer of the question's type (overall majority if unseen)."""
+    answers = _column(train, "answer")
+    fallback, per_type = _most_common(answers), _by_key(_column(train, "type"), answers)
+    return [per_type.get(code, fallback) for code in _column(test, "type")]
+
+
+def question_prior(train: Dataset, test: Dataset) -> list[str]:
+    """Blind baseline: the most common training answer to the same normalised question, else the majority."""
+    answers = _column(train, "answer")
+    fallback = _most_common(answers)
+    prior = _by_key([normalize_question(q) for q in _column(train, "question")], answers)
+    return [prior.get(normalize_question(q), fallback) for q in _column(test, "question")]
