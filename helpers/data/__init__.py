@@ -1,1 +1,1 @@
-"""Data layer: polite scraping, the dish manifest and dataset, caption review."""
+"""Data layer: polite scraping, the dish manifest and dataset, caption review, downloads, ViVQA, predictions files."""
