@@ -167,12 +167,14 @@ def test_rejected_and_emptied_captions_are_excluded_and_reviewed_ones_win(tmp_pa
         "caption": "A bowl of banh beo.",
         "caption_vi": "Một đĩa bánh bèo.",
         "status": "edited",
+        "drafted_by": "template",
     }
     assert captions[ids[3]]["status"] == "approved"
     assert captions[ids[4]] == {
         "caption": drafts[ids[4]].caption,
         "caption_vi": drafts[ids[4]].caption_vi,
         "status": "draft",
+        "drafted_by": "template",
     }
 
 

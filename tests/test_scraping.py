@@ -1,6 +1,8 @@
-"""The scraper against the fixture sites on 127.0.0.1, with every fault of notebook 01's matrix.
+"""The scraper against fixture sites on 127.0.0.1 built in foody.vn's and cooky.vn's real shapes.
 
-Waits (rate limit, backoff, Retry-After) run on a fake clock: no test sleeps for real beyond a read timeout.
+Covers the extraction rules verified on real pages (title, image, description, ingredients), both JSON listings,
+the login wall, robots.txt served as HTML, and notebook 01's fault matrix. Waits (rate limit, backoff,
+Retry-After) run on a fake clock: no test sleeps for real beyond a read timeout.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from bs4 import BeautifulSoup
 
 from helpers import jsonl, runtime
 from helpers.data import manifest, scraping
 from helpers.data.polite_http import Fetched, HttpClient, Skip
+from helpers.smoke import scrape_fixtures
 from helpers.smoke.scrape_fixtures import Fault, serve_fixture_site
 
 REPO = Path(__file__).resolve().parent.parent
@@ -62,17 +66,48 @@ def make_client(clock: FakeClock, **kwargs) -> HttpClient:
     return HttpClient(clock=clock, sleep=clock.sleep, **options)
 
 
+def record_starts(client: HttpClient, clock: FakeClock) -> list[tuple[str, float]]:
+    """(host, fake time) of every request the client sends from now on."""
+    starts: list[tuple[str, float]] = []
+    real_get = client.session.get
+
+    def recording_get(url, **kwargs):
+        starts.append((urlsplit(url).netloc, clock()))
+        return real_get(url, **kwargs)
+
+    client.session.get = recording_get
+    return starts
+
+
 @pytest.fixture(scope="module")
 def clean_run(site_config, tmp_path_factory):
-    """One whole scrape of the fixture sites on a fake clock: (output dir, report, clock)."""
+    """One whole scrape of the fixture sites on a fake clock: (output dir, report, request starts per host)."""
     out = tmp_path_factory.mktemp("clean")
     clock = FakeClock()
-    report = scraping.scrape(site_config, out, make_client(clock), progress=False)
-    return out, report, clock
+    client = make_client(clock)
+    starts = record_starts(client, clock)
+    report = scraping.scrape(site_config, out, client, progress=False)
+    return out, report, starts
 
 
 def read_manifest(out: Path) -> list[dict]:
     return jsonl.read(out / "manifest.jsonl")[0]
+
+
+def page_of(server, path: str, site: str, config: dict, candidate=None, **fields) -> scraping.PageData:
+    """A fixture page's fields under the site's settings (`fields` replaces the order of some)."""
+    page = requests.get(server.url(path), timeout=5)
+    settings = config["sites"][site]
+    settings = {**settings, "fields": {**settings["fields"], **fields}}
+    return scraping.extract_page(page.text, page.url, settings, candidate)
+
+
+def foody_listing(server, site_config, slug: str = "banh-beo") -> tuple[str, dict]:
+    """The URL and JSON of a dish's first foody listing page, asked as the scraper asks."""
+    dish = next(d for d in site_config["dishes"] if d["slug"] == slug)
+    adapter = scraping.SiteAdapter("foody", site_config["sites"]["foody"])
+    url = adapter.listing_url(dish, dish["keywords"]["foody"][0], 1)
+    return url, requests.get(url, headers=adapter.settings["listing_headers"], timeout=5).json()
 
 
 # --------------------------------------------------------------------------- whole run
@@ -86,9 +121,10 @@ def test_every_fixture_page_is_kept_or_skipped_with_its_reason(clean_run, server
         assert row["pages"] == server.site.expected_pages(site)
         assert row["kept"] + row["skipped"] == row["pages"]
         assert row["kept"] == 6
+        assert row["listing_pages"] == {"foody": 1, "cooky": 2}[site]  # foody: page 2 is behind a login
     tallies = {(t.dish, t.site): t.skipped for t in report.tallies}
-    assert tallies["banh-beo", "foody"] == Counter(robots=1, duplicate=1, http_404=1)
-    assert tallies["banh-beo", "cooky"] == Counter(bad_image=3, duplicate=1, parse_failure=1)
+    assert tallies["banh-beo", "foody"] == Counter(duplicate=1, http_404=1)
+    assert tallies["banh-beo", "cooky"] == Counter(robots=1, bad_image=3, duplicate=1, parse_failure=1)
     saved = json.loads((out / "report.json").read_text(encoding="utf-8"))
     assert saved["rows"] == report.rows()
     assert len(saved["skips"]) == sum(r["skipped"] for r in saved["rows"])
@@ -100,6 +136,7 @@ def test_manifest_items_follow_the_contract(clean_run):
     assert Counter(i["dish"] for i in items) == {"banh-beo": 12, "bun-bo-hue": 12, "bun-dau-mam-tom": 12}
     assert len({i["id"] for i in items}) == len({i["sha256"] for i in items}) == 36
     names = {"banh-beo": "bánh bèo", "bun-bo-hue": "bún bò Huế", "bun-dau-mam-tom": "bún đậu mắm tôm"}
+    no_reviews = f"-{scrape_fixtures.FOODY_NO_REVIEWS}"
     for item in items:
         assert set(item) == set(manifest.FIELDS) and manifest.field_problem(item) is None
         assert item["dish_name"] == names[item["dish"]]
@@ -107,38 +144,34 @@ def test_manifest_items_follow_the_contract(clean_run):
         assert hashlib.sha256(data).hexdigest() == item["sha256"]
         assert min(item["width"], item["height"]) >= 224
         assert "/s/" in item["image_url"]  # upgraded from the thumbnail the page linked
-        assert item["title"] and item["text_vi"]
-        assert item["retrieved_at"].endswith("+00:00")
-    cooky_json_ld = [i for i in items if i["site"] == "cooky" and i["ingredients"]]
-    assert cooky_json_ld and all(isinstance(x, str) for i in cooky_json_ld for x in i["ingredients"])
+        assert item["title"] and item["retrieved_at"].endswith("+00:00")
+        empty_text = item["site"] == "foody" and item["page_url"].endswith(no_reviews)
+        assert bool(item["text_vi"]) is not empty_text  # no review, no description: empty beats wrong
+        assert all(isinstance(x, str) for x in item["ingredients"])
+        assert bool(item["ingredients"]) is (item["site"] == "cooky")
     assert not list(out.rglob("*.tmp"))
 
 
 def test_rate_limit_spaces_requests_to_one_host(clean_run):
-    _, report, clock = clean_run
+    _, report, starts = clean_run
     assert report.http["stats"]["requests"] > 100
-    assert clock.now >= report.http["stats"]["requests"] - 1  # >= 1 s apart on the fake clock
+    by_host: dict[str, list[float]] = {}
+    for host, at in starts:
+        by_host.setdefault(host, []).append(at)
+    assert len(by_host) == 2  # one host per site, each with its own robots.txt
+    for times in by_host.values():
+        assert all(b - a >= 1.0 for a, b in zip(times, times[1:], strict=False))
 
 
 def test_requests_to_one_host_are_at_least_min_interval_apart(server):
-    clock, starts = FakeClock(), []
+    clock = FakeClock()
     client = make_client(clock, min_interval=1.5)
-    real_get = client.session.get
-
-    def recording_get(url, **kwargs):
-        starts.append(clock())
-        return real_get(url, **kwargs)
-
-    client.session.get = recording_get
-    for path in (
-        "/foody/ho-chi-minh/banh-beo-0",
-        "/foody/ho-chi-minh/banh-beo-1",
-        "/cooky/cong-thuc/banh-beo-0",
-    ):
+    starts = record_starts(client, clock)
+    for path in ("/cooky/cong-thuc/banh-beo-0", "/cooky/cong-thuc/banh-beo-1", "/cooky/cong-thuc/banh-beo-2"):
         client.get(server.url(path))
-    gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
-    assert len(starts) == 4  # robots.txt, then three pages
-    assert all(gap >= 1.5 for gap in gaps)
+    times = [at for _, at in starts]
+    assert len(times) == 4  # robots.txt, then three pages
+    assert all(b - a >= 1.5 for a, b in zip(times, times[1:], strict=False))
 
 
 # --------------------------------------------------------------------------- HTTP faults
@@ -181,7 +214,7 @@ def test_500_then_success_backs_off_exponentially_with_jitter(server):
 
 
 def test_other_4xx_is_not_retried(server):
-    path = "/foody/ho-chi-minh/bun-bo-hue-8"  # the fixture's closed restaurant
+    path = server.site.detail_path("foody", "bun-bo-hue", server.site.index("foody", "gone"))
     before = server.hits[path]
     with pytest.raises(Skip) as err:
         make_client(FakeClock()).get(server.url(path))
@@ -212,7 +245,7 @@ def test_robots_disallowed_url_is_never_fetched(server):
 def test_unreachable_robots_txt_means_stay_out(server):
     server.inject("/robots.txt", *[Fault(status=503)] * 3)
     client = make_client(FakeClock())
-    assert not client.allowed(server.url("/foody/ho-chi-minh/banh-beo-0"))
+    assert not client.allowed(server.url("/foody/hue/banh-beo-0"))
     assert "disallow all" in next(iter(client.robots_status.values()))
 
 
@@ -220,14 +253,20 @@ def test_unreachable_robots_txt_means_stay_out(server):
 
 
 def test_truncated_image_is_rejected(server):
-    data = requests.get(server.url(server.site.image_path("cooky", "banh-beo", 7)), timeout=5).content
+    data = requests.get(
+        server.url(server.site.image_path("cooky", "banh-beo", server.site.index("cooky", "truncated"))),
+        timeout=5,
+    ).content
     with pytest.raises(Skip, match="truncated") as err:
         scraping.validate_image(data)
     assert err.value.reason == "bad_image"
 
 
 def test_non_image_served_as_jpeg_is_rejected(server):
-    resp = requests.get(server.url(server.site.image_path("cooky", "banh-beo", 8)), timeout=5)
+    resp = requests.get(
+        server.url(server.site.image_path("cooky", "banh-beo", server.site.index("cooky", "not-an-image"))),
+        timeout=5,
+    )
     assert resp.headers["Content-Type"] == "image/jpeg"
     with pytest.raises(Skip, match="not an image"):
         scraping.validate_image(resp.content)
@@ -244,7 +283,10 @@ def test_oversized_image_is_rejected_before_decoding(server):
 
 def test_small_image_is_rejected_and_good_one_measured(server):
     small = requests.get(
-        server.url(server.site.image_path("cooky", "banh-beo", 10, "s200x150")), timeout=5
+        server.url(
+            server.site.image_path("cooky", "banh-beo", server.site.index("cooky", "small-only"), "s200x150")
+        ),
+        timeout=5,
     ).content
     with pytest.raises(Skip, match="too small"):
         scraping.validate_image(small)
@@ -260,7 +302,12 @@ def test_duplicates_under_different_urls_are_skipped(clean_run, server):
     assert sum(d.startswith("exact duplicate") for d in details) == 3
     assert sum(d.startswith("near duplicate") for d in details) == 3
     first = requests.get(server.url(server.site.image_path("foody", "banh-beo", 0)), timeout=5).content
-    again = requests.get(server.url(server.site.image_path("foody", "banh-beo", 7)), timeout=5).content
+    again = requests.get(
+        server.url(
+            server.site.image_path("foody", "banh-beo", server.site.index("foody", "exact-duplicate"))
+        ),
+        timeout=5,
+    ).content
     assert first == again  # same bytes, another URL
     dedup = scraping.Deduper()
     info = scraping.validate_image(first)
@@ -273,30 +320,239 @@ def test_duplicates_under_different_urls_are_skipped(clean_run, server):
     dedup.check(other.sha256, other.phash)  # a different photo of the same dish passes
 
 
-# --------------------------------------------------------------------------- extraction
+# --------------------------------------------------------------------------- robots.txt and the run report
 
 
-def test_malformed_html_still_yields_fields(server):
-    page = requests.get(server.url("/cooky/cong-thuc/banh-beo-5"), timeout=5)
-    data = scraping.extract_page(page.text, page.url, scraping.load_config()["sites"]["cooky"]["selectors"])
-    assert data.title.startswith("Bánh bèo") and data.description
-    assert data.image_url.endswith("/s320x240/photo-banh-beo-5.jpg")  # from data-src, not the blank src
-    assert len(data.ingredients) == 2
+def test_robots_txt_served_as_html_is_unreadable_and_keeps_the_scraper_off_api_paths(server):
+    client = make_client(FakeClock())
+    api = server.base_urls["foody"] + "/__get/"
+    client.stay_off_without_robots(api)
+    robots = requests.get(server.roots["foody"] + "/robots.txt", timeout=5)
+    assert robots.status_code == 200 and robots.headers["Content-Type"].startswith("text/html")  # as foody.vn
+    assert client.allowed(server.url("/foody/hue/banh-beo-0"))  # no rules read, but the pages stay open
+    before = server.hits["/foody/__get/Review/ResLoadMore"]
+    with pytest.raises(Skip) as err:
+        client.get(api + "Review/ResLoadMore?ResId=1&Count=1")
+    assert err.value.reason == "robots" and "unreadable" in err.value.detail
+    assert server.hits["/foody/__get/Review/ResLoadMore"] == before
+    status = client.robots_status[server.roots["foody"]]
+    assert status.startswith("unreadable: served as text/html") and api in status
+    assert client.allowed(server.url("/cooky/cong-thuc/banh-beo-0"))
+    assert client.robots_status[server.roots["cooky"]] == "read"  # text/plain: parsed as rules
+
+
+def test_the_run_reports_unreadable_robots_and_the_login_wall(clean_run):
+    _, report, _ = clean_run
+    problems = report.problems()
+    assert any(p.startswith("foody: robots.txt unreadable: served as text/html") for p in problems)
+    (wall,) = [p for p in problems if "login" in p]
+    assert wall.startswith("foody: listing page 2 asks for a login (redirected to /foody/account/login)")
+    assert "never logs in" in wall and "listing page 1 only" in wall
+    assert not any(p.startswith("cooky") for p in problems)
+
+
+# --------------------------------------------------------------------------- foody
+
+
+def test_foody_title_is_the_h1_never_a_breadcrumb_item(server, config):
+    path = server.site.detail_path("foody", "banh-beo", 0)
+    soup = BeautifulSoup(requests.get(server.url(path), timeout=5).text, "lxml")
+    assert soup.find(attrs={"itemprop": "name"}).get_text(strip=True) == "Huế"  # the trap: a breadcrumb item
+    assert soup.select_one("h1").find_previous(attrs={"itemprop": "name"}) is not None
+    data = page_of(server, path, "foody", config)
+    assert data.title == "Quán Bánh bèo chén tôm chấy #1" and data.methods["title"] == "selectors"
+    assert page_of(server, path, "foody", config, title=["microdata"]).title == data.title
+
+
+def test_foody_image_skips_the_empty_and_logo_opengraph_values(server, config):
+    path = server.site.detail_path("foody", "banh-beo", 0)
+    metas = BeautifulSoup(requests.get(server.url(path), timeout=5).text, "lxml").select(
+        'meta[property="og:image"]'
+    )
+    assert [m["content"] for m in metas] == ["", "/style/images/logofoody.jpg"]
+    assert page_of(server, path, "foody", config, image=["opengraph"]).image_url == ""
+    data = page_of(server, path, "foody", config)
+    assert data.methods["image"] == "selectors" and data.image_url.endswith(
+        "/s576x330/foody-mobile-banh-beo-0.jpg"
+    )
+    old = server.site.detail_path("foody", "banh-beo", server.site.index("foody", "place-old"))
+    assert 'itemprop="photo"' in requests.get(server.url(old), timeout=5).text
+    assert "/s576x330/" in page_of(server, old, "foody", config, image=["microdata"]).image_url
+
+
+def test_foody_description_is_the_review_comments_unescaped_and_nothing_else(server, site_config, config):
+    url, listing = foody_listing(server, site_config)
+    raw = listing["searchItems"][0]["Reviews"][0]
+    assert "&amp;#" in raw["Comment"] and raw["Owner"]["DisplayName"]  # entities escaped twice, a user name
+    adapter = scraping.SiteAdapter("foody", site_config["sites"]["foody"])
+    candidate = adapter.candidate(listing["searchItems"][0], url)
+    assert "Giá trung bình" in candidate.text_hint and "&" not in candidate.text_hint
+    reviewers = scrape_fixtures.REVIEWERS
+    assert not any(name in candidate.text_hint for name in reviewers) and "avt" not in candidate.text_hint
+    data = page_of(server, urlsplit(candidate.page_url).path, "foody", config, candidate)
+    assert data.description == candidate.text_hint and data.methods["description"] == "listing"
+    for clutter in ("Giá cả", "Bình luận", "Lê Lợi", "06:00", "Huế"):  # scores, address, hours, breadcrumb
+        assert clutter not in data.description
+    quiet = adapter.candidate(listing["searchItems"][scrape_fixtures.FOODY_NO_REVIEWS], url)
+    data = page_of(server, urlsplit(quiet.page_url).path, "foody", config, quiet)
+    assert quiet.text_hint == data.description == "" and "description" not in data.methods
+
+
+def test_foody_listing_falls_back_to_the_listing_photo(server, site_config, config):
+    url, listing = foody_listing(server, site_config)
+    candidate = scraping.SiteAdapter("foody", site_config["sites"]["foody"]).candidate(
+        listing["searchItems"][1], url
+    )
+    page = requests.get(candidate.page_url, timeout=5)
+    soup = BeautifulSoup(page.text, "lxml")
+    soup.select_one("img.pic-place").decompose()
+    data = scraping.extract_page(str(soup), page.url, config["sites"]["foody"], candidate)
+    assert data.methods["image"] == "listing" and "/s640x400/" in data.image_url  # PicturePathLarge
+
+
+def test_foody_listing_asks_the_province_path_with_the_crawlers_parameters(clean_run, server):
+    listings = [r for r in server.requests if r.path.endswith("/food/dia-diem")]
+    provinces = {r.query["q"]: r.path for r in listings if r.query.get("page") == "1"}
+    assert provinces == {"bánh bèo": "/foody/hue/food/dia-diem", "bún bò Huế": "/foody/hue/food/dia-diem",
+                         "bún đậu mắm tôm": "/foody/ha-noi/food/dia-diem"}  # fmt: skip
+    for request in listings:
+        assert {k: request.query[k] for k in ("ds", "vt", "st", "append")} == {
+            "ds": "Restaurant", "vt": "row", "st": "1", "append": "true"
+        }  # fmt: skip
+        assert request.headers["x-requested-with"] == "XMLHttpRequest"
+
+
+def test_province_decides_what_the_foody_listing_finds(site_config, tmp_path):
+    dish = {**site_config["dishes"][2], "province": "hue"}  # bún đậu mắm tôm is a Hà Nội dish
+    config = {**site_config, "dishes": [dish], "sites": {"foody": site_config["sites"]["foody"]}}
+    report = scraping.scrape(config, tmp_path, make_client(FakeClock()), progress=False)
+    assert report.tallies[0].pages == 0 and report.problems()[0].startswith("foody: nothing usable")
+
+
+def test_ad_items_are_never_visited(clean_run, server):
+    assert not [r for r in server.requests if r.path.endswith("/lau-nam-ashima")]
+
+
+def test_foody_listing_link_may_be_named_url(server, site_config):
+    dish = site_config["dishes"][0]
+    adapter = scraping.SiteAdapter("foody", site_config["sites"]["foody"])
+    listing = urlsplit(adapter.listing_url(dish, "bánh bèo", 1)).path
+    items = [{"Name": "Quán Bánh bèo Huế", "Url": "/hue/banh-beo-1?utm_source=app"}, {"Name": "no link"}]
+    body = json.dumps({"searchItems": items, "adItems": [], "totalResult": 2, "currentPage": 1}).encode()
+    server.inject(listing, Fault(status=200, headers={"Content-Type": "application/json"}, body=body))
+    tally = scraping.Tally("banh-beo", "foody")
+    (found,) = adapter.find_pages(make_client(FakeClock()), dish, "bánh bèo", tally)
+    assert found.page_url == site_config["sites"]["foody"]["base_url"] + "/hue/banh-beo-1"
+    assert found.title_hint == "Quán Bánh bèo Huế" and len(tally.listing_errors) == 1
+
+
+def test_login_wall_stops_the_listing_for_the_site_without_logging_in(site_config, server, tmp_path):
+    config = {**site_config, "sites": {"foody": site_config["sites"]["foody"]}}
+    start = len(server.requests)
+    report = scraping.scrape(config, tmp_path, make_client(FakeClock()), progress=False)
+    seen = server.requests[start:]
+    second_pages = [r for r in seen if r.path.endswith("/food/dia-diem") and r.query.get("page") == "2"]
+    assert len(second_pages) == 1  # asked once; the other dishes stop before page 2
+    assert [r.path for r in seen if "login" in r.path] == ["/foody/account/login"]
+    assert not any("cookie" in r.headers or "authorization" in r.headers for r in seen)
+    assert (
+        len({t.listing_stop for t in report.tallies}) == 1
+        and "never logs in" in report.tallies[0].listing_stop
+    )
+    assert [t.kept for t in report.tallies] == [6, 6, 6]  # page 1's places are all kept
+
+
+def test_listing_answering_401_is_a_login_wall(server, site_config):
+    dish = site_config["dishes"][1]
+    adapter = scraping.SiteAdapter("foody", site_config["sites"]["foody"])
+    server.inject(urlsplit(adapter.listing_url(dish, "bún bò Huế", 1)).path, Fault(status=401))
+    tally = scraping.Tally(dish["slug"], "foody")
+    assert list(adapter.find_pages(make_client(FakeClock()), dish, "bún bò Huế", tally)) == []
+    assert "listing page 1 asks for a login (HTTP 401)" in tally.listing_stop
+    assert "reads no listing page" in tally.listing_stop and not tally.listing_errors
+
+
+# --------------------------------------------------------------------------- cooky
+
+
+def test_cooky_title_is_the_h1_not_the_json_ld_headline(server, config):
+    path = server.site.detail_path("cooky", "banh-beo", 0)
+    page = requests.get(server.url(path), timeout=5).text
+    ld = json.loads(BeautifulSoup(page, "lxml").select_one('script[type="application/ld+json"]').string)
+    assert ld["name"] == "Cách Làm Bánh bèo chén tôm chấy #1 cực ngon"
+    data = page_of(server, path, "cooky", config)
+    assert data.title == "Bánh bèo chén tôm chấy #1" and data.methods["title"] == "selectors"
+    assert data.description.startswith("Những chén bánh bèo") and data.methods["description"] == "selectors"
+
+
+@pytest.mark.parametrize("kind", ["recipe", "recipe-image-list", "recipe-image-string"])
+def test_cooky_json_ld_image_as_image_object_list_or_url(server, config, kind):
+    i = server.site.index("cooky", kind)
+    data = page_of(server, server.site.detail_path("cooky", "banh-beo", i), "cooky", config)
+    assert data.methods["image"] == "json-ld"
+    assert data.image_url == server.url(server.site.image_path("cooky", "banh-beo", i, "s400x400"))
+
+
+def test_lazy_image_reads_data_src_not_the_placeholder(server, config, site_config):
+    path = server.site.detail_path("cooky", "banh-beo", server.site.index("cooky", "recipe-lazy"))
+    header = BeautifulSoup(requests.get(server.url(path), timeout=5).text, "lxml").select_one("img.u-photo")
+    assert header["src"].endswith("/imgs/blank-img/400x400.jpg") and "/s400x400/" in header["data-src"]
+    data = page_of(server, path, "cooky", config)
+    assert data.methods["image"] == "selectors" and data.image_url == header["data-src"]
+    video_only = server.site.detail_path("cooky", "banh-beo", server.site.index("cooky", "no-image"))
+    page = make_client(FakeClock()).get(server.url(video_only))
+    with pytest.raises(Skip, match="no image_url") as err:  # its only photo is the placeholder
+        scraping.SiteAdapter("cooky", site_config["sites"]["cooky"]).extract(
+            scraping.Candidate(page.url), page
+        )
+    assert err.value.reason == "parse_failure"
+
+
+def test_cooky_ingredients_read_fractions_as_written(server, config):
+    path = server.site.detail_path("cooky", "banh-beo", server.site.index("cooky", "recipe-lazy"))
+    assert "1 <sup>1</sup>/<sub>2</sub>" in requests.get(server.url(path), timeout=5).text
+    data = page_of(server, path, "cooky", config)
+    assert data.methods["ingredients"] == "selectors"
+    assert data.ingredients == ["Bột gạo 200 gr", "Bột năng 2 muỗng canh", "Tôm khô 1 1/2 chén", "Tóp mỡ 100 gr",
+                                "Hành lá 3 cây", "Nước mắm 1/2 chén"]  # fmt: skip
+
+
+def test_cooky_search_is_json_paged_and_links_lose_their_query(server, site_config):
+    dish = site_config["dishes"][0]
+    settings = site_config["sites"]["cooky"]
+    for page_size, pages in (("12", 2), ("5", 3)):
+        adapter = scraping.SiteAdapter("cooky", {**settings, "listing_params": {**settings["listing_params"],
+                                                                                "pageSize": page_size}})  # fmt: skip
+        start, tally = len(server.requests), scraping.Tally(dish["slug"], "cooky")
+        found = [c.page_url for c in adapter.find_pages(make_client(FakeClock()), dish, "bánh bèo", tally)]
+        asked = [r for r in server.requests[start:] if r.path == "/cooky/directory/search"]
+        assert (
+            [r.query["page"] for r in asked]
+            == [str(n) for n in range(1, pages + 1)]
+            == [str(n) for n in range(1, tally.listing_pages + 1)]
+        )
+        assert {k: asked[0].query[k] for k in ("q", "st", "pageSize", "append", "video")} == {
+            "q": "bánh bèo", "st": "2", "pageSize": page_size, "append": "true", "video": "false"
+        }  # fmt: skip
+        assert len(found) == 13 and len(set(found)) == 12 and not any("?" in url for url in found)
+
+
+def test_malformed_html_still_yields_fields(server, config):
+    path = server.site.detail_path("cooky", "banh-beo", server.site.index("cooky", "malformed"))
+    data = page_of(server, path, "cooky", config)
+    assert data.title == "Bánh bèo Huế #6" and data.description.startswith("Món bánh dân dã")
+    assert data.image_url.endswith(
+        "/s400x400/cooky-recipe-banh-beo-5.jpg"
+    )  # from data-src, not the blank src
+    assert data.ingredients == ["Bột gạo 200 gr", "Bột năng 2 muỗng canh"]
 
 
 def test_invalid_json_ld_falls_back_to_selectors(server, config):
-    page = requests.get(server.url("/cooky/cong-thuc/banh-beo-4"), timeout=5)
-    data = scraping.extract_page(page.text, page.url, config["sites"]["cooky"]["selectors"])
+    path = server.site.detail_path("cooky", "banh-beo", server.site.index("cooky", "invalid-json-ld"))
+    data = page_of(server, path, "cooky", config)
     assert data.notes == ["json_ld_invalid"]
-    assert data.methods == {"title": "selectors", "description": "selectors", "image": "selectors"}
-    assert "/s320x240/" in data.image_url  # lazy image from data-original
-
-
-def test_json_ld_recipe_is_preferred(server, config):
-    page = requests.get(server.url("/cooky/cong-thuc/banh-beo-0"), timeout=5)
-    data = scraping.extract_page(page.text, page.url, config["sites"]["cooky"]["selectors"])
-    assert set(data.methods.values()) == {"json-ld"}
-    assert data.ingredients[0] == "bột gạo"
+    assert data.methods == {key: "selectors" for key in ("title", "description", "image", "ingredients")}
+    assert "/s400x400/" in data.image_url  # lazy image from data-original
 
 
 def test_site_that_answers_html_instead_of_json_is_reported(site_config, tmp_path):
@@ -304,11 +560,11 @@ def test_site_that_answers_html_instead_of_json_is_reported(site_config, tmp_pat
     broken = {**site_config, "sites": {"foody": foody}}
     report = scraping.scrape(broken, tmp_path, make_client(FakeClock()), progress=False)
     assert sum(t.kept for t in report.tallies) == 0
-    (problem,) = report.problems()
+    (problem,) = [p for p in report.problems() if "nothing usable" in p]
     assert problem.startswith("foody: nothing usable") and "not JSON" in problem
 
 
-def test_bad_config_and_manifest_name_the_culprit(tmp_path):
+def test_bad_config_and_manifest_name_the_culprit(tmp_path, config):
     bad = tmp_path / "dishes.json"
     dishes = [{"slug": "Bún Bò", "name_vi": "x", "keywords": {}}]
     bad.write_text(json.dumps({"request_interval": 1.0, "dishes": dishes, "sites": {}}))
@@ -316,6 +572,23 @@ def test_bad_config_and_manifest_name_the_culprit(tmp_path):
         scraping.load_config(bad)
     bad.write_text(json.dumps({"dishes": dishes, "sites": {}}))
     with pytest.raises(ValueError, match="missing top-level 'request_interval'"):
+        scraping.load_config(bad)
+    foody = config["sites"]["foody"]
+    for settings, message in (
+        (
+            {**foody, "fields": {**foody["fields"], "title": ["selector"]}},
+            r"fields\.title: 'selector' is not",
+        ),
+        ({**foody, "fields": {"ingredients": ["listing"]}}, r"fields\.ingredients: 'listing' is not"),
+        ({**foody, "fields": {"description": ["selectors"]}}, r"selectors\.description is empty"),
+        ({**foody, "image_ignore_pattern": "(?i"}, r"image_ignore_pattern: not a regular expression"),
+    ):
+        bad.write_text(json.dumps({**config, "sites": {"foody": settings}}))
+        with pytest.raises(ValueError, match=message):
+            scraping.load_config(bad)
+    no_province = [{k: v for k, v in d.items() if k != "province"} for d in config["dishes"]]
+    bad.write_text(json.dumps({**config, "dishes": no_province}))
+    with pytest.raises(ValueError, match=r"sites\.foody: the listing uses \{province\}"):
         scraping.load_config(bad)
     (tmp_path / "manifest.jsonl").write_text('{"id": 1}\nnot json\n{"id": 2}\n')
     with pytest.raises(ValueError, match=r"manifest.jsonl:2: not valid JSON"):
@@ -360,7 +633,7 @@ def test_killed_run_resumes_without_duplicates_losses_or_partial_files(
     assert len(read_manifest(out)) == 8
     with open(out / "manifest.jsonl", "a", encoding="utf-8") as handle:
         handle.write('{"id": "cut-short-by-a-kill", "dish": "ba')  # as if killed while appending
-    resumed_page = "/foody/ho-chi-minh/banh-beo-0"
+    resumed_page = "/foody/hue/banh-beo-0"
     hits_before = server.hits[resumed_page]
 
     report = scraping.scrape(site_config, out, make_client(FakeClock()), progress=False)

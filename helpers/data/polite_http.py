@@ -1,4 +1,10 @@
-"""A polite HTTP client on `requests.Session`: robots.txt and a per-host pace by hand, retries by urllib3."""
+"""A polite HTTP client on `requests.Session`: robots.txt and a per-host pace by hand, retries by urllib3.
+
+robots.txt rules: read when served as text/plain; a missing one (404) allows everything; one that cannot be
+reached (401/403, 5xx, timeout) keeps the scraper off the host; one served as anything but text/plain (an HTML
+"not found" page, say) is unreadable: reported as such, and the paths registered with
+`stay_off_without_robots` (a site's API) are refused while the rest of the host stays open.
+"""
 
 from __future__ import annotations
 
@@ -41,6 +47,12 @@ class Fetched:
     headers: dict[str, str]
     content: bytes
     encoding: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        """The media type, lower-cased, without parameters ('' when the server sent none)."""
+        value = next((v for k, v in self.headers.items() if k.lower() == "content-type"), "")
+        return value.split(";")[0].strip().lower()
 
     @property
     def text(self) -> str:
@@ -142,6 +154,8 @@ class HttpClient:
         self._last: dict[str, float] = {}
         self._in_flight = ""  # the URL being fetched: urllib3's retries of it wait for its host's turn
         self._robots: dict[str, urllib.robotparser.RobotFileParser] = {}
+        self._unreadable: set[str] = set()  # hosts whose robots.txt was not text/plain
+        self._stay_off: list[str] = []
         self.robots_status: dict[str, str] = {}
         self.stats: Counter[str] = Counter()
 
@@ -151,24 +165,44 @@ class HttpClient:
         """GET `url` if robots.txt allows it; raises `Skip` (robots, http_NNN, timeout, connection)."""
         if not self.allowed(url):
             self.stats["robots_blocked"] += 1
-            raise Skip("robots", "disallowed by robots.txt", url)
+            unreadable = _root(url) in self._unreadable
+            why = (
+                "robots.txt unreadable, and this is an API path" if unreadable else "disallowed by robots.txt"
+            )
+            raise Skip("robots", why, url)
         return self._fetch(url, headers, max_bytes)
 
     def allowed(self, url: str) -> bool:
         """What the host's robots.txt (fetched once per host) says about `url` for our User-Agent."""
-        return self._robots_for(url).can_fetch(self.user_agent, url)
+        rules = self._robots_for(url)
+        if _root(url) in self._unreadable and any(url.startswith(prefix) for prefix in self._stay_off):
+            return False
+        return rules.can_fetch(self.user_agent, url)
+
+    def stay_off_without_robots(self, url_prefix: str) -> None:
+        """Refuse URLs starting with `url_prefix` (a site's API) whenever its host's robots.txt is unreadable."""
+        self._stay_off.append(url_prefix)
 
     def close(self) -> None:
         self.session.close()
 
     def _robots_for(self, url: str) -> urllib.robotparser.RobotFileParser:
-        parts = urlsplit(url)
-        root = f"{parts.scheme}://{parts.netloc}"
+        root = _root(url)
         if root not in self._robots:
             parser = urllib.robotparser.RobotFileParser(root + "/robots.txt")
             try:
-                parser.parse(self._fetch(root + "/robots.txt", None, 500_000).text.splitlines())
-                self.robots_status[root] = "read"
+                robots = self._fetch(root + "/robots.txt", None, 500_000)
+                if robots.content_type == "text/plain":
+                    parser.parse(robots.text.splitlines())
+                    self.robots_status[root] = "read"
+                else:  # parsed as rules, an HTML page would mean "allow everything": the site said no such thing
+                    parser.allow_all = True
+                    self._unreadable.add(root)
+                    avoided = [prefix for prefix in self._stay_off if prefix.startswith(root)]
+                    self.robots_status[root] = (
+                        f"unreadable: served as {robots.content_type or 'no Content-Type'}, not text/plain; "
+                        f"staying off {', '.join(avoided) or 'no registered API path'}"
+                    )
             except Skip as err:
                 # The rules of urllib.robotparser.read(), plus: an unreachable robots.txt means stay out.
                 missing = err.reason.startswith("http_4") and err.reason not in ("http_401", "http_403")
@@ -228,6 +262,12 @@ class HttpClient:
         if self.retry.is_retry("GET", resp.status_code, wait is not None):
             return f"gave up after {len(resp.raw.retries.history) + 1} attempts"
         return resp.reason or ""
+
+
+def _root(url: str) -> str:
+    """scheme://host[:port] of `url`: what one robots.txt governs."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def _error_reason(error: BaseException | None) -> str:

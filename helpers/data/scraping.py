@@ -1,27 +1,29 @@
 """Polite, resumable scraping of dish pages and photos (foody.vn, cooky.vn) into a JSONL manifest.
 
-Pieces, in the order a page meets them: `polite_http.HttpClient` (robots.txt, rate limit, retries), a site
-adapter (`FoodyAdapter`, `CookyAdapter`: find pages, extract fields), `validate_image`, `Deduper`,
-`manifest.Manifest` (atomic image writes, append-only JSONL checked against `manifest.FIELDS`, resume) and
-`RunReport` (every page kept or skipped by reason).
+Pieces, in the order a page meets them: `polite_http.HttpClient` (robots.txt, rate limit, retries),
+`SiteAdapter` (a site's JSON listing and field rules from `data/dishes.json`: find pages, extract fields),
+`validate_image`, `Deduper`, `manifest.Manifest` (atomic image writes, append-only JSONL checked against
+`manifest.FIELDS`, resume) and `RunReport` (every page kept or skipped by reason, and why a listing stopped).
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import io
 import json
 import re
+import string
 import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import urlencode, urljoin, urlsplit, urlunsplit
 
 import imagehash
-from bs4 import BeautifulSoup
+from bs4 import BeautifulSoup, NavigableString, Tag
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
@@ -37,6 +39,24 @@ TRANSIENT = ("timeout", "connection", "http_429", "http_5")  # skips a resumed r
 
 # --------------------------------------------------------------------------- extraction
 
+FIELD_METHODS = {
+    "title": ("json-ld", "opengraph", "microdata", "selectors", "listing"),
+    "description": ("json-ld", "opengraph", "microdata", "selectors", "listing"),
+    "image": ("json-ld", "opengraph", "microdata", "selectors", "listing"),
+    "ingredients": ("json-ld", "microdata", "selectors"),
+}  # what each field may be read from; a site's `fields` setting orders them
+JSON_LD_KEYS = {
+    "title": "name",
+    "description": "description",
+    "image": "image",
+    "ingredients": "recipeIngredient",
+}
+OPENGRAPH = {"title": "og:title", "description": "og:description", "image": "og:image"}
+ITEMPROPS = {"title": ("name",), "description": ("description",), "image": ("image", "photo"),
+             "ingredients": ("recipeIngredient",)}  # fmt: skip
+BREADCRUMB = re.compile(r"schema\.org/(BreadcrumbList|ListItem)/?$")
+HTML_TAG = re.compile(r"</?[A-Za-z][^>]*>")
+
 
 @dataclass
 class Candidate:
@@ -45,11 +65,12 @@ class Candidate:
     page_url: str
     title_hint: str = ""
     image_hint: str = ""
+    text_hint: str = ""
 
 
 @dataclass
 class PageData:
-    """Fields extracted from a page and which method gave each (json-ld, opengraph, microdata, selectors)."""
+    """Fields extracted from a page and which method gave each (json-ld, opengraph, microdata, selectors, listing)."""
 
     title: str
     description: str
@@ -64,13 +85,29 @@ def clean_text(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text or "").split())
 
 
-def _image_attr(tag) -> str:
-    """The real image URL of a tag: lazy-load attributes first, then content/src; never a data: URI."""
-    for attr in ("data-src", "data-original", "data-lazy-src", "content", "src", "href"):
-        value = (tag.get(attr) or "").strip()
-        if value and not value.startswith("data:"):
-            return value
-    return ""
+def listing_text(value: object) -> str:
+    """Listing JSON text as a reader sees it: HTML entities undone (some sites escape them twice), tags dropped."""
+    text = value if isinstance(value, str) else ""
+    for _ in range(3):
+        unescaped = html.unescape(text)
+        if unescaped == text:
+            break
+        text = unescaped
+    return clean_text(HTML_TAG.sub(" ", text))
+
+
+def _join_fractions(soup: BeautifulSoup) -> None:
+    """Rewrite `1 <sup>1</sup>/<sub>2</sub>` as the text `1 1/2`, so a quantity reads as written."""
+    for sup in soup.find_all("sup"):
+        slash = sup.next_sibling
+        if not isinstance(slash, NavigableString) or slash.strip() not in ("/", "\u2044"):
+            continue
+        sub = slash.next_sibling
+        if isinstance(sub, Tag) and sub.name == "sub":
+            fraction = f"{sup.get_text(strip=True)}/{sub.get_text(strip=True)}"
+            slash.extract()
+            sub.extract()
+            sup.replace_with(fraction)
 
 
 def _json_ld_recipe(soup: BeautifulSoup, notes: list[str]) -> dict:
@@ -93,88 +130,214 @@ def _json_ld_recipe(soup: BeautifulSoup, notes: list[str]) -> dict:
     return {}
 
 
-def _ld_image(value) -> str:
-    """A JSON-LD image: a URL, an ImageObject, or a list of either (the first)."""
-    if isinstance(value, list):
-        value = value[0] if value else ""
-    if isinstance(value, dict):
-        value = value.get("url") or value.get("contentUrl") or ""
-    return value if isinstance(value, str) else ""
+def _microdata(soup: BeautifulSoup, names: tuple[str, ...]) -> list[Tag]:
+    """Tags whose itemprop is one of `names`, except inside a breadcrumb (whose `name`s are places and menus)."""
+    return [
+        tag
+        for tag in soup.find_all(attrs={"itemprop": True})
+        if set(str(tag["itemprop"]).split()) & set(names)
+        and tag.find_parent(attrs={"itemtype": BREADCRUMB}) is None
+    ]
 
 
-def extract_page(html: str, page_url: str, selectors: dict[str, str]) -> PageData:
-    """Title, description, ingredients and image URL: JSON-LD Recipe, then OpenGraph, microdata, site selectors."""
-    soup = BeautifulSoup(html, "lxml")  # lxml repairs malformed HTML the way browsers roughly do
-    notes: list[str] = []
-    recipe = _json_ld_recipe(soup, notes)
+class _Page:
+    """One parsed page and a site's settings: what each extraction method finds for a field."""
 
-    def meta(prop: str) -> str:
-        tag = soup.find("meta", attrs={"property": prop}) or soup.find("meta", attrs={"name": prop})
-        return (tag.get("content") or "") if tag else ""
+    def __init__(self, html_text: str, settings: dict, listing: Candidate):
+        # lxml repairs malformed HTML the way browsers roughly do
+        self.soup = BeautifulSoup(html_text, "lxml")
+        _join_fractions(self.soup)
+        self.notes: list[str] = []
+        self.recipe = _json_ld_recipe(self.soup, self.notes)
+        self.selectors: dict[str, str] = settings["selectors"]
+        ignore = settings.get("image_ignore_pattern")
+        self.ignored = re.compile(ignore) if ignore else None
+        self.listing = listing
 
-    def itemprop(name: str, image: bool = False) -> str:
-        tag = soup.find(attrs={"itemprop": name})
-        return "" if tag is None else _image_attr(tag) if image else (tag.get("content") or tag.get_text(" "))
+    def image(self, url: object) -> str:
+        """`url` if it can be a dish photo: not empty, not a data: URI, not the site's logo or placeholder."""
+        url = url.strip() if isinstance(url, str) else ""
+        bad = not url or url.startswith("data:") or (self.ignored and self.ignored.search(url))
+        return "" if bad else url
 
-    def select(key: str, image: bool = False) -> str:
-        tag = soup.select_one(selectors[key]) if selectors.get(key) else None
-        return "" if tag is None else _image_attr(tag) if image else tag.get_text(" ")
+    def tag_image(self, tag: Tag) -> str:
+        """The real image URL of a tag: lazy-load attributes before content/src (often a placeholder)."""
+        attrs = ("data-src", "data-original", "data-lazy-src", "content", "src", "href")
+        return next((url for url in (self.image(tag.get(a)) for a in attrs) if url), "")
 
-    def ingredient_list(tags) -> list[str]:
-        tags = [tags] if isinstance(tags, str) else tags if isinstance(tags, list) else list(tags or [])
-        return [t for t in (clean_text(x if isinstance(x, str) else x.get_text(" ")) for x in tags) if t]
+    def ingredient(self, tag: Tag) -> str:
+        """One ingredient line: its name, quantity and unit parts when the site marks them, else all its text."""
+        parts = (
+            tag.select(self.selectors["ingredient_parts"]) if self.selectors.get("ingredient_parts") else []
+        )
+        return clean_text(" ".join(part.get_text(" ") for part in parts or [tag]))
 
-    sources = {
-        "title": [("json-ld", recipe.get("name")), ("opengraph", meta("og:title")),
-                  ("microdata", itemprop("name")), ("selectors", select("title"))],
-        "description": [("json-ld", recipe.get("description")), ("opengraph", meta("og:description")),
-                        ("microdata", itemprop("description")), ("selectors", select("description"))],
-        "image": [("json-ld", _ld_image(recipe.get("image"))), ("opengraph", meta("og:image")),
-                  ("microdata", itemprop("image", image=True)), ("selectors", select("image", image=True))],
-        "ingredients": [("json-ld", recipe.get("recipeIngredient") or []),
-                        ("microdata", soup.find_all(attrs={"itemprop": "recipeIngredient"})),
-                        ("selectors", soup.select(selectors["ingredients"]) if selectors.get("ingredients") else [])],
-    }  # fmt: skip
-    chosen, methods = {}, {}
-    for key, options in sources.items():
-        chosen[key] = [] if key == "ingredients" else ""
-        for method, value in options:
-            value = (
-                ingredient_list(value)
-                if key == "ingredients"
-                else clean_text(value if isinstance(value, str) else "")
-            )
+    def find(self, method: str, key: str) -> str | list[str]:
+        """What `method` finds for field `key` ('' or [] when nothing)."""
+        if method == "json-ld":
+            value = self.recipe.get(JSON_LD_KEYS[key])
+            if key == "image":  # a URL, an ImageObject, or a list of either
+                entries = value if isinstance(value, list) else [value]
+                urls = (e.get("url") or e.get("contentUrl") if isinstance(e, dict) else e for e in entries)
+                return next((url for url in map(self.image, urls) if url), "")
+            if key == "ingredients":
+                return [
+                    clean_text(x)
+                    for x in (value if isinstance(value, list) else [value])
+                    if isinstance(x, str)
+                ]
+            return clean_text(value) if isinstance(value, str) else ""
+        if method == "opengraph":  # some pages carry two OpenGraph blocks: the first usable value counts
+            values = [
+                t.get("content") for t in self.soup.find_all("meta", attrs={"property": OPENGRAPH[key]})
+            ]
+            keep = self.image if key == "image" else clean_text
+            return next((v for v in (keep(v or "") for v in values) if v), "")
+        if method == "listing":
+            hint = {"title": self.listing.title_hint, "description": self.listing.text_hint}
+            return self.image(self.listing.image_hint) if key == "image" else clean_text(hint[key])
+        tags = (
+            _microdata(self.soup, ITEMPROPS[key])
+            if method == "microdata"
+            else self.soup.select(self.selectors[key])
+        )
+        if key == "image":
+            return next((url for url in map(self.tag_image, tags) if url), "")
+        if key == "ingredients":
+            return [text for text in map(self.ingredient, tags) if text]
+        return next((clean_text(t.get("content") or t.get_text(" ")) for t in tags), "")
+
+
+def extract_page(html_text: str, page_url: str, settings: dict, listing: Candidate | None = None) -> PageData:
+    """Title, description, ingredients and image URL, each from the first method in the site's `fields` order."""
+    page = _Page(html_text, settings, listing or Candidate(page_url))
+    chosen: dict[str, str | list[str]] = {"title": "", "description": "", "image": "", "ingredients": []}
+    methods: dict[str, str] = {}
+    for key, order in settings["fields"].items():
+        for method in order:
+            value = page.find(method, key)
             if value:
                 chosen[key], methods[key] = value, method
                 break
-    image = urljoin(page_url, chosen["image"]) if chosen["image"] else ""
-    return PageData(chosen["title"], chosen["description"], chosen["ingredients"], image, methods, notes)
+    image = urljoin(page_url, str(chosen["image"])) if chosen["image"] else ""
+    title, description, ingredients = chosen["title"], chosen["description"], chosen["ingredients"]
+    return PageData(str(title), str(description), list(ingredients), image, methods, page.notes)
 
 
-# --------------------------------------------------------------------------- site adapters
+# --------------------------------------------------------------------------- the site adapter
 
 
 class SiteAdapter:
-    """Common interface of a site: `find_pages(client, keyword, tally)` then `extract(candidate, page)`."""
+    """One site, driven by its settings in `data/dishes.json`: a JSON search listing, then HTML detail pages.
+
+    Both sites answer their search with JSON pages of items that link a detail page. The adapter stops a
+    listing at its end (no items, or `totalResult(s)` reached), at `max_listing_pages`, on an error, and at a
+    login wall: it never logs in, and once a page number asked for a login it asks no further that run.
+    """
 
     def __init__(self, name: str, settings: dict):
         self.name, self.settings = name, settings
         self.base_url = settings["base_url"].rstrip("/")
+        self.login_wall: tuple[int, str] | None = None  # (first page that asked for a login, why we stopped)
 
-    def listing_url(self, keyword: str, page: int) -> str:
-        params = {k: v.format(keyword=keyword, page=page) for k, v in self.settings["listing_params"].items()}
-        return f"{self.base_url}{self.settings['listing_path']}?{urlencode(params)}"
+    def listing_url(self, dish: dict, keyword: str, page: int) -> str:
+        """The listing URL for a keyword and page; `{province}` and other dish fields fill the path."""
+        values = {**dish, "keyword": keyword, "page": page}
+        path = self.settings["listing_path"].format(**values)
+        params = {k: str(v).format(**values) for k, v in self.settings["listing_params"].items()}
+        return f"{self.base_url}{path}?{urlencode(params)}"
 
-    def find_pages(self, client: HttpClient, keyword: str, tally: Tally) -> Iterator[Candidate]:
-        raise NotImplementedError
+    def find_pages(self, client: HttpClient, dish: dict, keyword: str, tally: Tally) -> Iterator[Candidate]:
+        """The detail pages a keyword's listing links, page by page, until the listing ends or stops."""
+        found = 0
+        for page_no in range(1, self.settings["max_listing_pages"] + 1):
+            if self.login_wall and page_no >= self.login_wall[0]:
+                tally.listing_stop = self.login_wall[1]
+                return
+            url = self.listing_url(dish, keyword, page_no)
+            data = self._listing_page(client, url, page_no, tally)
+            keys = self.settings["listing_item_keys"]
+            items = next((data[k] for k in keys if isinstance(data.get(k), list)), None) if data else None
+            if data is not None and items is None:
+                tally.listing_errors.append(f"{url}: no item list under {keys} (changed API?)")
+            if not items:
+                return
+            tally.listing_pages += 1
+            for item in items:
+                candidate = self.candidate(item, url)
+                if candidate is None:
+                    tally.listing_errors.append(f"{url}: item without {self.settings['item_fields']['url']}")
+                else:
+                    yield candidate
+            found += len(items)
+            total = data.get(self.settings.get("listing_total_key", ""))
+            if isinstance(total, int) and found >= total:
+                return
+
+    def _listing_page(self, client: HttpClient, url: str, page_no: int, tally: Tally) -> dict | None:
+        """One listing page's JSON object; None (with the reason noted) on an error or a login wall."""
+        login = self.settings.get("login_url_pattern")
+        try:
+            page = client.get(url, headers=self.settings["listing_headers"])
+        except Skip as err:
+            if err.reason == "http_401":
+                self._stop_at_login(page_no, "HTTP 401", tally)
+            else:
+                tally.listing_errors.append(f"{url}: {err.reason} {err.detail}")
+            return None
+        if login and re.search(login, page.url):
+            self._stop_at_login(page_no, f"redirected to {urlsplit(page.url).path}", tally)
+            return None
+        try:
+            data = json.loads(page.text)
+        except json.JSONDecodeError:
+            tally.listing_errors.append(f"{url}: listing is not JSON (anti-bot page or changed API?)")
+            return None
+        if not isinstance(data, dict):
+            tally.listing_errors.append(f"{url}: listing JSON is not an object (changed API?)")
+            return None
+        return data
+
+    def _stop_at_login(self, page_no: int, how: str, tally: Tally) -> None:
+        pages = {1: "no listing page", 2: "listing page 1 only"}.get(
+            page_no, f"listing pages 1-{page_no - 1}"
+        )
+        why = (
+            f"listing page {page_no} asks for a login ({how}); the scraper never logs in, so it reads {pages}"
+        )
+        self.login_wall = (page_no, why)
+        tally.listing_stop = why
+
+    def candidate(self, item: object, listing_url: str) -> Candidate | None:
+        """A listing item as a page to visit (query string dropped: one page, one link), or None without a link."""
+        if not isinstance(item, dict):
+            return None
+        fields = self.settings["item_fields"]
+        link = next((item[k] for k in fields["url"] if isinstance(item.get(k), str) and item[k].strip()), "")
+        if not link:
+            return None
+        link = link.strip()
+        absolute = self.base_url + link if link.startswith("/") else urljoin(listing_url, link)
+        page_url = urlunsplit(urlsplit(absolute)._replace(query="", fragment=""))
+        title = next(
+            (text for text in (listing_text(item.get(k)) for k in fields.get("title", [])) if text), ""
+        )
+        image = next(
+            (item[k] for k in fields.get("image", []) if isinstance(item.get(k), str) and item[k]), ""
+        )
+        return Candidate(page_url, title, urljoin(listing_url, image) if image else "", self._reviews(item))
+
+    def _reviews(self, item: dict) -> str:
+        """The text of the item's reviews, joined: the comment only, never who wrote it."""
+        fields = self.settings["item_fields"]
+        reviews = item.get(fields["reviews"]) if "reviews" in fields else None
+        reviews = reviews if isinstance(reviews, list) else []
+        texts = [listing_text(r.get(fields["review_text"])) for r in reviews if isinstance(r, dict)]
+        return " ".join(text for text in texts if text)
 
     def extract(self, candidate: Candidate, page: Fetched) -> PageData:
-        """Structured data first, then selectors; the listing's title/image fill what the page lacks."""
-        data = extract_page(page.text, page.url, self.settings["selectors"])
-        if not data.title and candidate.title_hint:
-            data.title, data.methods["title"] = clean_text(candidate.title_hint), "listing"
-        if not data.image_url and candidate.image_hint:
-            data.image_url, data.methods["image"] = urljoin(page.url, candidate.image_hint), "listing"
+        """The page's fields in the site's order of methods; a page without title or image is a parse failure."""
+        data = extract_page(page.text, page.url, self.settings, candidate)
         missing = [k for k in ("title", "image_url") if not getattr(data, k)]
         if missing:
             raise Skip("parse_failure", f"no {' or '.join(missing)} found", page.url)
@@ -186,71 +349,6 @@ class SiteAdapter:
             self.settings["image_size_pattern"], self.settings["image_size_largest"], url, count=1
         )
         return [largest, url] if largest != url else [url]
-
-
-class FoodyAdapter(SiteAdapter):
-    """foody.vn: the listing answers JSON to `X-Requested-With: XMLHttpRequest`; detail pages carry OpenGraph."""
-
-    def find_pages(self, client: HttpClient, keyword: str, tally: Tally) -> Iterator[Candidate]:
-        fields = self.settings["item_fields"]
-        for page_no in range(1, self.settings["max_listing_pages"] + 1):
-            url = self.listing_url(keyword, page_no)
-            try:
-                page = client.get(url, headers=self.settings["listing_headers"])
-                tally.listing_pages += 1
-                data = json.loads(page.text)
-            except Skip as err:
-                tally.listing_errors.append(f"{url}: {err.reason} {err.detail}")
-                return
-            except json.JSONDecodeError:
-                tally.listing_errors.append(f"{url}: listing is not JSON (anti-bot page or changed API?)")
-                return
-            keys = self.settings["listing_item_keys"]
-            items = next(
-                (data[k] for k in keys if isinstance(data, dict) and isinstance(data.get(k), list)), None
-            )
-            if items is None:
-                tally.listing_errors.append(f"{url}: no item list under {keys} (changed API?)")
-                return
-            if not items:
-                return
-            for item in items:
-                detail = item.get(fields["url"]) if isinstance(item, dict) else None
-                if not detail:
-                    tally.listing_errors.append(f"{url}: item without {fields['url']}: {str(item)[:80]}")
-                    continue
-                image = next((item[k] for k in fields["image"] if item.get(k)), "")
-                page_url = self.base_url + detail if detail.startswith("/") else urljoin(url, detail)
-                yield Candidate(page_url, item.get(fields["title"], ""), image)
-
-
-class CookyAdapter(SiteAdapter):
-    """cooky.vn: an HTML search page of recipe links with a rel=next link; recipe pages carry JSON-LD."""
-
-    def find_pages(self, client: HttpClient, keyword: str, tally: Tally) -> Iterator[Candidate]:
-        url, pattern = self.listing_url(keyword, 1), re.compile(self.settings["result_link_pattern"])
-        for _ in range(self.settings["max_listing_pages"]):
-            try:
-                page = client.get(url, headers=self.settings["listing_headers"])
-            except Skip as err:
-                tally.listing_errors.append(f"{url}: {err.reason} {err.detail}")
-                return
-            tally.listing_pages += 1
-            soup = BeautifulSoup(page.text, "lxml")
-            links = [urljoin(page.url, a.get("href", "")) for a in soup.select(self.settings["result_link"])]
-            found = list(dict.fromkeys(link for link in links if pattern.search(urlsplit(link).path)))
-            if not found and tally.listing_pages == 1:
-                tally.listing_errors.append(
-                    f"{url}: no recipe links (no results, anti-bot page or new layout?)"
-                )
-            yield from (Candidate(link) for link in found)
-            nxt = soup.select_one(self.settings["next_link"])
-            if nxt is None or not nxt.get("href"):
-                return
-            url = urljoin(page.url, nxt["href"])
-
-
-ADAPTERS: dict[str, type[SiteAdapter]] = {"foody": FoodyAdapter, "cooky": CookyAdapter}
 
 
 # --------------------------------------------------------------------------- images
@@ -324,7 +422,10 @@ class Deduper:
 
 @dataclass
 class Tally:
-    """Counts for one dish on one site: every page found ends as kept or skipped (one reason)."""
+    """Counts for one dish on one site: every page found ends as kept or skipped (one reason).
+
+    `listing_errors` are listing pages that failed; `listing_stop` says why a listing ended before its last page.
+    """
 
     dish: str
     site: str
@@ -335,6 +436,7 @@ class Tally:
     skipped: Counter[str] = field(default_factory=Counter)
     notes: Counter[str] = field(default_factory=Counter)
     listing_errors: list[str] = field(default_factory=list)
+    listing_stop: str = ""
 
 
 @dataclass
@@ -370,9 +472,10 @@ class RunReport:
                 )
 
     def problems(self) -> list[str]:
-        """Plain sentences for every site that yielded nothing usable, with the evidence."""
+        """Plain sentences, with the evidence, for what a person must know: a site that yielded nothing usable,
+        a listing stopped at a login wall, a robots.txt that could not be read."""
         lines = []
-        for site in self.sites:
+        for site, base_url in self.sites.items():
             tallies = [t for t in self.tallies if t.site == site]
             if tallies and not sum(t.kept for t in tallies):
                 errors = [e for t in tallies for e in t.listing_errors][:3]
@@ -381,6 +484,14 @@ class RunReport:
                     f"{site}: nothing usable. Listing problems: {errors or 'none'}; page skips: {dict(reasons) or 'none'}."
                     " Likely anti-bot protection or a changed layout/API; see data/dishes.json to adapt settings."
                 )
+            lines += [
+                f"{site}: {stop}."
+                for stop in dict.fromkeys(t.listing_stop for t in tallies if t.listing_stop)
+            ]
+            parts = urlsplit(base_url)
+            robots = self.http.get("robots", {}).get(f"{parts.scheme}://{parts.netloc}", "")
+            if robots.startswith("unreadable"):
+                lines.append(f"{site}: robots.txt {robots}.")
         return lines
 
     def to_json(self) -> dict:
@@ -404,25 +515,54 @@ def _now() -> str:
 # --------------------------------------------------------------------------- the run
 
 
+SITE_KEYS = ("base_url", "listing_path", "listing_params", "listing_headers", "listing_item_keys", "item_fields",
+             "fields", "selectors", "image_size_pattern", "image_size_largest", "max_listing_pages",
+             "max_pages_per_dish")  # fmt: skip
+
+
 def load_config(path: Path = CONFIG_PATH) -> dict:
     """The dish list and per-site settings, checked so a typo names its field instead of failing later."""
     config = json.loads(Path(path).read_text(encoding="utf-8"))
     for key in ("request_interval", "dishes", "sites"):
         if key not in config:
             raise ValueError(f"{path}: missing top-level '{key}'")
-    for site, settings in config["sites"].items():
-        if site not in ADAPTERS:
-            raise ValueError(f"{path}: sites.{site}: no adapter (known: {sorted(ADAPTERS)})")
-        for key in ("base_url", "listing_path", "listing_params", "selectors", "image_size_pattern"):
-            if key not in settings:
-                raise ValueError(f"{path}: sites.{site}: missing '{key}'")
     for i, dish in enumerate(config["dishes"]):
         for key in ("slug", "name_vi", "keywords"):
             if key not in dish:
                 raise ValueError(f"{path}: dishes[{i}]: missing '{key}'")
         if not re.fullmatch(r"[a-z0-9-]+", dish["slug"]):
             raise ValueError(f"{path}: dishes[{i}].slug {dish['slug']!r} must be ASCII lowercase with dashes")
+    for site, settings in config["sites"].items():
+        _check_site(f"{path}: sites.{site}", settings, config["dishes"])
     return config
+
+
+def _check_site(where: str, settings: dict, dishes: list[dict]) -> None:
+    """Raise ValueError, naming the setting, for what would otherwise fail in the middle of a run."""
+    for key in SITE_KEYS:
+        if key not in settings:
+            raise ValueError(f"{where}: missing '{key}'")
+    if not settings["item_fields"].get("url"):
+        raise ValueError(f"{where}.item_fields.url: name at least one listing field that holds the page link")
+    for key, order in settings["fields"].items():
+        if key not in FIELD_METHODS:
+            raise ValueError(f"{where}.fields.{key}: unknown field (known: {', '.join(FIELD_METHODS)})")
+        for method in order:
+            if method not in FIELD_METHODS[key]:
+                raise ValueError(f"{where}.fields.{key}: {method!r} is not one of {FIELD_METHODS[key]}")
+            if method == "selectors" and not settings["selectors"].get(key):
+                raise ValueError(f"{where}.fields.{key} reads 'selectors' but selectors.{key} is empty")
+    templates = [settings["listing_path"], *map(str, settings["listing_params"].values())]
+    names = {name for t in templates for _, name, _, _ in string.Formatter().parse(t) if name}
+    for name in names - {"keyword", "page"}:
+        lacking = [d["slug"] for d in dishes if name not in d]
+        if lacking:
+            raise ValueError(f"{where}: the listing uses {{{name}}}, which dishes {lacking} do not give")
+    for key in ("image_size_pattern", "image_ignore_pattern", "login_url_pattern"):
+        try:
+            re.compile(settings.get(key, ""))
+        except re.error as err:
+            raise ValueError(f"{where}.{key}: not a regular expression ({err})") from err
 
 
 def with_base_urls(config: dict, base_urls: dict[str, str]) -> dict:
@@ -486,7 +626,7 @@ class _Run:
         """Fetch, extract, download, validate, dedupe and write one page's item; raises `Skip`."""
         page = self.client.get(candidate.page_url)
         data = adapter.extract(candidate, page)
-        tally.notes.update(data.notes + [f"image_from:{data.methods['image']}"])
+        tally.notes.update(data.notes + [f"{key}_from:{method}" for key, method in data.methods.items()])
         image_url, image = _fetch_image(self.client, adapter, data.image_url)
         info = validate_image(image, **self.limits)
         self.dedup.check(info.sha256, info.phash)
@@ -526,14 +666,18 @@ def scrape(
         dedup.add(item["sha256"], item["phash"], item["id"])
     report = RunReport({name: s["base_url"] for name, s in config["sites"].items()}, cleaned=manifest.cleaned)
     run = _Run(client, manifest, dedup, report, {"min_side": min_side, "max_pixels": max_pixels})
+    adapters = {site: SiteAdapter(site, settings) for site, settings in config["sites"].items()}
+    for adapter in adapters.values():
+        for path in adapter.settings.get("stay_off_without_robots", []):
+            client.stay_off_without_robots(adapter.base_url + path)
     try:
         for dish in config["dishes"]:
             for site, settings in config["sites"].items():
-                adapter, tally = ADAPTERS[site](site, settings), report.tally(dish["slug"], site)
+                adapter, tally = adapters[site], report.tally(dish["slug"], site)
                 seen: set[str] = set()
                 with tqdm(desc=f"{dish['slug']} @ {site}", unit="page", disable=not progress) as bar:
                     for keyword in dish["keywords"].get(site, []):
-                        for candidate in adapter.find_pages(client, keyword, tally):
+                        for candidate in adapter.find_pages(client, dish, keyword, tally):
                             if candidate.page_url in seen:
                                 continue
                             if len(seen) >= settings["max_pages_per_dish"]:

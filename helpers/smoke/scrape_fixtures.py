@@ -1,8 +1,25 @@
-"""Offline stand-ins for foody.vn and cooky.vn: synthetic pages and dish photos on a real local HTTP server.
+"""Offline stand-ins for foody.vn and cooky.vn, in the shapes the real sites serve, on real local HTTP servers.
 
-Both sites live on one `ThreadingHTTPServer` on 127.0.0.1 (random free port) under `/foody` and `/cooky`,
-in the shapes the real sites use, with a few realistic faults per dish so the run report has skips to show.
-Tests script more faults per path with `FixtureServer.inject`.
+Each site has its own `ThreadingHTTPServer` on 127.0.0.1 (a random free port each), so each has its own
+robots.txt, as the real hosts do. What is modelled on real pages and crawlers of these sites:
+
+- foody: the listing `/{province}/food/dia-diem` answers JSON (`searchItems`, `adItems`, `totalResult`,
+  `currentPage`) to `X-Requested-With: XMLHttpRequest`; items carry `Name`, `DetailUrl`, `PicturePath`
+  (s180x180), `PicturePathLarge` (s640x400) and `Reviews` whose `Title`/`Comment` are HTML-encoded (the comment
+  twice). Place pages: two OpenGraph blocks (the first with an empty og:image, the second the site logo), a
+  BreadcrumbList whose `span[itemprop=name]` items come before `h1[itemprop=name]`, `div.res-common-info`
+  clutter (scores, address, hours) and the photo in `img.pic-place` (`itemprop=image`; `itemprop=photo` on the
+  older layout). robots.txt answers 200 with an HTML "not found" page. `/__get/` is its API.
+- cooky: the search `/directory/search?q=…&page=…&pageSize=…` answers JSON (`recipes[].DetailUrl`,
+  `totalResults`); recipe pages carry a JSON-LD Recipe whose `name` is an SEO headline and whose `image` is an
+  ImageObject (a list or a plain URL on some pages), the title in `h1.p-name.fn.recipe-title`, the header photo
+  in `div.recipe-header-photo img.u-photo`, lazy images with a placeholder `src` and the real `data-src`,
+  `div.summary.p-summary`, and `ul.recipe-ingredient-list li.ingredient` with fractions as `<sup>`/`<sub>`.
+
+Not verified, so chosen here and documented: foody's login wall (listing page 2 and on answer an XHR with a
+302 to `/account/login?returnUrl=…`, as an ASP.NET site redirects an anonymous visitor; `totalResult` counts
+more places than page 1 shows), the reviewers' field names, and one search result repeated with utm_ tags.
+A few realistic faults per dish give the run report skips to show; tests script more with `FixtureServer.inject`.
 """
 
 from __future__ import annotations
@@ -20,21 +37,33 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, quote, urlsplit
 
 from PIL import Image, ImageDraw, ImageFilter
 
 from helpers.data.scraping import with_base_urls
 
-ROBOTS_TXT = (
-    "User-agent: *\nDisallow: /foody/private/\nDisallow: /cooky/private/\nDisallow: /fault/private/\n"
-)
+COOKY_ROBOTS_TXT = "User-agent: *\nDisallow: /cooky/private/\nDisallow: /fault/private/\n"
 GOOD_PER_SITE = 6  # kept pages per dish and site: 12 per dish in all
-PER_LISTING_PAGE = 4
-FOODY_GOOD = ("og", "og", "microdata", "og", "microdata", "og")
-COOKY_GOOD = ("json-ld", "json-ld", "selectors-lazy", "og", "invalid-json-ld", "malformed")
-FOODY_FAULTS = ("robots", "exact-duplicate", "gone")
-COOKY_FAULTS = ("no-image", "truncated", "not-an-image", "near-duplicate", "small-only")
+FOODY_GOOD = ("place", "place", "place-old", "place", "place", "place-old")
+FOODY_FAULTS = ("exact-duplicate", "gone")
+COOKY_GOOD = (
+    "recipe",
+    "recipe-image-list",
+    "recipe-image-string",
+    "recipe-lazy",
+    "invalid-json-ld",
+    "malformed",
+)
+COOKY_FAULTS = ("robots", "no-image", "truncated", "not-an-image", "near-duplicate", "small-only")
+FOODY_NO_REVIEWS = 4  # the place whose listing item has no review: its description stays empty
+FOODY_BEHIND_LOGIN = 16  # places `totalResult` counts beyond page 1, which only a logged-in visitor sees
+COOKY_PAGE_SIZE = 12  # the search's default pageSize
+COOKY_UTM = "?utm_source=cooky&utm_medium=search&utm_campaign=tim-kiem"
+BLANK_IMG = "/imgs/blank-img/400x400.jpg"  # cooky's lazy-image placeholder
+PROVINCES = {"hue": ("Huế", "Thành phố Huế", "Lê Lợi"), "ha-noi": ("Hà Nội", "Quận Hoàn Kiếm", "Hàng Khay"),
+             "ho-chi-minh": ("TP. HCM", "Quận 1", "Lê Thánh Tôn")}  # fmt: skip
+REVIEWERS = ("Minh Anh", "Thu Trang", "Hoàng Nam")
 
 TEXT = {
     "banh-beo": {
@@ -42,21 +71,36 @@ TEXT = {
         "desc": ["Những chén bánh bèo trắng mịn, phủ tôm chấy đỏ cam và tóp mỡ giòn.",
                  "Bánh bèo mềm dẻo ăn kèm nước mắm chua ngọt và ớt tươi.",
                  "Món bánh dân dã xứ Huế, rắc hành phi và da heo chiên giòn."],
-        "ingredients": ["bột gạo", "bột năng", "tôm khô", "tóp mỡ", "hành lá", "nước mắm"],
+        "ingredients": [("Bột gạo", "200", "gr"), ("Bột năng", "2", "muỗng canh"),
+                        ("Tôm khô", "1 <sup>1</sup>/<sub>2</sub>", "chén"), ("Tóp mỡ", "100", "gr"),
+                        ("Hành lá", "3", "cây"), ("Nước mắm", "<sup>1</sup>/<sub>2</sub>", "chén")],
+        "reviews": ["Bánh bèo mềm, tôm chấy thơm, nước mắm vừa miệng. Giá trung bình.",
+                    "Quán nhỏ nhưng sạch sẽ, bánh nóng, ăn với tóp mỡ rất ngon.",
+                    "Chén bánh hơi nhỏ, được cái nước chấm đậm đà, sẽ quay lại."],
     },
     "bun-bo-hue": {
         "title": ["Bún bò Huế chuẩn vị", "Bún bò Huế giò heo", "Bún bò Huế chả cua", "Bún bò Huế đặc biệt"],
         "desc": ["Tô bún bò nước dùng đỏ au, thơm mùi sả và mắm ruốc.",
                  "Sợi bún to, thịt bò bắp thái mỏng, giò heo và chả cua.",
                  "Ăn kèm rau thơm, bắp chuối, chanh và ớt sa tế cay nồng."],
-        "ingredients": ["bún sợi to", "bắp bò", "giò heo", "sả", "mắm ruốc", "ớt sa tế"],
+        "ingredients": [("Bún sợi to", "1", "kg"), ("Bắp bò", "500", "gr"), ("Giò heo", "1", "cái"),
+                        ("Sả", "5", "cây"), ("Mắm ruốc", "1 <sup>1</sup>/<sub>2</sub>", "muỗng canh"),
+                        ("Ớt sa tế", "<sup>1</sup>/<sub>2</sub>", "chén")],
+        "reviews": ["Nước dùng đậm vị sả, bắp bò mềm, giá trung bình so với khu này.",
+                    "Tô bún đầy đặn, có chả cua và giò heo, rau sống tươi.",
+                    "Hơi cay nhưng đúng kiểu Huế, sáng nào cũng đông khách."],
     },
     "bun-dau-mam-tom": {
         "title": ["Bún đậu mắm tôm Hà Nội", "Mẹt bún đậu thập cẩm", "Bún đậu chả cốm", "Bún đậu mắm tôm lá chuối"],
         "desc": ["Mẹt bún lá, đậu phụ rán vàng giòn và chén mắm tôm pha chanh.",
                  "Đậu rán nóng hổi, chả cốm, thịt luộc và rau kinh giới.",
                  "Món ăn vỉa hè Hà Nội bày trên lá chuối xanh."],
-        "ingredients": ["bún lá", "đậu phụ", "mắm tôm", "thịt chân giò", "chả cốm", "rau kinh giới"],
+        "ingredients": [("Bún lá", "500", "gr"), ("Đậu phụ", "4", "bìa"), ("Mắm tôm", "<sup>1</sup>/<sub>2</sub>", "chén"),
+                        ("Thịt chân giò", "300", "gr"), ("Chả cốm", "200", "gr"),
+                        ("Rau kinh giới", "1 <sup>1</sup>/<sub>2</sub>", "bó")],
+        "reviews": ["Đậu rán giòn, mắm tôm pha chanh chuẩn vị, giá trung bình.",
+                    "Mẹt đầy đủ chả cốm và thịt luộc, rau kinh giới thơm.",
+                    "Quán vỉa hè đông vui, phục vụ nhanh, đậu phụ nóng hổi."],
     },
 }  # fmt: skip
 
@@ -148,16 +192,34 @@ def bomb_png() -> bytes:
 
 
 # --------------------------------------------------------------------------- pages
+# --------------------------------------------------------------------------- pages
 
 
 @dataclass
 class Fault:
-    """One scripted answer for a path: a delay, then a status/body; `status=None` serves the normal page."""
+    """One scripted answer for a path: a delay, then a status/body; `status=None` serves the normal page.
+
+    A `Content-Type` in `headers` replaces the default text/plain of a scripted body.
+    """
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b""
     delay: float = 0.0
+
+
+@dataclass
+class Answer:
+    """What a fixture host sends back for one GET."""
+
+    status: int
+    content_type: str
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+HTML = "text/html; charset=utf-8"
+JSON = "application/json; charset=utf-8"
 
 
 def _page(title: str, head: str, body: str) -> str:
@@ -167,16 +229,24 @@ def _page(title: str, head: str, body: str) -> str:
     )
 
 
-def _og(title: str, desc: str, image: str) -> str:
-    return (
-        f'<meta property="og:title" content="{html.escape(title)}">'
-        f'<meta property="og:description" content="{html.escape(desc)}">'
-        f'<meta property="og:image" content="{html.escape(image)}">'
-    )
+def _html(status: int, title: str, body: str) -> Answer:
+    return Answer(status, HTML, _page(title, "", body).encode())
+
+
+def _json(data: dict) -> Answer:
+    return Answer(200, JSON, json.dumps(data, ensure_ascii=False).encode())
+
+
+def aspnet_encoded(text: str, times: int = 1) -> str:
+    """`text` as ASP.NET's HtmlEncode writes it (`&<>"` and Latin-1 letters such as ì as `&#236;`), `times` over."""
+    for _ in range(times):
+        text = html.escape(text, quote=False).replace('"', "&quot;")
+        text = "".join(f"&#{ord(c)};" if 160 <= ord(c) <= 255 else c for c in text)
+    return text
 
 
 class FixtureSite:
-    """Every page and image of both fixture sites for the given dishes, generated deterministically."""
+    """Every page, listing and image of both fixture sites for the given dishes, generated deterministically."""
 
     def __init__(self, dishes: list[dict], faults: bool = True):
         self.dishes = {d["slug"]: d for d in dishes}
@@ -191,8 +261,11 @@ class FixtureSite:
 
     def expected_pages(self, site: str) -> int:
         """Pages found per dish on a site (kept + skipped)."""
-        faults = {"foody": FOODY_FAULTS, "cooky": COOKY_FAULTS}[site] if self.faults else ()
-        return GOOD_PER_SITE + len(faults)
+        return len(self._kinds(site))
+
+    def index(self, site: str, kind: str) -> int:
+        """The page number of the first page of a kind ('truncated', 'place-old', ...) on a site."""
+        return self._kinds(site).index(kind)
 
     def _kinds(self, site: str) -> list[str]:
         good = FOODY_GOOD if site == "foody" else COOKY_GOOD
@@ -208,206 +281,331 @@ class FixtureSite:
         desc = " ".join(text["desc"][j % len(text["desc"])] for j in range(i, i + 2))
         return title, desc
 
-    # ---- routing
-
-    def route(
-        self, path: str, query: dict[str, str], headers: dict[str, str], base: str
-    ) -> tuple[int, str, bytes]:
-        """(status, content type, body) for a GET."""
-        parts = path.strip("/").split("/")
-        if path == "/robots.txt":
-            return 200, "text/plain; charset=utf-8", ROBOTS_TXT.encode()
-        if path == "/fault/bomb.png":
-            return 200, "image/png", bomb_png()
-        if path.startswith("/fault/"):
-            return (
-                200,
-                "text/html; charset=utf-8",
-                _page("fault", "", "<p>fixture fault endpoint</p>").encode(),
-            )
-        if len(parts) >= 2 and parts[0] in ("foody", "cooky") and parts[1] == "media":
-            return self._image(parts)
-        if path == "/foody/ho-chi-minh/dia-diem":
-            return self._foody_listing(query, headers, base)
-        if path == "/cooky/cong-thuc/tim-kiem":
-            return self._cooky_search(query, base)
-        if (
-            len(parts) == 3
-            and parts[0] in ("foody", "cooky")
-            and parts[1] in ("ho-chi-minh", "cong-thuc", "private")
-        ):
-            slug, _, index = parts[2].rpartition("-")
-            if slug in self.dishes and index.isdigit() and int(index) < len(self._kinds(parts[0])):
-                return self._detail(parts[0], slug, int(index), base)
-        return 404, "text/html; charset=utf-8", _page("404", "", "<h1>Không tìm thấy trang</h1>").encode()
-
-    def _detail_path(self, site: str, slug: str, i: int) -> str:
-        kind = self._kinds(site)[i]
-        folder = "private" if kind == "robots" else "ho-chi-minh" if site == "foody" else "cong-thuc"
-        return f"/{site}/{folder}/{slug}-{i}"
+    def detail_path(self, site: str, slug: str, i: int) -> str:
+        """The path of page `i` of a dish on a site."""
+        if site == "foody":
+            return f"/foody/{self.dishes[slug]['province']}/{slug}-{i}"
+        return f"/cooky/{'private' if self._kinds(site)[i] == 'robots' else 'cong-thuc'}/{slug}-{i}"
 
     def image_path(self, site: str, slug: str, i: int, size: str = "s") -> str:
         """The path of page `i`'s photo at a size segment (`s` is the original, `s320x240` a thumbnail)."""
-        return f"/{site}/media/{slug}/{i}/{size}/photo-{slug}-{i}.jpg"
+        if site == "foody":
+            return f"/foody/res/g1/{slug}-{i}/prof/{size}/foody-mobile-{slug}-{i}.jpg"
+        return f"/cooky/recipe/g1/{slug}-{i}/{size}/cooky-recipe-{slug}-{i}.jpg"
 
-    def _image(self, parts: list[str]) -> tuple[int, str, bytes]:
-        site, slug, index, size = parts[0], parts[2], parts[3], parts[4] if len(parts) > 4 else ""
-        if slug not in self.dishes or not index.isdigit() or int(index) >= len(self._kinds(site)):
-            return 404, "text/plain", b"no such image"
-        i = int(index)
+    # ---- routing
+
+    def route(
+        self, host: str, path: str, query: dict[str, str], headers: dict[str, str], root: str
+    ) -> Answer:
+        """The answer of host `host` ('foody' or 'cooky', at `root`) to a GET."""
+        parts = path.strip("/").split("/")
+        if path == "/robots.txt" and host == "foody":  # the real site answers 200 with its "not found" page
+            return _html(200, "Foody - Không tìm thấy trang", "<h1>Không tìm thấy trang bạn yêu cầu</h1>")
+        if path == "/robots.txt":
+            return Answer(200, "text/plain; charset=utf-8", COOKY_ROBOTS_TXT.encode())
+        if parts[0] != host and not (host == "cooky" and parts[0] == "fault"):
+            return _html(404, "404", "<h1>Không tìm thấy trang</h1>")
+        if host == "foody":
+            return self._foody(parts[1:], query, headers, root)
+        return self._cooky(parts, query, root)
+
+    def _foody(self, parts: list[str], query: dict[str, str], headers: dict[str, str], root: str) -> Answer:
+        if parts[:1] == ["res"] and len(parts) == 6:
+            return self._image("foody", parts[2], parts[4])
+        if parts[:1] == ["__get"]:  # the site's API: robots.txt unreadable, so the scraper never comes here
+            return _json({"Items": []})
+        if parts[:2] == ["account", "login"]:
+            return _html(200, "Đăng nhập - Foody", '<form method="post"><input name="Email"></form>')
+        if len(parts) == 3 and parts[1:] == ["food", "dia-diem"]:
+            return self._foody_listing(parts[0], query, headers, root)
+        if len(parts) == 2 and parts[0] in PROVINCES:
+            slug, index = self._page_of("foody", parts[1])
+            if slug and self.dishes[slug]["province"] == parts[0]:
+                return self._foody_place(slug, index, root)
+        return _html(404, "404", "<h1>Không tìm thấy trang</h1>")
+
+    def _cooky(self, parts: list[str], query: dict[str, str], root: str) -> Answer:
+        if parts == ["fault", "bomb.png"]:
+            return Answer(200, "image/png", bomb_png())
+        if parts[0] == "fault":
+            return _html(200, "fault", "<p>fixture fault endpoint</p>")
+        if parts[1:3] == ["directory", "search"]:
+            return self._cooky_search(query)
+        if parts[1:2] == ["recipe"] and len(parts) == 6:
+            return self._image("cooky", parts[3], parts[4])
+        if len(parts) == 3 and parts[1] in ("cong-thuc", "private"):
+            slug, index = self._page_of("cooky", parts[2])
+            if slug and self.detail_path("cooky", slug, index) == "/" + "/".join(parts):
+                return self._cooky_recipe(slug, index, root)
+        return _html(404, "404", "<h1>Không tìm thấy trang</h1>")
+
+    def _page_of(self, site: str, name: str) -> tuple[str, int]:
+        """('slug', page number) for a page name such as 'banh-beo-3'; ('', 0) if there is no such page."""
+        slug, _, index = name.rpartition("-")
+        if slug in self.dishes and index.isdigit() and int(index) < len(self._kinds(site)):
+            return slug, int(index)
+        return "", 0
+
+    def _image(self, site: str, page_name: str, size: str) -> Answer:
+        slug, i = self._page_of(site, page_name)
+        if not slug:
+            return Answer(404, "text/plain", b"no such image")
         kind = self._kinds(site)[i]
         seed = self._seed(slug, site, i)
         if kind == "exact-duplicate":  # the same bytes as the first page's photo, under another URL
             seed = self._seed(slug, site, 0)
         if kind == "small-only" and size == "s":
-            return 404, "text/plain", b"no large size for this photo"
+            return Answer(404, "text/plain", b"no large size for this photo")
         max_side = None if size == "s" else int(size[1:].split("x")[0])
         if kind == "near-duplicate":  # another page's photo, re-encoded a little smaller
-            return 200, "image/jpeg", photo_bytes(slug, self._seed(slug, site, 1), 600, 70)
+            return Answer(200, "image/jpeg", photo_bytes(slug, self._seed(slug, site, 1), 600, 70))
         data = photo_bytes(slug, seed, max_side)
         if kind == "truncated":
             data = data[: len(data) // 2]
         if kind == "not-an-image":
             data = _page("Access denied", "", "<h1>Bạn cần đăng nhập</h1>").encode()
-        return 200, "image/jpeg", data
+        return Answer(200, "image/jpeg", data)
 
-    def _foody_listing(self, query: dict[str, str], headers: dict[str, str], base: str):
-        slug = self.keyword_to_slug.get(query.get("q", "").casefold())
+    # ---- foody
+
+    def _foody_listing(
+        self, province: str, query: dict[str, str], headers: dict[str, str], root: str
+    ) -> Answer:
         if headers.get("x-requested-with", "").lower() != "xmlhttprequest":
-            body = "<p>Trang đầu được dựng sẵn; các trang sau tải bằng XHR.</p>"
-            return 200, "text/html; charset=utf-8", _page("Foody", "", body).encode()
-        indices = list(range(len(self._kinds("foody")))) if slug else []
+            return _html(200, "Foody", "<p>Trang đầu được dựng sẵn; các trang sau tải bằng XHR.</p>")
         page = max(1, int(query.get("page", "1") or 1))
-        chosen = indices[(page - 1) * PER_LISTING_PAGE : page * PER_LISTING_PAGE]
-        items = []
-        for i in chosen:
-            title, _ = self._text(slug, i)
-            items.append({
-                "Id": self._seed(slug, "foody", i), "Name": f"Quán {title}",
-                "PicturePath": base + self.image_path("foody", slug, i, "s180x180"),
-                "PicturePathLarge": base + self.image_path("foody", slug, i, "s640x400"),
-                "AlbumUrl": self._detail_path("foody", slug, i).removeprefix("/foody") + "/album-anh",
-                "DetailUrl": self._detail_path("foody", slug, i).removeprefix("/foody"),
-            })  # fmt: skip
-        body = json.dumps({"searchItems": items, "totalResult": len(indices)}, ensure_ascii=False)
-        return 200, "application/json; charset=utf-8", body.encode()
+        if page > 1:  # an anonymous visitor is sent to the login page
+            listing = f"/foody/{province}/food/dia-diem?page={page}"
+            return Answer(
+                302, HTML, b"", {"Location": f"/foody/account/login?returnUrl={quote(listing, safe='')}"}
+            )
+        slug = self.keyword_to_slug.get(query.get("q", "").casefold(), "")
+        found = slug and self.dishes[slug]["province"] == province  # a dish's places are in its home province
+        items = [self._foody_item(slug, i, root) for i in range(len(self._kinds("foody")))] if found else []
+        ad = {"Id": 999, "Name": "Lẩu Nấm Ashima", "IsAd": True, "DetailUrl": f"/{province}/lau-nam-ashima"}
+        total = len(items) + FOODY_BEHIND_LOGIN if items else 0
+        return _json({"searchItems": items, "adItems": [ad], "totalResult": total, "currentPage": page})
 
-    def _cooky_search(self, query: dict[str, str], base: str):
-        slug = self.keyword_to_slug.get(query.get("q", "").casefold())
-        indices = list(range(len(self._kinds("cooky")))) if slug else []
-        page = max(1, int(query.get("page", "1") or 1))
-        chosen = indices[(page - 1) * PER_LISTING_PAGE : page * PER_LISTING_PAGE]
-        links = "".join(
-            f'<div class="result-recipe-wrapper"><a href="{self._detail_path("cooky", slug, i)}">'
-            f"{html.escape(self._text(slug, i)[0])}</a></div>"
-            for i in chosen
-        )
-        links += (
-            '<a href="/cooky/cong-thuc/tim-kiem?q=x&amp;page=1">Công thức nổi bật</a>'  # not a recipe link
-        )
-        if page * PER_LISTING_PAGE < len(indices):
-            next_query = html.escape(urlencode({"q": query.get("q", ""), "page": page + 1}))
-            links += f'<a rel="next" href="/cooky/cong-thuc/tim-kiem?{next_query}">Sau</a>'
-        return 200, "text/html; charset=utf-8", _page("Tìm kiếm", "", links).encode()
+    def _foody_item(self, slug: str, i: int, root: str) -> dict:
+        title, _ = self._text(slug, i)
+        detail = self.detail_path("foody", slug, i).removeprefix("/foody")
+        city, district, street = PROVINCES[self.dishes[slug]["province"]]
+        count = 0 if i == FOODY_NO_REVIEWS else 1 + i % 2
+        reviews = [
+            {"Id": 50 * i + r, "Title": aspnet_encoded("Ngon, sẽ quay lại"), "Rating": 7.5 + r,
+             "Comment": aspnet_encoded(TEXT[slug]["reviews"][(i + r) % 3], times=2),
+             "Owner": {"DisplayName": REVIEWERS[(i + r) % 3], "Avatar": f"{root}/foody/usr/g1/{i}{r}/avt/c100x100/a.jpg"}}
+            for r in range(count)
+        ]  # fmt: skip
+        return {
+            "Id": self._seed(slug, "foody", i), "Name": f"Quán {title}", "Address": f"{10 + i} {street}",
+            "District": district, "City": city, "TotalReview": count,
+            "PicturePath": root + self.image_path("foody", slug, i, "s180x180"),
+            "PicturePathLarge": root + self.image_path("foody", slug, i, "s640x400"),
+            "AlbumUrl": detail + "/album-anh", "ReviewUrl": detail + "/binh-luan", "DetailUrl": detail,
+            "Reviews": reviews,
+        }  # fmt: skip
 
-    def _detail(self, site: str, slug: str, i: int, base: str) -> tuple[int, str, bytes]:
-        kind = self._kinds(site)[i]
+    def _foody_place(self, slug: str, i: int, root: str) -> Answer:
+        kind = self._kinds("foody")[i]
         if kind == "gone":
-            return 404, "text/html; charset=utf-8", _page("404", "", "<h1>Quán đã đóng cửa</h1>").encode()
-        title, desc = self._text(slug, i)
-        ingredients = TEXT[slug]["ingredients"][: 3 + i % 3]
-        thumb = base + self.image_path(site, slug, i, "s200x150" if kind == "small-only" else "s320x240")
-        html_text = self._render(kind, title, desc, ingredients, thumb)
-        return 200, "text/html; charset=utf-8", html_text.encode()
-
-    def _render(self, kind: str, title: str, desc: str, ingredients: list[str], image: str) -> str:
-        t, dsc, img = html.escape(title), html.escape(desc), html.escape(image)
-        items = "".join(f'<li class="ingredient">{html.escape(x)}</li>' for x in ingredients)
-        lazy = f'<div class="recipe-image"><img src="data:image/gif;base64,R0lGODlhAQABAAAAACw=" data-src="{img}"></div>'
-        selectors = f'<h1 class="recipe-title">{t}</h1><div class="summary">{dsc}</div><ul>{items}</ul>{lazy}'
-        if kind in ("og", "robots", "exact-duplicate"):
-            return _page(title, _og(title, desc, image), f"<h1>{t}</h1><p>{dsc}</p>")
-        if kind == "microdata":
+            return _html(404, "404", "<h1>Quán đã đóng cửa</h1>")
+        title, _ = self._text(slug, i)
+        province = self.dishes[slug]["province"]
+        city, district, street = PROVINCES[province]
+        name, photo = html.escape(f"Quán {title}"), root + self.image_path("foody", slug, i, "s576x330")
+        logo_block = (
+            f'<meta property="og:title" content="{name} | Foody.vn"><meta property="og:image" '
+            'content="/style/images/logofoody.jpg"><meta property="og:description" content="Foody.vn là '
+            'website #1 tại VN về tìm kiếm địa điểm, có hàng ngàn bình luận, hình ảnh">'
+        )
+        clutter = (
+            '<div class="category"><a href="#">Quán ăn</a> - <span itemprop="servesCuisine">Món Việt</span></div>'
+            '</div><div id="res-summary-point"><div class="microsite-points-summary">'
+            + "".join(
+                f'<div class="microsite-top-points"><span class="avg-txt-highlight">{p}</span>'
+                f'<div class="label">{label}</div></div>'
+                for p, label in zip((8.0, 8.0, 7.0, 7.0, 7.0), ("Giá cả", "Chất lượng", "Vị trí", "Phục vụ", "Không gian"), strict=True)
+            )
+            + '<div itemprop="aggregateRating" itemscope itemtype="http://schema.org/AggregateRating" '
+            'class="microsite-top-points-block"><div itemprop="ratingValue" class="microsite-point-avg">7.4</div>'
+            '<div class="microsite-review-text">Bình luận</div></div></div></div>'
+            '<div itemprop="address" itemscope itemtype="http://schema.org/PostalAddress"><div class="res-common-add">'
+            f'<span itemprop="streetAddress">{10 + i} {street}</span>, <span itemprop="addressLocality">{district}'
+            f'</span>, <span itemprop="addressRegion">{city}</span></div></div>'
+            '<div class="res-common-price"><div class="micro-timesopen"><span>06:00 - 21:00</span></div></div>'
+        )  # fmt: skip
+        if (
+            kind == "place-old"
+        ):  # the older layout: no breadcrumb, the photo as itemprop=photo, one OpenGraph block
             body = (
-                f'<div itemscope itemtype="https://schema.org/Restaurant"><h1 itemprop="name">{t}</h1>'
-                f'<div itemprop="description">{dsc}</div><img itemprop="image" src="{img}"></div>'
+                f'<div class="micro-header"><div class="main-image"><div class="img"><img class="pic-place" '
+                f'itemprop="photo" src="{photo}" alt="{name}"></div></div><div class="main-information">'
+                f'<div class="res-common"><div class="res-common-info"><div class="main-info-title">'
+                f'<h1 itemprop="name">{name}</h1>{clutter}</div></div></div></div>'
             )
-            return _page(title, "", body)
-        if kind in ("json-ld", "truncated", "not-an-image", "near-duplicate", "small-only"):
-            recipe = {"@context": "https://schema.org", "@type": "Recipe", "name": title, "description": desc,
-                      "image": [image], "recipeIngredient": ingredients}  # fmt: skip
-            ld = f'<script type="application/ld+json">{json.dumps(recipe, ensure_ascii=False)}</script>'
-            return _page(title, ld, selectors)
-        if kind == "selectors-lazy":
-            return _page(title, "", selectors)
-        if kind == "invalid-json-ld":  # a trailing comma: invalid JSON, so extraction falls back
+            return Answer(200, HTML, _page(f"{title} | Foody.vn", logo_block, body).encode())
+        crumbs = "".join(
+            f'<span itemprop="itemListElement" itemscope itemtype="http://schema.org/ListItem"><meta '
+            f'itemprop="position" content="{n}"><a itemprop="item" href="/{province}/{href}"><span '
+            f'itemprop="name">{label}</span> »</a></span>'
+            for n, (href, label) in enumerate((("dia-diem", city), ("khu-vuc", district)), start=1)
+        )
+        head = (
+            f'<meta property="og:title" content="{name}"><meta property="og:description" content="">'
+            '<meta property="og:type" content="foodyvn:restaurant"><meta property="og:image" content="">'
+            f'<meta property="og:image:url" content="">{logo_block}'
+        )
+        body = (
+            '<div class="micro-header" itemscope itemtype="http://schema.org/Restaurant"><div class="main-image">'
+            f'<div class="img"><a href="/{province}/{slug}-{i}/album-anh"><img itemprop="image" class="pic-place" '
+            f'src="{photo}" onerror="this.onerror=null;this.src=\'/Style/images/deli-dish-no-image.png\';" '
+            f'alt="{name}"></a></div></div><div class="main-information disableSection"><div class="res-common">'
+            '<div class="res-common-info"><div class="breadcrum"><div class="breadcrum-microsite"><span itemscope '
+            f'itemtype="http://schema.org/BreadcrumbList">{crumbs}</span></div></div><div class="main-info-title">'
+            f'<h1 itemprop="name">{name}</h1>{clutter}</div></div></div></div>'
+        )
+        return Answer(200, HTML, _page(f"{title} ở {city} | Foody.vn", head, body).encode())
+
+    # ---- cooky
+
+    def _cooky_search(self, query: dict[str, str]) -> Answer:
+        slug = self.keyword_to_slug.get(query.get("q", "").casefold(), "")
+        entries = [(i, "") for i in range(len(self._kinds("cooky")))] + [(0, COOKY_UTM)] if slug else []
+        size = max(1, int(query.get("pageSize", "") or COOKY_PAGE_SIZE))
+        page = max(1, int(query.get("page", "1") or 1))
+        recipes = [
+            {"Id": self._seed(slug, "cooky", i), "Name": self._text(slug, i)[0],
+             "DetailUrl": self.detail_path("cooky", slug, i).removeprefix("/cooky") + utm}
+            for i, utm in entries[(page - 1) * size : page * size]
+        ]  # fmt: skip
+        return _json({"recipes": recipes, "totalResults": len(entries)})
+
+    def _cooky_recipe(self, slug: str, i: int, root: str) -> Answer:
+        kind = self._kinds("cooky")[i]
+        title, desc = self._text(slug, i)
+        photo = root + self.image_path("cooky", slug, i, "s200x150" if kind == "small-only" else "s400x400")
+        blank = root + BLANK_IMG
+        t, d, p = html.escape(title), html.escape(desc), html.escape(photo)
+        image: object = {"@type": "ImageObject", "url": photo, "width": 400, "height": 400}
+        if kind == "recipe-image-list":
+            image = [photo, photo.replace("/s400x400/", "/s320x240/")]
+        if kind == "recipe-image-string":
+            image = photo
+        recipe = {"@context": "http://schema.org", "@type": "Recipe", "name": f"Cách Làm {title} cực ngon",
+                  "author": {"@type": "Person", "name": "Vị Xưa"}, "totalTime": "PT45M", "image": image}  # fmt: skip
+        if kind in ("recipe-lazy", "no-image"):
+            del recipe["image"]
+        ld = f'<script type="application/ld+json">{json.dumps(recipe, ensure_ascii=False)}</script>'
+        header = f'<img class="photo img-responsive u-photo" src="{p}" alt="{t}">'
+        if kind == "recipe-lazy":
+            header = f'<img class="photo img-responsive u-photo" src="{blank}" data-src="{p}" alt="{t}">'
+        if kind == "no-image":  # a video-only recipe: the header keeps its placeholder
+            header = f'<img class="photo img-responsive u-photo" src="{blank}" alt="{t}">'
+        if (
+            kind == "invalid-json-ld"
+        ):  # a trailing comma: invalid JSON, so the image comes from the header photo
             ld = f'<script type="application/ld+json">{{"@type": "Recipe", "name": "{t}",}}</script>'
-            lazy_original = lazy.replace("data-src", "data-original")
-            return _page(
-                title, ld, f'<h1 class="recipe-title">{t}</h1><div class="summary">{dsc}</div>{lazy_original}'
+            header = f'<img class="photo img-responsive u-photo" src="{blank}" data-original="{p}" alt="{t}">'
+        ingredients = TEXT[slug]["ingredients"][: 3 + i % 4]
+        if kind == "malformed":  # unclosed tags, a stray closing tag, unquoted attributes
+            items = "".join(
+                f"<li class=ingredient><span class=name>{name}</span> <span class=ingredient-quality>{qty}"
+                f"</span> <span class=ingredient-unit>{unit}</span>"
+                for name, qty, unit in ingredients[:2]
             )
-        if kind == "malformed":  # unclosed tags, a stray closing tag, an unquoted attribute
-            return (
-                f"<html><head><title>{t}</title><body><div class=summary>{dsc}</span><h1 class=recipe-title>{t}"
-                f"<ul><li class=ingredient>{html.escape(ingredients[0])}<li class=ingredient>{html.escape(ingredients[1])}"
-                f'<div class="recipe-image"><img data-src={img} src=/static/blank.gif><p>'
+            text = (
+                f"<html><head><title>{t}</title>{ld}<body><div class='summary p-summary'><p>{d}</span></div>"
+                f"<div class=recipe-header-photo><img class=u-photo data-src={p} src={blank}></div>"
+                f"<h1 class='p-name fn recipe-title'>{t}</h1><ul class='list-inline recipe-ingredient-list'>{items}<p>"
             )
-        if kind == "no-image":  # a video-only recipe: a title but no photo anywhere
-            return _page(title, "", f'<h1 class="recipe-title">{t}</h1><div class="summary">{dsc}</div>')
-        raise ValueError(f"unknown fixture page kind {kind!r}")
+            return Answer(200, HTML, text.encode())
+        items = "".join(
+            f'<li class="ingredient"><span class="name">{name}</span> <span class="ingredient-quality">{qty}'
+            f'</span> <span class="ingredient-unit">{unit}</span></li>'
+            for name, qty, unit in ingredients
+        )
+        body = (
+            '<div class="recipe-header hrecipe h-recipe"><div class="recipe-header-info">'
+            f'<div class="recipe-header-photo">{header}</div><div class="recipe-header-detail"><div '
+            f'class="recipe-headline"><h1 class="p-name fn recipe-title">{t}</h1></div></div></div></div>'
+            '<div class="recipe-profile inner"><a class="author text-highlight url cooky-user-link p-name u-url" '
+            'href="/thanh-vien/vi-xua">Vị Xưa</a></div>'
+            f'<div class="rm"><div class="recipe-info"><div class="summary p-summary"><p>{d}</p></div></div></div>'
+            f'<ul class="list-inline recipe-ingredient-list">{items}</ul>'
+            '<div class="recipe-direction-box"><div class="step-photos col2"><a class="cooky-photo">'
+            f'<img src="{blank}" data-src="{p}"></a></div></div>'
+        )
+        return Answer(200, HTML, _page(f"Cách Làm {title} cực ngon", ld, body).encode())
 
 
-# --------------------------------------------------------------------------- server
+# --------------------------------------------------------------------------- servers
+
+
+@dataclass
+class Request:
+    """One request a fixture host answered: which host, the path, the query and the headers (lower-case keys)."""
+
+    host: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
 
 
 class FixtureServer:
-    """A running fixture server: base URLs, request counts per path, and scripted faults."""
+    """The running fixture hosts: base URLs, request counts per path, a request log, and scripted faults."""
 
-    def __init__(self, site: FixtureSite, httpd: ThreadingHTTPServer):
-        self.site, self.httpd = site, httpd
-        self.base_url = f"http://127.0.0.1:{httpd.server_address[1]}"
-        self.base_urls = {"foody": self.base_url + "/foody", "cooky": self.base_url + "/cooky"}
+    def __init__(self, site: FixtureSite, httpds: dict[str, ThreadingHTTPServer]):
+        self.site = site
+        self.roots = {name: f"http://127.0.0.1:{httpd.server_address[1]}" for name, httpd in httpds.items()}
+        self.base_urls = {name: f"{root}/{name}" for name, root in self.roots.items()}
         self.hits: Counter[str] = Counter()
+        self.requests: list[Request] = []
         self._faults: dict[str, deque[Fault]] = {}
         self._lock = threading.Lock()
 
     def inject(self, path: str, *faults: Fault) -> None:
-        """Answer the next requests for `path` with `faults`, in order; then serve normally again."""
+        """Answer the next requests for `path` (on either host) with `faults`, in order; then serve normally."""
         with self._lock:
             self._faults.setdefault(path, deque()).extend(faults)
 
     def url(self, path: str) -> str:
-        """The absolute URL of a path on this server."""
-        return self.base_url + path
+        """The absolute URL of a path: `/foody/...` on the foody host, anything else on the cooky host."""
+        return self.roots["foody" if path.startswith("/foody/") else "cooky"] + path
 
-    def take_fault(self, path: str) -> Fault | None:
-        """Count a request for `path` and pop its next scripted fault, if any."""
+    def take_fault(self, request: Request) -> Fault | None:
+        """Log and count a request and pop its path's next scripted fault, if any."""
         with self._lock:
-            self.hits[path] += 1
-            queue = self._faults.get(path)
+            self.requests.append(request)
+            self.hits[request.path] += 1
+            queue = self._faults.get(request.path)
             return queue.popleft() if queue else None
 
 
-def _handler(server: FixtureServer) -> type[BaseHTTPRequestHandler]:
+def _handler(server: FixtureServer, host: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            fault = server.take_fault(parts.path)
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            fault = server.take_fault(Request(host, parts.path, query, headers))
             if fault and fault.delay:
                 time.sleep(fault.delay)
             if fault and fault.status is not None:
-                status, ctype, body = fault.status, "text/plain; charset=utf-8", fault.body
+                extra = {k: v for k, v in fault.headers.items() if k.lower() != "content-type"}
+                ctype = fault.headers.get("Content-Type", "text/plain; charset=utf-8")
+                answer = Answer(fault.status, ctype, fault.body, extra)
             else:
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                status, ctype, body = server.site.route(parts.path, query, headers, server.base_url)
-            self.send_response(status)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(body)))
-            for key, value in (fault.headers if fault else {}).items():
+                answer = server.site.route(host, parts.path, query, headers, server.roots[host])
+                answer.headers.update(fault.headers if fault else {})
+            self.send_response(answer.status)
+            self.send_header("Content-Type", answer.content_type)
+            self.send_header("Content-Length", str(len(answer.body)))
+            for key, value in answer.headers.items():
                 self.send_header(key, value)
             self.end_headers()
-            self.wfile.write(body)
+            self.wfile.write(answer.body)
 
         def log_message(self, *args) -> None:
             """Quiet: the scraper's report is the log."""
@@ -427,18 +625,23 @@ class _QuietServer(ThreadingHTTPServer):
 
 @contextmanager
 def serve_fixture_site(config: dict, *, faults: bool = True) -> Iterator[FixtureServer]:
-    """Serve the fixture sites for `config`'s dishes on 127.0.0.1 (random free port) while the block runs."""
-    httpd = _QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
-    server = FixtureServer(FixtureSite(config["dishes"], faults), httpd)
-    httpd.RequestHandlerClass = _handler(server)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
+    """Serve the fixture sites for `config`'s dishes on 127.0.0.1 (one free port per site) while the block runs."""
+    httpds = {name: _QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler) for name in ("foody", "cooky")}
+    server = FixtureServer(FixtureSite(config["dishes"], faults), httpds)
+    threads = []
+    for name, httpd in httpds.items():
+        httpd.RequestHandlerClass = _handler(server, name)
+        threads.append(
+            threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        )
+        threads[-1].start()
     try:
         yield server
     finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join()
+        for httpd, thread in zip(httpds.values(), threads, strict=True):
+            httpd.shutdown()
+            httpd.server_close()
+            thread.join()
 
 
 FIXTURE_MIN_INTERVAL = 0.01  # our own local server: the 1 request/second courtesy is for other people's
