@@ -1,4 +1,4 @@
-"""The series' collators: BLIP-2 captions (notebook 03 §5) and MiniGPT-v2 instructions (prompt + answer + </s>).
+"""The series' collators: BLIP-2 captions (notebook 03 §5), BLIP VQA answers, MiniGPT-v2 instructions (prompt + answer).
 
 Token layout of one BLIP-2 training row (right-padded):
     <image> x num_query_tokens | BOS | prompt tokens | caption tokens | EOS | PAD ...
@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from datasets import Dataset
 from PIL import Image
-from transformers import Blip2Processor, PreTrainedTokenizerBase
+from transformers import Blip2Processor, BlipProcessor, PreTrainedTokenizerBase
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
 from helpers.models.minigpt_v2_prompts import (
@@ -134,6 +134,43 @@ def with_token_lengths(
         return {"length": [len(ids) + extra for ids in encoded]}
 
     return dataset.map(count, batched=True, input_columns=caption_column)
+
+
+@dataclass
+class BlipVqaCollator:
+    """Rows with image, question and answer -> a `BlipForQuestionAnswering` training batch.
+
+    Questions and answers are tokenized separately; the answer starts with the decoder's BOS (`[DEC]`, the token
+    `generate` starts from, not the tokenizer's `[CLS]`), its padding is -100 in the labels, and both attention
+    masks are passed.
+    """
+
+    processor: BlipProcessor
+    question_column: str = "question"
+    answer_column: str = "answer"
+    image_column: str = "image"
+
+    def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        questions = [
+            _check_text(row.get(self.question_column), i, self.question_column) for i, row in enumerate(rows)
+        ]
+        answers = [
+            _check_text(row.get(self.answer_column), i, self.answer_column) for i, row in enumerate(rows)
+        ]
+        images = [
+            _check_image(row.get(self.image_column), i, self.image_column) for i, row in enumerate(rows)
+        ]
+        batch = self.processor(images=images, text=questions, padding="longest", return_tensors="pt")
+        tokenizer = self.processor.tokenizer
+        answer = tokenizer(answers, padding="longest", return_tensors="pt")
+        decoder_input_ids = answer.input_ids.clone()
+        decoder_input_ids[:, 0] = tokenizer.bos_token_id
+        return {
+            **batch,
+            "decoder_input_ids": decoder_input_ids,
+            "decoder_attention_mask": answer.attention_mask,
+            "labels": decoder_input_ids.masked_fill(answer.attention_mask == 0, IGNORE_INDEX),
+        }
 
 
 def encode_example(
