@@ -16,6 +16,7 @@ from helpers.smoke import (
 )
 
 __all__ = [
+    "icon_scenes",
     "learning",
     "rebuild",
     "scrape_fixtures",
