@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from helpers import runtime
 from helpers.smoke import (
+    icon_scenes,
     learning,
     scrape_fixtures,
     shape_captions,
