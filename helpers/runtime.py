@@ -158,6 +158,13 @@ def start(notebook: str, seed: int = 42) -> Profile:
     return current
 
 
+def pixel_limit_problem(width: int, height: int) -> str | None:
+    """'(w, h) exceeds N pixels' when an image (its size read from the header) is over MAX_IMAGE_PIXELS, else None."""
+    if width * height > MAX_IMAGE_PIXELS:
+        return f"({width}, {height}) exceeds {MAX_IMAGE_PIXELS:,} pixels"
+    return None
+
+
 def seed_everything(seed: int = 42) -> None:
     """Seed Python, NumPy and torch (every device) so runs repeat: what `transformers.set_seed` does, without
     importing its trainer utilities (and with them peft and bitsandbytes) in notebooks that never train."""

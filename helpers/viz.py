@@ -47,8 +47,8 @@ def draw_example(record: pd.Series, task: str, folder: Path):
     if path is None:
         return None
     with Image.open(path) as image:
-        if image.width * image.height > runtime.MAX_IMAGE_PIXELS:
-            raise ValueError(f"{path}: {image.size} exceeds {runtime.MAX_IMAGE_PIXELS} pixels; not drawn")
+        if problem := runtime.pixel_limit_problem(*image.size):
+            raise ValueError(f"{path}: {problem}; not drawn")
         picture = image.convert("RGB")
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(picture)

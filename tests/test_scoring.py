@@ -149,7 +149,7 @@ def test_explorer_refuses_an_oversized_image(prediction_folder, monkeypatch):
     frame = predictions.load(prediction_folder)
     record = scoring.score_boxes(frame)[2].iloc[0]
     monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 64 * 48 - 1)  # the fixture images are 64x48
-    with pytest.raises(ValueError, match="exceeds 3071 pixels"):
+    with pytest.raises(ValueError, match="exceeds 3,071 pixels"):
         viz.draw_example(record, "boxes", prediction_folder)
 
 

@@ -103,11 +103,8 @@ def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | No
         return "missing image", f"{raw['image_path']} does not exist"
     try:
         with Image.open(path) as image:
-            if image.width * image.height > runtime.MAX_IMAGE_PIXELS:
-                return (
-                    "unreadable image",
-                    f"{raw['image_path']}: {image.size} exceeds {runtime.MAX_IMAGE_PIXELS} pixels",
-                )
+            if problem := runtime.pixel_limit_problem(*image.size):
+                return "unreadable image", f"{raw['image_path']}: {problem}"
             image.load()
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         return "unreadable image", f"{raw['image_path']}: {error}"

@@ -80,11 +80,11 @@ def _check_image(source: Path | bytes, where: str) -> None:
     """Raise ValueError naming `where` when `source` is not a readable image within the project's pixel limit."""
     try:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            pixels = image.width * image.height
+            problem = runtime.pixel_limit_problem(*image.size)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise ValueError(f"{where}: not a readable image ({error})") from error
-    if pixels > runtime.MAX_IMAGE_PIXELS:
-        raise ValueError(f"{where}: {image.size} exceeds {runtime.MAX_IMAGE_PIXELS:,} pixels; not read")
+    if problem:
+        raise ValueError(f"{where}: {problem}; not read")
 
 
 def _text(record: dict, field: str, where: str) -> str:
