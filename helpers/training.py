@@ -1,4 +1,4 @@
-"""What the training chapters share once notebook 03 has shown it: stopping on purpose, the loss table, batched captions."""
+"""What the training chapters share once shown: stopping on purpose, the loss table, batched captions and answers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import torch
 from PIL import Image
-from transformers import Blip2Processor, TrainerCallback
+from tqdm.auto import tqdm
+from transformers import Blip2Processor, BlipProcessor, TrainerCallback
 
 from helpers import runtime
 from helpers.collate import generation_batch
@@ -80,3 +81,37 @@ def caption_images(
             t.strip() for t in processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         ]
     return captions
+
+
+@torch.no_grad()
+def answer_questions(
+    model: torch.nn.Module,
+    processor: BlipProcessor,
+    images: Sequence[Image.Image],
+    questions: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int = 32,
+) -> list[str]:
+    """Greedy BLIP VQA answers, up to `batch_size` questions of one token length per `generate` call.
+
+    BLIP's `generate` lets the answer attend to every question position, padding included (notebook 04 §6), so
+    only questions of equal length share a batch: no padding, the same answers as one at a time.
+    """
+    if len(images) != len(questions):
+        raise ValueError(f"{len(images)} images but {len(questions)} questions")
+    device, dtype = runtime.pick_device_dtype()
+    by_length: dict[int, list[int]] = {}
+    for index, ids in enumerate(processor.tokenizer(list(questions))["input_ids"]):
+        by_length.setdefault(len(ids), []).append(index)
+    chunks = [
+        rows[i : i + batch_size] for rows in by_length.values() for i in range(0, len(rows), batch_size)
+    ]
+    answers: dict[int, str] = {}
+    for rows in tqdm(chunks, desc="answering", unit="batch", leave=False):
+        batch = processor(images=[images[i] for i in rows], text=[questions[i] for i in rows],
+                          return_tensors="pt").to(device)  # fmt: skip
+        batch["pixel_values"] = batch["pixel_values"].to(dtype)
+        out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
+        decoded = processor.tokenizer.batch_decode(out, skip_special_tokens=True)
+        answers.update({i: text.strip() for i, text in zip(rows, decoded, strict=True)})
+    return [answers[i] for i in range(len(questions))]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
-from datasets import Dataset
+from datasets import Dataset, Image
 
 from helpers import jsonl, runtime
 
@@ -43,6 +43,47 @@ def caption_rows(
             "profile": profile.name,
         }
         for row, prediction in zip(rows, predictions, strict=True)
+    ]
+
+
+def vqa_rows(
+    dataset: Dataset,
+    predictions: Sequence[str],
+    model_tag: str,
+    profile: runtime.Profile,
+    question_types: Sequence[str],
+    id_column: str = "id",
+    split: str = "test",
+) -> list[dict]:
+    """One line per question: id, task, model, prediction, references ([answer]), question_type, question,
+    image_path (an `image_path` column, else the file behind an `image` column, else none), split, profile."""
+    if not len(predictions) == len(question_types) == len(dataset):
+        raise ValueError(
+            f"{len(predictions)} predictions and {len(question_types)} question types for {len(dataset)} examples"
+        )
+    if "image_path" in dataset.column_names:
+        paths = dataset["image_path"][:]
+    elif "image" in dataset.column_names:
+        paths = [image["path"] for image in dataset.cast_column("image", Image(decode=False))["image"][:]]
+    else:
+        paths = [None] * len(dataset)
+    rows = zip(dataset[id_column][:], dataset["question"][:], dataset["answer"][:], paths, strict=True)
+    return [
+        {
+            "id": str(row_id),
+            "task": "vqa",
+            "model": model_tag,
+            "prediction": prediction,
+            "references": [answer],
+            "question_type": kind,
+            "question": question,
+            "image_path": path,
+            "split": split,
+            "profile": profile.name,
+        }
+        for (row_id, question, answer, path), prediction, kind in zip(
+            rows, predictions, question_types, strict=True
+        )
     ]
 
 

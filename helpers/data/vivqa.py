@@ -186,16 +186,33 @@ def _verify_zip(needed: set[str]) -> Callable[[Path], None]:
     return verify
 
 
+def download_csvs(folder: Path) -> list[Path]:
+    """ViVQA's train.csv and test.csv under `folder` (row counts checked); skipped when already there."""
+    return [
+        downloads.fetch_url(
+            f"{REPOSITORY_RAW}/{split}.csv", Path(folder) / f"{split}.csv", _verify_csv(split, rows)
+        )
+        for split, rows in EXPECTED_ROWS.items()
+    ]
+
+
+def read_answers(csv_path: Path) -> list[str]:
+    """The answers of one ViVQA CSV through `clean_text`, for a look at the text alone (no images needed);
+    an empty answer raises naming file and line."""
+    answers = []
+    for line, fields in _csv_rows(Path(csv_path)):
+        answer = clean_text(fields[2])
+        if not answer:
+            raise ValueError(f"{csv_path}:{line}: field 'answer' is empty")
+        answers.append(answer)
+    return answers
+
+
 def download(folder: Path) -> Files:
     """The real ViVQA under `folder`: both CSVs (row counts checked), the images zip (every image the CSVs
     use present), unzipped safely; each step is skipped when its verified result is already there."""
     folder = Path(folder)
-    csvs = [
-        downloads.fetch_url(
-            f"{REPOSITORY_RAW}/{split}.csv", folder / f"{split}.csv", _verify_csv(split, rows)
-        )
-        for split, rows in EXPECTED_ROWS.items()
-    ]
+    csvs = download_csvs(folder)
     downloads.gdown_file(IMAGES_DRIVE_ID, folder / IMAGES_ZIP, _verify_zip(_referenced_images(csvs)))
     return unpack(folder)
 

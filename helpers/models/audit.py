@@ -34,15 +34,24 @@ def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
-def blip2_lora_printout() -> str:
-    """peft's trainable-parameter line for blip2-opt-2.7b with the BLIP-2 food report's LoRA (r16, q_proj/k_proj)."""
-    model = get_peft_model(
-        _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)), BLIP2_REPORT_LORA
-    )
+def _printout(model: torch.nn.Module, lora: LoraConfig) -> str:
+    """peft's trainable-parameter line for `model` wrapped with `lora`."""
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
-        model.print_trainable_parameters()
+        get_peft_model(model, lora).print_trainable_parameters()
     return buffer.getvalue().strip()
+
+
+def blip2_lora_printout() -> str:
+    """peft's trainable-parameter line for blip2-opt-2.7b with the BLIP-2 food report's LoRA (r16, q_proj/k_proj)."""
+    return _printout(
+        _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)), BLIP2_REPORT_LORA
+    )
+
+
+def blip_vqa_lora_printout() -> str:
+    """peft's trainable-parameter line for blip-vqa-base with the BLIP VQA exercise's LoRA (r16, query/key)."""
+    return _printout(_on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE)), BLIP_VQA_EXERCISE_LORA)
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from helpers.smoke import (
     synthetic_stage3,
     tiny_models,
     vivqa_fixtures,
+    vqa_learning,
 )
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "synthetic_stage3",
     "tiny_models",
     "vivqa_fixtures",
+    "vqa_learning",
 ]
 
 

@@ -35,7 +35,7 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
-BUILD_VERSION = 2  # part of each cache folder's name: bump it whenever a builder changes
+BUILD_VERSION = 3  # part of each cache folder's name: bump it whenever a builder changes
 TINY_QFORMER_WIDTH = 32
 # Random weights must keep a signal's size through each layer: std 1/sqrt(width). The class default 0.02 is
 # that rule for widths near 2,500; at width 32 each cross-attention shrinks the image signal ~10x, so the
@@ -183,8 +183,10 @@ def _make_blip_vqa(path: Path) -> None:
             "num_attention_heads": 2,
             "image_size": TINY_IMAGE_SIZE,
             "patch_size": TINY_PATCH,
+            "initializer_range": TINY_QFORMER_STD,
         },
         text_config={
+            "initializer_range": TINY_QFORMER_STD,
             "vocab_size": len(tokenizer),
             "hidden_size": 32,
             "encoder_hidden_size": 32,
@@ -198,6 +200,7 @@ def _make_blip_vqa(path: Path) -> None:
             "sep_token_id": tokenizer.sep_token_id,
         },
         projection_dim=32,
+        initializer_range=TINY_QFORMER_STD,  # width 32: keep the image signal through cross-attention
     )
     BlipForQuestionAnswering(config).save_pretrained(path)
     processor.save_pretrained(path)
