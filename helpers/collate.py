@@ -191,7 +191,8 @@ def encode_example(
 
 @dataclass
 class MiniGPTv2Collator:
-    """Trainer data collator: rows with image, task, instruction, answer -> right-padded training batch."""
+    """Trainer data collator: rows with image, task, instruction, answer -> right-padded training batch, with
+    the original's training prompt (two spaces before `[/INST]`)."""
 
     tokenizer: PreTrainedTokenizerBase
     image_processor: BlipImageProcessorPil
@@ -204,7 +205,7 @@ class MiniGPTv2Collator:
             missing = [field for field in ("image", "task", "instruction", "answer") if field not in row]
             if missing:
                 raise KeyError(f"batch row {number} lacks field(s) {', '.join(missing)}")
-            prompt = build_prompt(row["task"], row["instruction"])
+            prompt = build_prompt(row["task"], row["instruction"], training=True)
             encoded.append(
                 encode_example(self.tokenizer, prompt, row["answer"], self.num_image_tokens, self.max_txt_len)
             )

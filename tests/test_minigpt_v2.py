@@ -41,6 +41,7 @@ from helpers.models.minigpt_v2_checkpoint import (
 )
 from helpers.models.minigpt_v2_prompts import (
     TASKS,
+    blip_caption_text,
     build_prompt,
     clean_answer,
     encode_prompt,
@@ -273,7 +274,7 @@ def test_prompt_and_label_mask_token_by_token(tokenizer):
     assert ids[first : last + 1] == [IMAGE_TOKEN_ID] * 16
     assert tokenizer.decode(ids[1:first]) == "[INST] <Img>"
     answer_start = next(i for i, label in enumerate(labels) if label != -100)
-    assert tokenizer.decode(ids[last + 1 : answer_start]) == f"</Img> [vqa] {QUESTION} [/INST]"
+    assert tokenizer.decode(ids[last + 1 : answer_start]) == f"</Img> [vqa] {QUESTION}  [/INST]"  # two spaces
     assert labels[:answer_start] == [-100] * answer_start  # BOS, prompt and image positions
     assert labels[answer_start:real] == ids[answer_start:real]
     assert (
@@ -282,6 +283,43 @@ def test_prompt_and_label_mask_token_by_token(tokenizer):
     assert labels[real:] == [-100] * (len(ids) - real)  # padding
     assert batch["attention_mask"][1].all()  # the longer row has no padding
     assert batch["pixel_values"].shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def test_training_prompt_has_one_more_lone_space_piece_before_inst_than_evaluation(tokenizer):
+    """The original's training text ends `{instruction}  [/INST]`: SentencePiece gives an extra `▁` piece there."""
+    evaluation = encode_prompt(tokenizer, build_prompt("vqa", QUESTION), 4)
+    training = encode_prompt(tokenizer, build_prompt("vqa", QUESTION, training=True), 4)
+    lone_space = tokenizer.convert_tokens_to_ids("▁")
+    inst = len(evaluation) - len(tokenizer("[/INST]", add_special_tokens=False)["input_ids"])
+    assert training == [*evaluation[:inst], lone_space, *evaluation[inst:]]
+    assert tokenizer.convert_ids_to_tokens(training[inst - 1 : inst + 2])[1] == "▁"
+
+
+def test_the_smoke_tokenizer_splits_like_llamas_sentencepiece(tokenizer):
+    """Each separately encoded piece gets one `▁` prefix; spaces become `▁` that start pieces; unseen characters
+    fall back to UTF-8 bytes; `<s>`/`</s>` are ids 1 and 2 as in Llama-2."""
+    pieces = tokenizer.convert_ids_to_tokens(tokenizer("a  b", add_special_tokens=False)["input_ids"])
+    assert pieces[0].startswith("▁") and "▁" in pieces[1:] and pieces[-1].startswith("▁")
+    assert "".join(pieces).replace("▁", " ") == " a  b"
+    emoji = tokenizer("🍜", add_special_tokens=False)["input_ids"]
+    assert tokenizer.convert_ids_to_tokens(emoji)[1:] == ["<0xF0>", "<0x9F>", "<0x8D>", "<0x9C>"]
+    assert tokenizer.decode(emoji) == "🍜"
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id) == (1, 2)
+    assert tokenizer("hai")["input_ids"][0] == 1
+
+
+def test_blip_caption_text_is_the_originals_text_processor():
+    assert blip_caption_text('  Màu  của (con) "mèo"; là gì?!  ') == "màu của con mèo là gì?"
+    assert blip_caption_text("Bốn.") == "bốn"
+    assert blip_caption_text(" ".join(["từ"] * 60)) == " ".join(["từ"] * 50)
+
+
+def test_double_bos_is_the_originals_evaluation_layout(tokenizer):
+    one = encode_prompt(tokenizer, build_prompt("vqa", QUESTION), 4)
+    two = encode_prompt(tokenizer, build_prompt("vqa", QUESTION), 4, bos_count=2)
+    assert two == [tokenizer.bos_token_id, *one]
+    with pytest.raises(ValueError, match="bos_count must be 1"):
+        encode_prompt(tokenizer, build_prompt("vqa", QUESTION), 4, bos_count=3)
 
 
 def test_collator_names_a_missing_field(tokenizer):
@@ -336,6 +374,23 @@ def test_batched_generation_equals_one_by_one(sources, tokenizer):
     assert batched == single
     assert len(set(batched)) > 1  # the images/prompts do steer the output
     assert not peft_model.training
+
+
+def test_min_new_tokens_keeps_eos_from_coming_first(sources, tokenizer):
+    """With min_new_tokens=0 (what the original's min_length=1 amounted to) an answer can be empty."""
+    model = build(sources).eval()
+    language = model.language_model
+    head = torch.nn.Linear(language.config.hidden_size, language.config.vocab_size, bias=True)
+    hai = tokenizer("hai", add_special_tokens=False)["input_ids"][-1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[tokenizer.eos_token_id], head.bias[hai] = 10.0, 5.0
+    language.lm_head = head
+    prompt = [build_prompt("vqa", QUESTION)]
+    first_allowed = generate_answers(model, tokenizer, pixels(1), prompt, max_new_tokens=3, min_new_tokens=0)
+    held_back = generate_answers(model, tokenizer, pixels(1), prompt, max_new_tokens=3)
+    assert first_allowed[0].answer == "" and held_back[0].answer == tokenizer.decode([hai])
 
 
 def test_frozen_vision_tower_stays_in_eval_mode_when_training(model):
@@ -513,4 +568,5 @@ def test_one_call_smoke_loader_gives_a_4bit_model_with_the_checkpoint_and_answer
         [build_prompt("caption", "Mô tả món ăn.")],
         max_new_tokens=4,
     )
-    assert len(answers) == 1 and isinstance(answers[0], str)
+    assert len(answers) == 1 and isinstance(answers[0].answer, str)
+    assert answers[0].raw.endswith(answers[0].answer) or tokenizer.eos_token in answers[0].raw

@@ -1,12 +1,17 @@
-"""MiniGPT-v2 prompts, image processing and greedy generation, as in the original (the collator: `helpers.collate`).
+"""MiniGPT-v2 prompts, text cleaning, image processing and greedy generation, as in the original.
 
-Notebook-facing API:
+Notebook-facing API (the collator: `helpers.collate`):
 
     prompt = build_prompt("vqa", "Món ăn này là gì?")   # [INST] <Img><ImageHere></Img> [vqa] ... [/INST]
+    blip_caption_text("Màu gì?")                        # "màu gì": what the original does to VQA text
     answers = generate_answers(model, tokenizer, pixel_values, [prompt, ...], max_new_tokens=20)
+    answers[0].answer, answers[0].raw                   # cleaned as the original, and the raw decoded text
 """
 
 from __future__ import annotations
+
+import re
+from typing import NamedTuple
 
 import torch
 from transformers import PreTrainedTokenizerBase
@@ -17,13 +22,36 @@ from helpers.models.minigpt_v2 import IMAGE_TOKEN_ID
 
 TASKS = ("vqa", "caption", "grounding", "refer", "identify", "detection")
 IMAGE_PLACEHOLDER = "<ImageHere>"
+# The fork's ViVQA training draws one of these per example; its evaluation always uses the second.
+VQA_INSTRUCTIONS = ("{}", "Based on the image, respond to this question with a short answer: {}")
+_CAPTION_PUNCTUATION = re.compile(r"[.!\"()*#:;~]")
+_SPACE_RUNS = re.compile(r"\s{2,}")
 
 
-def build_prompt(task: str, instruction: str) -> str:
-    """The chat-template prompt `[INST] <Img><ImageHere></Img> [task] instruction [/INST]`."""
+class Generated(NamedTuple):
+    """One generated answer: cleaned as the original does, and the raw decoded text (special tokens kept)."""
+
+    answer: str
+    raw: str
+
+
+def build_prompt(task: str, instruction: str, training: bool = False) -> str:
+    """The chat-template prompt `[INST] <Img><ImageHere></Img> [task] instruction [/INST]`.
+
+    `training=True` gives the original's training text, which has two spaces before `[/INST]` (its datasets
+    format `"<Img><ImageHere></Img> {} "` inside `"[INST] {} [/INST]"`); its evaluation prompt has one.
+    """
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; MiniGPT-v2 knows {', '.join(TASKS)}")
-    return f"[INST] <Img>{IMAGE_PLACEHOLDER}</Img> [{task}] {instruction.strip()} [/INST]"
+    space = "  " if training else " "
+    return f"[INST] <Img>{IMAGE_PLACEHOLDER}</Img> [{task}] {instruction.strip()}{space}[/INST]"
+
+
+def blip_caption_text(text: str, max_words: int = 50) -> str:
+    """The original's `BlipCaptionProcessor` on VQA questions and answers: lowercase, `.!"()*#:;~` to spaces,
+    space runs collapsed, stripped, at most `max_words` words (Vietnamese letters are kept)."""
+    text = _SPACE_RUNS.sub(" ", _CAPTION_PUNCTUATION.sub(" ", text.lower())).rstrip("\n").strip(" ")
+    return " ".join(text.split(" ")[:max_words])
 
 
 def make_image_processor(image_size: int = 448) -> BlipImageProcessorPil:
@@ -48,16 +76,23 @@ def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
     raise ValueError("tokenizer has no pad, unk or eos token to pad with")
 
 
-def encode_prompt(tokenizer: PreTrainedTokenizerBase, prompt: str, num_image_tokens: int) -> list[int]:
+def encode_prompt(
+    tokenizer: PreTrainedTokenizerBase, prompt: str, num_image_tokens: int, bos_count: int = 1
+) -> list[int]:
     """[BOS] + tokens before <ImageHere> + IMAGE_TOKEN_ID × num_image_tokens + tokens after.
 
-    Each piece is tokenized on its own without special tokens, as the original's prompt_wrap does.
+    Each piece is tokenized on its own without special tokens, as the original's prompt_wrap does. `bos_count=2`
+    reproduces the original's evaluation, which writes `"<s>[INST] "` and also adds the tokenizer's BOS.
     """
     pieces = prompt.split(IMAGE_PLACEHOLDER)
     if len(pieces) != 2:
         raise ValueError(f"prompt must contain {IMAGE_PLACEHOLDER} exactly once: {prompt!r}")
+    if bos_count not in (1, 2):
+        raise ValueError(
+            f"bos_count must be 1 (training's layout) or 2 (the original's evaluation), got {bos_count}"
+        )
     before, after = (tokenizer(piece, add_special_tokens=False)["input_ids"] for piece in pieces)
-    return [tokenizer.bos_token_id, *before, *([IMAGE_TOKEN_ID] * num_image_tokens), *after]
+    return [*[tokenizer.bos_token_id] * bos_count, *before, *([IMAGE_TOKEN_ID] * num_image_tokens), *after]
 
 
 def pad_sequences(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
@@ -91,10 +126,14 @@ def generate_answers(
     pixel_values: torch.Tensor,
     prompts: list[str],
     max_new_tokens: int = 20,
-) -> list[str]:
+    min_new_tokens: int = 1,
+    bos_count: int = 1,
+) -> list[Generated]:
     """Greedy answers for a batch (left-padded, one image per prompt); works on the model or its peft wrapper.
 
-    Runs in eval mode (no LoRA dropout) and restores the previous mode afterwards.
+    `min_new_tokens=1` keeps `</s>` from ending an answer before it starts. The original asked for that with
+    `min_length=1`, which (its inputs began with a dummy BOS) allowed `</s>` first: `min_new_tokens=0` does the
+    same. `bos_count=2` is the original evaluation's double BOS. Runs in eval mode and restores the mode after.
     """
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if len(prompts) != pixel_values.shape[0]:
@@ -102,33 +141,21 @@ def generate_answers(
     was_training = model.training
     model.eval()
     try:
-        return _greedy(base, tokenizer, pixel_values, prompts, max_new_tokens)
+        rows = [
+            encode_prompt(tokenizer, prompt, base.config.num_image_tokens, bos_count) for prompt in prompts
+        ]
+        device = base.get_input_embeddings().weight.device
+        input_ids = pad_sequences(rows, pad_token_id(tokenizer), "left").to(device)
+        inputs_embeds = base.embed_inputs(pixel_values.to(device), input_ids)
+        outputs = base.language_model.generate(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask_for(rows, "left").to(device),
+            max_new_tokens=max_new_tokens,
+            min_new_tokens=min_new_tokens,
+            do_sample=False,
+            num_beams=1,
+            pad_token_id=pad_token_id(tokenizer),
+        )
     finally:
         model.train(was_training)
-
-
-def _greedy(
-    base: torch.nn.Module,
-    tokenizer: PreTrainedTokenizerBase,
-    pixel_values: torch.Tensor,
-    prompts: list[str],
-    max_new_tokens: int,
-) -> list[str]:
-    """Left-pad the prompts, splice the images, decode greedily, post-process."""
-    rows = [encode_prompt(tokenizer, prompt, base.config.num_image_tokens) for prompt in prompts]
-    device = base.get_input_embeddings().weight.device
-    input_ids = pad_sequences(rows, pad_token_id(tokenizer), "left").to(device)
-    attention_mask = attention_mask_for(rows, "left").to(device)
-    inputs_embeds = base.embed_inputs(pixel_values.to(device), input_ids)
-    outputs = base.language_model.generate(
-        inputs_embeds=inputs_embeds,
-        attention_mask=attention_mask,
-        max_new_tokens=max_new_tokens,
-        do_sample=False,
-        num_beams=1,
-        # The original's min_length=1 (transformers 4.30, empty input_ids beside inputs_embeds) kept </s> from
-        # being the first token; today min_length counts the embedded prompt, so min_new_tokens says it.
-        min_new_tokens=1,
-        pad_token_id=pad_token_id(tokenizer),
-    )
-    return [clean_answer(tokenizer, row) for row in outputs]
+    return [Generated(clean_answer(tokenizer, row), tokenizer.decode(row)) for row in outputs]

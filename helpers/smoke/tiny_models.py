@@ -6,6 +6,8 @@ that the full profile uses for hub ids; only the path differs.
 
 from __future__ import annotations
 
+import json
+import string
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +37,7 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
-BUILD_VERSION = 3  # part of each cache folder's name: bump it whenever a builder changes
+BUILD_VERSION = 4  # part of each cache folder's name: bump it whenever a builder changes
 TINY_QFORMER_WIDTH = 32
 # Random weights must keep a signal's size through each layer: std 1/sqrt(width). The class default 0.02 is
 # that rule for widths near 2,500; at width 32 each cross-attention shrinks the image signal ~10x, so the
@@ -63,6 +65,34 @@ def train_byte_bpe(special_tokens: list[str], bos: str, vocab_size: int = 600) -
         single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
     )
     return PreTrainedTokenizerFast(tokenizer_object=tok)
+
+
+def train_sentencepiece_like(vocab_size: int = 600) -> PreTrainedTokenizerFast:
+    """A BPE laid out like Llama-2's SentencePiece: NFC, `▁` for spaces with one prepended, pieces never cross a
+    `▁` (so two spaces give a lone `▁`), <s> prepended, and byte fallback (`<0xNN>`) for characters it lacks."""
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    corpus = _corpus()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size - 256,
+        special_tokens=["<unk>", "<s>", "</s>"],
+        initial_alphabet=sorted(set("".join(corpus)) | set(string.ascii_letters + string.digits)),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    # tokenizers trains no byte pieces: add Llama's 256 `<0xNN>` entries and switch byte fallback on.
+    spec = json.loads(tok.to_str())
+    vocab = spec["model"]["vocab"]
+    vocab.update({f"<0x{byte:02X}>": len(vocab) + byte for byte in range(256)})
+    spec["model"]["byte_fallback"] = True
+    tok = Tokenizer.from_str(json.dumps(spec))
+    tok.decoder = decoders.Sequence(
+        [decoders.ByteFallback(), decoders.Metaspace(replacement="▁", prepend_scheme="first", split=True)]
+    )
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
 
 
 def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
@@ -207,8 +237,7 @@ def _make_blip_vqa(path: Path) -> None:
 
 
 def _make_llama(path: Path) -> None:
-    tokenizer = train_byte_bpe(["<unk>", "<s>", "</s>"], bos="<s>")
-    tokenizer.add_special_tokens({"unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"})
+    tokenizer = train_sentencepiece_like()
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=64,
@@ -235,7 +264,7 @@ BUILDERS = {  # runtime.HUB_MODELS key -> (cache folder name, builder)
         _make_blip2,
     ),  # Blip2ForConditionalGeneration (OPT, 4 query tokens, 32 px) + processor
     "blip-vqa": ("blip-vqa", _make_blip_vqa),  # BlipForQuestionAnswering (32 px) + WordPiece BlipProcessor
-    "llama-2-chat": ("llama", _make_llama),  # LlamaForCausalLM + byte-level BPE with <s>/</s>/<unk>
+    "llama-2-chat": ("llama", _make_llama),  # LlamaForCausalLM + SentencePiece-like BPE with <s>/</s>/<unk>
     "minigpt-vision": ("eva-vision", _make_vision_tower),  # Blip2VisionModel (16 px, patch 4) + processor
 }
 
