@@ -43,6 +43,10 @@ class Recipe:
     max_new_tokens: int
     # Layers trained in full beside the LoRA; smoke trains a tiny model's output layer (notebook 03 §4 says why).
     modules_to_save: tuple[str, ...] = ()
+    max_steps: int = -1  # > 0: train this many optimizer steps instead of `epochs`
+    warmup_steps: int = 0
+    save_steps: int = 0  # > 0: a checkpoint every this many steps instead of every epoch
+    session_minutes: float = 0  # > 0: save and stop after this long in one session; resuming continues
 
 
 RECIPES = {
@@ -51,6 +55,19 @@ RECIPES = {
         "captioning": Recipe(epochs=30, learning_rate=5e-4, batch_size=3, patience=3, max_new_tokens=80),
         # The BLIP VQA exercise: AdamW lr 4e-5 decayed x0.9 per epoch; its 1 epoch made the decay moot.
         "vqa": Recipe(epochs=10, learning_rate=4e-5, batch_size=16, patience=2, max_new_tokens=10),
+        # The MiniGPT-v2 fine-tuning tutorial: 5 x 2,000 iterations of batch 2, lr 1e-5 after 500 warm-up steps;
+        # a free T4 session trains for an hour, saving every 200 steps, and the next session resumes.
+        "vivqa": Recipe(
+            epochs=1,
+            learning_rate=1e-5,
+            batch_size=2,
+            patience=0,
+            max_new_tokens=20,
+            max_steps=10_000,
+            warmup_steps=500,
+            save_steps=200,
+            session_minutes=60,
+        ),
     },
     # Tiny random models learn from scratch: a larger step, and captions short enough for 128 positions.
     "smoke": {

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import Blip2Processor, BlipProcessor, TrainerCallback
+from transformers import Blip2Processor, BlipProcessor, PreTrainedTokenizerBase, TrainerCallback
+from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
 from helpers import runtime
 from helpers.collate import generation_batch
+from helpers.models.minigpt_v2_prompts import Generated, generate_answers
 
 
 class StopAfterEpochs(TrainerCallback):
@@ -21,6 +24,25 @@ class StopAfterEpochs(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         if state.epoch >= self.epochs:
+            control.should_training_stop = True
+        return control
+
+
+class StopAfterSeconds(TrainerCallback):
+    """Saves a checkpoint and ends training once `seconds` have passed in this session, so a run longer than a
+    Colab session continues in the next one with `resume_from_checkpoint` (notebook 05 §6)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.started = time.monotonic()
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.monotonic()
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if time.monotonic() - self.started >= self.seconds:
+            control.should_save = True
             control.should_training_stop = True
         return control
 
@@ -115,3 +137,27 @@ def answer_questions(
         decoded = processor.tokenizer.batch_decode(out, skip_special_tokens=True)
         answers.update({i: text.strip() for i, text in zip(rows, decoded, strict=True)})
     return [answers[i] for i in range(len(questions))]
+
+
+def minigpt_answers(
+    model: torch.nn.Module,
+    tokenizer: PreTrainedTokenizerBase,
+    image_processor: BlipImageProcessorPil,
+    images: Sequence[Image.Image],
+    prompts: Sequence[str],
+    max_new_tokens: int,
+    batch_size: int = 8,
+    **options: int,
+) -> list[Generated]:
+    """MiniGPT-v2's greedy answers to (image, prompt) pairs, `batch_size` per `generate_answers` call (notebook 05
+    §5) with a progress bar; `options`: min_new_tokens, bos_count."""
+    if len(images) != len(prompts):
+        raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    answers: list[Generated] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc="answering", unit="batch", leave=False):
+        end = start + batch_size
+        pixels = image_processor(list(images[start:end]), return_tensors="pt")["pixel_values"]
+        answers += generate_answers(
+            model, tokenizer, pixels, list(prompts[start:end]), max_new_tokens, **options
+        )
+    return answers

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -230,3 +231,39 @@ def quiz(questions: Sequence[Question]) -> widgets.VBox:
         for n, (q, c) in enumerate(zip(questions, choices, strict=True), 1)
     ]
     return widgets.VBox([*rows, button, feedback])
+
+
+def uploaded_image(upload: widgets.FileUpload) -> Image.Image:
+    """The photo in a FileUpload widget as RGB, checked against the project's pixel limit from its header."""
+    if not upload.value:
+        raise ValueError("no photo uploaded yet: choose one with the upload button")
+    item = upload.value[0]
+    image = Image.open(io.BytesIO(bytes(item["content"])))
+    if problem := runtime.pixel_limit_problem(*image.size):
+        raise ValueError(f"{item['name']}: {problem}; not read")
+    return image.convert("RGB")
+
+
+def ask_widget(answer: Callable[[Image.Image, str], str], placeholder: str = "") -> widgets.VBox:
+    """Upload a photo, type a question, press Ask: shows the photo and `answer(photo, question)` (notebook 05 §8)."""
+    upload = widgets.FileUpload(accept="image/*", multiple=False, description="Photo")
+    question = widgets.Text(placeholder=placeholder, layout={"width": "30em"})
+    button = widgets.Button(description="Ask")
+    out = widgets.Output()
+
+    def ask(_=None) -> None:
+        out.clear_output()
+        with out:
+            if not question.value.strip():
+                print("type a question first")
+                return
+            try:
+                image = uploaded_image(upload)
+            except (ValueError, OSError) as error:  # a missing, unreadable or oversized upload, said plainly
+                print(error)
+                return
+            display(image.resize((224, round(224 * image.height / image.width))))
+            print(f"{question.value.strip()} -> {answer(image, question.value.strip())}")
+
+    button.on_click(ask)
+    return widgets.VBox([widgets.HBox([upload, question, button]), out])

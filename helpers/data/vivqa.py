@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from datasets import Dataset, Features, Value
+from datasets import Dataset, Features, Image, Value
 
 from helpers.data import downloads
 
@@ -154,6 +154,11 @@ def read_split(csv_path: Path, images_dir: Path) -> Dataset:
             }
         )
     return Dataset.from_list(rows, features=FEATURES)
+
+
+def with_images(split: Dataset) -> Dataset:
+    """`split` with an `image` column (datasets' Image feature, decoded when read) from its `image_path`."""
+    return split.add_column("image", split["image_path"][:]).cast_column("image", Image())
 
 
 def _verify_csv(split: str, expected_rows: int) -> Callable[[Path], None]:

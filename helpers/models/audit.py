@@ -15,6 +15,8 @@ from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_
 
 T4_MEMORY_GB = 15.0
 GB = 1024**3
+T4_FP16_TFLOPS = 65.0  # the T4's fp16 tensor-core peak
+T4_UTILISATION = 0.25  # an assumed share of that peak for quantized LoRA training with checkpointing
 
 BLIP2_REPORT_LORA = LoraConfig(
     r=16, lora_alpha=32, lora_dropout=0.05, bias="none", target_modules=["q_proj", "k_proj"]
@@ -128,6 +130,16 @@ def memory_estimate(s: TrainingSetup, checkpointing: bool) -> dict[str, float]:
     logits = s.batch * s.seq * s.vocab * (2 + 4 + 4)  # fp16 logits, fp32 upcast, fp32 gradient
     parts = {"weights": weights, "lora+adamw": optimizer, "activations": kept, "logits": logits}
     return {k: v / GB for k, v in parts.items()} | {"total": sum(parts.values()) / GB}
+
+
+def step_seconds_estimate(
+    s: TrainingSetup, vision_params: int = 0, vision_tokens: int = 0, utilisation: float = T4_UTILISATION
+) -> float:
+    """ESTIMATE of one training step's seconds on a T4: 6 x LLM parameters x tokens (forward, recomputed forward,
+    backward) plus the frozen vision tower's forward (2 x parameters x tokens per image), at `utilisation` of peak."""
+    llm = s.quantized_params + s.fp32_frozen_params
+    flops = 6 * llm * s.batch * s.seq + 2 * vision_params * vision_tokens * s.batch
+    return flops / (T4_FP16_TFLOPS * 1e12 * utilisation)
 
 
 def memory_plan_table() -> str:

@@ -6,6 +6,7 @@ Notebook-facing API:
     path = download_stage3_checkpoint(folder / STAGE3_FILENAME)  # gdown; verifies the file
     report = load_official_checkpoint(peft_model, path) # raises on any missing/unexpected tensor
     print(report)                                       # e.g. "130 tensors loaded (128 LoRA, 2 llama_proj) ..."
+    with lora_dropped(peft_model): ...                  # as a strict=False load under peft >= 0.3 leaves it
 
 Fine-tuned weights are saved and reloaded with peft itself: `peft_model.save_pretrained(folder)` writes only
 the LoRA and llama_proj tensors; `PeftModel.from_pretrained(fresh_model, folder)` brings them back.
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,3 +159,22 @@ def load_stage3_model(
     report = load_official_checkpoint(peft_model, checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(llm, token=token)
     return peft_model, tokenizer, make_image_processor(image_size), report
+
+
+@contextmanager
+def lora_dropped(model: PeftModel) -> Iterator[PeftModel]:
+    """The model as the original's `strict=False` load leaves it under peft >= 0.3: llama_proj loaded, every
+    LoRA tensor dropped (lora_B zero, so the adapters add nothing); the weights come back on exit."""
+    lora_b = {name: param for name, param in model.named_parameters() if ".lora_B." in name}
+    if not lora_b:
+        raise ValueError("the model has no LoRA tensors to drop: wrap it with attach_lora first")
+    saved = {name: param.detach().clone() for name, param in lora_b.items()}
+    with torch.no_grad():
+        for param in lora_b.values():
+            param.zero_()
+    try:
+        yield model
+    finally:
+        with torch.no_grad():
+            for name, param in lora_b.items():
+                param.copy_(saved[name])
