@@ -13,7 +13,14 @@ from helpers import runtime
 def weight_format(model: PeftModel) -> str:
     """How the frozen base is stored, read from its quantization config: '8-bit LLM.int8', '4-bit nf4' or 'fp32'."""
     base = model.get_base_model()
-    config = getattr(base.config, "quantization_config", None)
+    quantizer = getattr(
+        base, "hf_quantizer", None
+    )  # MiniGPT-v2 mirrors its LLM's quantizer (only the LLM is quantized)
+    config = (
+        quantizer.quantization_config
+        if quantizer is not None
+        else getattr(base.config, "quantization_config", None)
+    )
     settings = config.to_dict() if hasattr(config, "to_dict") else dict(config or {})
     if settings.get("load_in_8bit"):
         return "8-bit LLM.int8"
@@ -26,8 +33,10 @@ def adapter_card(model: PeftModel, title: str, data: str, scores: dict[str, floa
     """A short model card whose numbers (LoRA settings, trainable and total parameters, bits) come from `model`."""
     trainable, total = model.get_nb_trainable_parameters()
     lora = model.peft_config[model.active_adapter]
-    base = model.get_base_model().name_or_path
-    targets = ", ".join(sorted(lora.target_modules))
+    base = model.get_base_model()
+    base = base.name_or_path or getattr(getattr(base, "language_model", None), "name_or_path", "")
+    regex = isinstance(lora.target_modules, str)
+    targets = f"modules matching {lora.target_modules}" if regex else ", ".join(sorted(lora.target_modules))
     lines = [
         "---", f"base_model: {base}", "library_name: peft", "language: [en, vi]", "tags: [lora]", "---",
         f"# {title}",

@@ -68,6 +68,18 @@ RECIPES = {
             save_steps=200,
             session_minutes=60,
         ),
+        # The same tutorial's MVTec-AD run: the same schedule and budget, 40 new tokens for the box answers.
+        "defects": Recipe(
+            epochs=1,
+            learning_rate=1e-5,
+            batch_size=2,
+            patience=0,
+            max_new_tokens=40,
+            max_steps=10_000,
+            warmup_steps=500,
+            save_steps=200,
+            session_minutes=60,
+        ),
     },
     # Tiny random models learn from scratch: a larger step, and captions short enough for 128 positions.
     "smoke": {
@@ -78,6 +90,26 @@ RECIPES = {
             patience=2,
             max_new_tokens=40,
             modules_to_save=("lm_head",),
+        ),
+        # A tiny MiniGPT-v2 learns the fixture's answers from the image in 15 epochs with its output layer trained.
+        "vivqa": Recipe(
+            epochs=15,
+            learning_rate=1e-2,
+            batch_size=8,
+            patience=0,
+            max_new_tokens=8,
+            modules_to_save=("lm_head",),
+            save_steps=250,
+        ),
+        # Box answers are longer and exact: more epochs of larger batches; 24 tokens hold the longest answer.
+        "defects": Recipe(
+            epochs=34,
+            learning_rate=1e-2,
+            batch_size=32,
+            patience=0,
+            max_new_tokens=24,
+            modules_to_save=("lm_head",),
+            save_steps=100,
         ),
         # A tiny BLIP VQA learns icon answers in ~20 epochs at this step; its 8-bit answer head is retrained too.
         "vqa": Recipe(

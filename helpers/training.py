@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Sequence
 
 import torch
+from datasets import Dataset
+from datasets import Image as ImageFeature
 from PIL import Image
 from tqdm.auto import tqdm
 from transformers import Blip2Processor, BlipProcessor, PreTrainedTokenizerBase, TrainerCallback
@@ -13,7 +16,9 @@ from transformers.models.blip.image_processing_pil_blip import BlipImageProcesso
 
 from helpers import runtime
 from helpers.collate import generation_batch
-from helpers.models.minigpt_v2_prompts import Generated, generate_answers
+from helpers.data import mvtec, vivqa
+from helpers.metrics.box_metrics import Box, format_boxes
+from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, Generated, blip_caption_text, generate_answers
 
 
 class StopAfterEpochs(TrainerCallback):
@@ -161,3 +166,35 @@ def minigpt_answers(
             model, tokenizer, pixels, list(prompts[start:end]), max_new_tokens, **options
         )
     return answers
+
+
+def minigpt_vqa_rows(split: Dataset, seed: int = 42) -> Dataset:
+    """ViVQA rows as the original trains on them (notebook 05 §4): question and answer through
+    `blip_caption_text`, one of `VQA_INSTRUCTIONS` drawn per row with `seed`, task "vqa", the image decoded."""
+    rng = random.Random(seed)
+    instructions = [rng.choice(VQA_INSTRUCTIONS).format(blip_caption_text(q)) for q in split["question"][:]]
+    rows = vivqa.with_images(split).remove_columns("answer")
+    rows = rows.add_column("answer", [blip_caption_text(a) for a in split["answer"][:]])
+    return rows.add_column("task", ["vqa"] * len(split)).add_column("instruction", instructions)
+
+
+def detection_answer(category: str, is_broken: bool, boxes: Sequence[Sequence[int]]) -> str:
+    """The fork's answer `<p>{class}-{defect|not-defect}</p>{<x1><y1><x2><y2>}`, more boxes joined by `<delim>`."""
+    label = f"{category}-{'defect' if is_broken else 'not-defect'}"
+    return format_boxes([Box(*box, label if k == 0 else None) for k, box in enumerate(boxes)])
+
+
+def detection_rows(table: Dataset) -> Dataset:
+    """MVTec records as the fork trains on them (notebook 06 §3): the image, task "detection", its one instruction,
+    and the answer text with every box."""
+    answers = [
+        detection_answer(c, b, boxes)
+        for c, b, boxes in zip(table["class"][:], table["is_broken"][:], table["boxes"][:], strict=True)
+    ]
+    rows = table.add_column("image", table["file"][:]).cast_column("image", ImageFeature())
+    n = len(table)
+    return (
+        rows.add_column("task", ["detection"] * n)
+        .add_column("instruction", [mvtec.INSTRUCTION] * n)
+        .add_column("answer", answers)
+    )

@@ -165,3 +165,26 @@ def test_accuracy_at_takes_the_best_true_box_and_handles_empty_truth():
     gt = [[Box(50, 50, 60, 60), Box(0, 0, 10, 10)], [], []]
     pred = [[Box(0, 0, 10, 10)], [], [Box(0, 0, 1, 1)]]
     assert accuracy_at(pred, gt).tolist() == [True, True, False]
+
+
+def test_source_style_map_drops_unparsed_images_and_pools_colliding_names():
+    from helpers.metrics.box_metrics import Box, coco_map, parse_boxes, source_key, source_style_map
+
+    paths = ["bottle/broken_large/000.png", "bottle/contamination/000.png", "bottle/broken_small/001.png",
+             "bottle/good/002.png"]  # fmt: skip
+    broken = [True, True, True, False]
+    boxes = [[10, 10, 40, 40], [60, 60, 90, 90], [20, 20, 50, 50], [0, 0, 100, 100]]
+    outputs = ["<p>bottle-defect</p>{<10><10><40><40>}", "I cannot see a defect", "bottle defect at the top",
+               "<p>bottle-not-defect</p> {<0><0><100><100>}"]  # fmt: skip
+    keys = [source_key("bottle", b, p) for b, p in zip(broken, paths, strict=True)]
+    assert keys[0] == keys[1] == "bottle.broken.000"  # two different images, one key
+    source = source_style_map(outputs, keys, boxes, broken)
+    assert (source["scored"], source["dropped"]) == (3, 1)  # 001.png's unparsed output dropped its image
+    truth = [[Box(*b, "defect" if k else "not-defect")] for b, k in zip(boxes, broken, strict=True)]
+    predictions = []
+    for text in outputs:
+        parsed = parse_boxes(text).boxes
+        predictions.append([Box(*p.as_list(), "not-defect" if "not-defect" in (p.label or "") else "defect")
+                            for p in parsed])  # fmt: skip
+    honest = coco_map(predictions, truth)
+    assert source["map"] > honest["map"]

@@ -12,14 +12,14 @@ from datasets import Dataset
 from PIL import Image
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
-from helpers import runtime, training, viz
+from helpers import hub, runtime, training, viz
 from helpers.collate import MiniGPTv2Collator
 from helpers.data import vivqa
 from helpers.models import audit
-from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora
+from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
 from helpers.models.minigpt_v2_checkpoint import load_official_checkpoint, lora_dropped
 from helpers.models.minigpt_v2_prompts import build_prompt, generate_answers, make_image_processor
-from helpers.smoke import synthetic_stage3, tiny_models, vivqa_fixtures
+from helpers.smoke import synthetic_stage3, tiny_models, vivqa_fixtures, vivqa_learning
 
 IMAGE_SIZE = 32
 
@@ -154,3 +154,24 @@ def test_ask_widget_answers_the_uploaded_photo():
     question.value = " màu gì? "
     button.click()
     assert seen == [((30, 20), "màu gì?")]
+
+
+def test_minigpt_card_names_the_regex_targets_and_the_quantized_llm(tmp_path):
+    vision, llm = tiny_models.build("minigpt-vision"), tiny_models.build("llama-2-chat")
+    model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
+        vision, llm, image_size=IMAGE_SIZE, quantization_config=llm_quantization_config(8)
+    )
+    card = hub.adapter_card(attach_lora(model), "MiniGPT-v2 LoRA", "ViVQA")
+    assert f"base_model: {llm}" in card
+    assert "on modules matching .*language_model\\..*\\.(q_proj|v_proj):" in card
+    assert "base weights 8-bit LLM.int8" in card
+
+
+def test_trained_model_answers_unseen_images_beating_the_prior_and_the_shuffled_control():
+    trained = vivqa_learning.learning_check(shuffle=False)
+    control = vivqa_learning.learning_check(shuffle=True)
+    assert len(trained["answers"]) >= 50  # questions on test images absent from training
+    assert trained["accuracy"] >= trained["prior"] + 0.2
+    assert trained["accuracy"] > trained["majority"] + 0.4
+    assert control["accuracy"] <= control["prior"] + 0.1
+    assert trained["accuracy"] > control["accuracy"] + 0.2

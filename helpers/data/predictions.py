@@ -87,6 +87,35 @@ def vqa_rows(
     ]
 
 
+def box_rows(
+    table: Dataset,
+    answers: Sequence[str],
+    raw: Sequence[str],
+    references: Sequence[str],
+    model_tag: str,
+    profile: runtime.Profile,
+    split: str = "test",
+) -> list[dict]:
+    """One line per MVTec image (notebook 06): id (the full relative image path, never the bare file name), task,
+    model, prediction, references (the answer text), image_path, width, height, gt_boxes, is_broken, class, raw."""
+    if not len(answers) == len(raw) == len(references) == len(table):
+        raise ValueError(
+            f"{len(answers)} answers, {len(raw)} raw outputs and {len(references)} references for {len(table)} images"
+        )
+    rows = table.select_columns(
+        ["image_path", "file", "class", "is_broken", "boxes", "width", "height"]
+    ).to_list()
+    lines = []
+    for row, answer, text, reference in zip(rows, answers, raw, references, strict=True):
+        label = f"{row['class']}-{'defect' if row['is_broken'] else 'not-defect'}"
+        lines.append({"id": row["image_path"], "task": "boxes", "model": model_tag, "prediction": answer,
+                      "references": [reference], "image_path": row["file"], "width": row["width"],
+                      "height": row["height"], "gt_boxes": [{"label": label, "bbox": box} for box in row["boxes"]],
+                      "is_broken": row["is_broken"], "class": row["class"], "raw": text, "split": split,
+                      "profile": profile.name})  # fmt: skip
+    return lines
+
+
 def write(profile: runtime.Profile, task: str, model_tag: str, rows: Sequence[dict]) -> Path:
     """Writes `<profile outputs>/predictions/<task>-<model_tag>.jsonl` atomically."""
     return jsonl.write(profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl", rows)

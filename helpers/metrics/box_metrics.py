@@ -315,3 +315,49 @@ def defect_accuracy(predictions: Sequence[Sequence[Box]], is_defect: Sequence[bo
             for pred, truth in zip(predictions, is_defect, strict=True)
         ]
     )
+
+
+# The tutorial fork's eval_mvtec.py: what it keeps of an output, and how it names an image.
+SOURCE_KEEP = re.compile(r"<p>(.*?)</p>\{<\d{1,3}><\d{1,3}><\d{1,3}><\d{1,3}>\}")
+SOURCE_READ = re.compile(r"<p>(.*?)</p>\{<(\d{1,3})><(\d{1,3})><(\d{1,3})><(\d{1,3})>\}")
+
+
+def source_key(class_name: str, is_broken: bool, image_path: str) -> str:
+    """The fork's image key `class.good|broken.stem`: every defect folder's `000.png` of a class gets one key."""
+    stem = image_path.replace("\\", "/").rsplit("/", 1)[-1].split(".")[0]
+    return f"{class_name}.{'broken' if is_broken else 'good'}.{stem}"
+
+
+def source_style_map(
+    outputs: Sequence[str],
+    keys: Sequence[str],
+    first_boxes: Sequence[Sequence[int]],
+    is_broken: Sequence[bool],
+) -> dict[str, float]:
+    """The fork's mAP, computed its way, to set beside the honest one: spaces and `<unk>` removed, an output kept only
+    when it starts like `<p>..</p>{<x1><y1><x2><y2>}`, outputs pooled by `source_key`, an image whose key kept
+    nothing skipped, each scored image matched against all outputs under its key, labels defect/not-defect only.
+    Returns map, ap50, and how many images were scored and dropped."""
+    _check_lists(outputs, keys)
+    pooled: dict[str, list[Box]] = {}
+    for text, key in zip(outputs, keys, strict=True):
+        text = text.replace("<unk>", "").replace(" ", "").strip()
+        if SOURCE_KEEP.match(text):
+            found = SOURCE_READ.search(text)
+            said = found.group(1)
+            label = "not-defect" if "not-defect" in said else "defect" if "defect" in said else "unknown"
+            pooled.setdefault(key, []).append(Box(*(int(found.group(k)) for k in range(2, 6)), label))
+    predictions, truth = [], []
+    for key, box, broken in zip(keys, first_boxes, is_broken, strict=True):
+        if key in pooled:
+            predictions.append(pooled[key])
+            truth.append(
+                [Box(*(box if broken else (0, 0, GRID, GRID)), "defect" if broken else "not-defect")]
+            )
+    scored = coco_map(predictions, truth) if truth else {"map": 0.0, "ap50": 0.0}
+    return {
+        "map": scored["map"],
+        "ap50": scored["ap50"],
+        "scored": len(truth),
+        "dropped": len(keys) - len(truth),
+    }

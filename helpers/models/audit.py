@@ -90,6 +90,9 @@ def full_profile_setups() -> list[TrainingSetup]:
     )  # transformers keeps qformer unquantized
     blip_vqa = _on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE))
     vqa_lora = count_params(get_peft_model(blip_vqa, BLIP_VQA_EXERCISE_LORA), trainable_only=True)
+    vqa_q = _quantized_linear_params(
+        blip_vqa, skip=("lora_", "predictions.decoder")
+    )  # the tied output layer stays
     with torch.device("meta"):
         mg = minigpt_v2.MiniGPTv2ForConditionalGeneration(minigpt_v2.MiniGPTv2Config())
     llm_q = _quantized_linear_params(mg.language_model, skip=("lm_head",))
@@ -108,8 +111,8 @@ def full_profile_setups() -> list[TrainingSetup]:
     return [
         TrainingSetup("03 BLIP-2 OPT-2.7b, 8-bit, LoRA r16 q/k", blip2_q, count_params(blip2) - blip2_q, 0,
                       5_242_880, 8, batch=3, seq=32 + 40, **blip2_shape),
-        TrainingSetup("04 BLIP VQA base, fp16, LoRA r16 query/key", 0, 0, count_params(blip_vqa) - vqa_lora,
-                      vqa_lora, 16, batch=16, seq=32, **vqa_shape),
+        TrainingSetup("04 BLIP VQA base, 8-bit, LoRA r16 query/key", vqa_q, count_params(blip_vqa) - vqa_q - vqa_lora,
+                      0, vqa_lora, 8, batch=16, seq=32, **vqa_shape),
         TrainingSetup("05/06 MiniGPT-v2 Llama-2-7b, 8-bit, LoRA r64 q/v", llm_q, mg_fp32, mg_counts["vision"],
                       mg_counts["trainable"], 8, batch=2, seq=256 + 64, **llama),
         TrainingSetup("05/06 MiniGPT-v2 Llama-2-7b, 4-bit NF4, LoRA r64 q/v", llm_q, mg_fp32, mg_counts["vision"],

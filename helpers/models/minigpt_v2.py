@@ -354,16 +354,14 @@ def attach_lora(
     model: MiniGPTv2ForConditionalGeneration, gradient_checkpointing: bool = False, **lora_kwargs
 ) -> PeftModel:
     """Wrap with peft LoRA; everything but LoRA and llama_proj is frozen. Quantized LLMs get peft's k-bit prep."""
-    # torch asks for an explicit choice; the non-reentrant variant is the recommended one.
-    checkpointing = {"use_reentrant": False}
     if getattr(model.language_model, "hf_quantizer", None) is not None:
-        prepare_model_for_kbit_training(
-            model.language_model,
-            use_gradient_checkpointing=gradient_checkpointing,
-            gradient_checkpointing_kwargs=checkpointing,
+        prepare_model_for_kbit_training(model.language_model, use_gradient_checkpointing=False)
+    if gradient_checkpointing:
+        # torch asks for an explicit choice; the non-reentrant variant is the recommended one.
+        model.language_model.activation_checkpointing_enable({"use_reentrant": False})
+        model.language_model.config.use_cache = (
+            False  # no KV cache in training forwards; generate keeps its own
         )
-    elif gradient_checkpointing:
-        model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing)
     return get_peft_model(model, lora_config(**lora_kwargs))
 
 

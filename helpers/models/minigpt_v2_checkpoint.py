@@ -105,12 +105,16 @@ class LoadReport:
 def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, torch.Tensor]) -> LoadReport:
     """Load an original-format checkpoint (file or state dict) into a model from attach_lora.
 
-    Raises on any missing, unexpected or reshaped tensor, with counts; loads nothing in that case.
+    Raises on any missing LoRA or llama_proj tensor, or any unexpected or reshaped one, with counts; loads nothing
+    in that case. Layers trained beyond the original's (smoke's `lm_head`) keep the base model's weights.
     """
     state_dict = source if isinstance(source, dict) else read_official_state_dict(Path(source))
     renamed, unexpected, ignored = official_to_peft_names(state_dict)
     trainable = {name: param for name, param in model.named_parameters() if param.requires_grad}
-    missing = sorted(set(trainable) - set(renamed))
+    # What the original trains (and saves): LoRA and llama_proj; other trainable layers keep their base weights.
+    missing = sorted(
+        name for name in set(trainable) - set(renamed) if ".lora_" in name or ".llama_proj." in name
+    )
     unexpected += sorted(set(renamed) - set(trainable))
     mismatched = [
         f"{name} {tuple(renamed[name].shape)} vs {tuple(trainable[name].shape)}"

@@ -9,23 +9,29 @@ from helpers import runtime
 from helpers.smoke import (
     icon_scenes,
     learning,
+    mvtec_fixtures,
+    mvtec_learning,
     scrape_fixtures,
     shape_captions,
     synthetic_stage3,
     tiny_models,
     vivqa_fixtures,
+    vivqa_learning,
     vqa_learning,
 )
 
 __all__ = [
     "icon_scenes",
     "learning",
+    "mvtec_fixtures",
+    "mvtec_learning",
     "rebuild",
     "scrape_fixtures",
     "shape_captions",
     "synthetic_stage3",
     "tiny_models",
     "vivqa_fixtures",
+    "vivqa_learning",
     "vqa_learning",
 ]
 

@@ -56,6 +56,7 @@ def train_byte_bpe(special_tokens: list[str], bos: str, vocab_size: int = 600) -
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
+        show_progress=False,
         vocab_size=vocab_size,
         special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
@@ -75,6 +76,7 @@ def train_sentencepiece_like(vocab_size: int = 600) -> PreTrainedTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
     corpus = _corpus()
     trainer = trainers.BpeTrainer(
+        show_progress=False,
         vocab_size=vocab_size - 256,
         special_tokens=["<unk>", "<s>", "</s>"],
         initial_alphabet=sorted(set("".join(corpus)) | set(string.ascii_letters + string.digits)),
@@ -103,7 +105,8 @@ def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
     tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     tok.decoder = decoders.WordPiece()
     tok.train_from_iterator(
-        _corpus(), trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials)
+        _corpus(),
+        trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False),
     )
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",

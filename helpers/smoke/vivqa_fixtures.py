@@ -68,7 +68,7 @@ def _write_csv(path: Path, rows: list[tuple[str, str, int, int]]) -> None:
         writer.writerows((index, *row) for index, row in enumerate(rows))
 
 
-def write_fixture(folder: Path, n_images: int = 24, seed: int = 0) -> Path:
+def write_fixture(folder: Path, n_images: int = 128, seed: int = 0) -> Path:
     """Write the fixture into `folder` and return it; about 15% of images are test-only and 15% in both splits.
 
     Each image has all four questions: train-only and test-only images give all four to their split; a shared

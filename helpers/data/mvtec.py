@@ -1,0 +1,275 @@
+"""MVTec-AD defect boxes for notebook 06: the tutorial's derived set, the official folders converted, checks, splits.
+
+The MiniGPT-v2 fine-tuning tutorial's `MVTEC_det.zip` (Drive) holds images and JSON lists of records
+`{image_path, bbox: [x1, y1, x2, y2] on the 0-100 grid, class, is_broken, height, width}`; its fork reads
+`train_data.json` and evaluates `val_data.json`, and the layout inside the zip is not documented, so `discover` looks.
+MVTec-AD itself (CC BY-NC-SA 4.0) ships `{category}/train/good`, `{category}/test/{good|defect type}` and
+`{category}/ground_truth/{defect type}/NNN_mask.png`; `convert_official` turns it into the same records with one
+box per connected defect region. Notebook-facing API:
+
+    root = download(folder)                  # gdown + verify + safe unzip (smoke: a fixture zip)
+    files = discover(root)                   # {"train": path, "validation": path, ...} or an error listing files
+    table = read_records(files["train"], root)   # datasets.Dataset, every record checked
+    records = convert_official(mvtec_root)   # list of records from the official folders
+    splits = split_records(records)          # 70/10/20 by category and good/defect, fixed seed
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import zipfile
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from datasets import Dataset, Features, Value
+from datasets import Sequence as SequenceFeature
+from PIL import Image, UnidentifiedImageError
+from scipy import ndimage
+
+from helpers import runtime
+from helpers.data import downloads
+
+DRIVE_ID = "1eOlJVGKLIyIPoGA5kQLS3LJtWmC8obK8"
+ZIP_NAME = "MVTEC_det.zip"
+MAX_BYTES = 10_000_000_000  # MVTec-AD is about 5 GB uncompressed
+CATEGORIES = (
+    "bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut",
+    "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
+)  # fmt: skip
+GRID = 100
+# The fork's one training and evaluation instruction (after the `[detection]` task tag); 40 new tokens at evaluation.
+INSTRUCTION = "a defect or not-defect object and return the bounding boxes and its label. If not, bound around the object."
+WHOLE_FRAME = [0, 0, GRID, GRID]
+# Split files by what their names say: the fork reads train_data.json and evaluates val_data.json.
+SPLIT_WORDS = {"train": ("train",), "validation": ("val", "valid", "validation"), "test": ("test",)}
+FIELDS = ("image_path", "bbox", "class", "is_broken", "height", "width")
+FEATURES = Features(
+    {
+        "image_path": Value("string"),
+        "file": Value("string"),
+        "class": Value("string"),
+        "is_broken": Value("bool"),
+        "boxes": SequenceFeature(SequenceFeature(Value("int32"), length=4)),
+        "width": Value("int32"),
+        "height": Value("int32"),
+    }
+)
+
+
+def _verify_zip(path: Path) -> None:
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a zip archive; a Drive quota or error page is HTML")
+
+
+def download(folder: Path) -> Path:
+    """The tutorial's MVTEC_det.zip fetched into `folder` (verified as a zip, kept once verified), then `unpack`."""
+    downloads.gdown_file(DRIVE_ID, Path(folder) / ZIP_NAME, _verify_zip)
+    return unpack(folder)
+
+
+def unpack(folder: Path) -> Path:
+    """`folder/MVTEC_det.zip` extracted safely (once) into `folder/extracted`; that folder."""
+    return downloads.safe_unzip(Path(folder) / ZIP_NAME, Path(folder) / "extracted", MAX_BYTES)
+
+
+def _split_of(path: Path) -> str | None:
+    words = path.stem.lower().replace("-", "_").split("_")
+    return next((split for split, names in SPLIT_WORDS.items() if any(w in names for w in words)), None)
+
+
+def discover(root: Path) -> dict[str, Path]:
+    """The JSON split files under `root` by split ("train", "validation", "test"); raises listing every JSON
+    file found when there is no train file, no evaluation file, or two files claim one split."""
+    root = Path(root)
+    found = sorted(p for p in root.rglob("*.json") if not p.name.startswith("."))
+    listing = ", ".join(str(p.relative_to(root)) for p in found) or "no .json file at all"
+    splits: dict[str, Path] = {}
+    for path in found:
+        split = _split_of(path)
+        if split is None:
+            continue
+        if split in splits:
+            raise ValueError(
+                f"{root}: both {splits[split].name} and {path.name} look like the {split} split; found: {listing}"
+            )
+        splits[split] = path
+    if "train" not in splits or not ({"validation", "test"} & set(splits)):
+        raise ValueError(
+            f"{root}: expected a train file and a val or test file (JSON lists of records with "
+            f"{', '.join(FIELDS)}); found: {listing}"
+        )
+    return splits
+
+
+def _image_file(image_path: str, root: Path) -> Path | None:
+    """`image_path` under `root`, else with leading folders dropped (the fork drops the first), else None."""
+    parts = Path(image_path).parts
+    for start in range(len(parts)):
+        for base in (root, root / "images"):
+            candidate = base.joinpath(*parts[start:])
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def check_box(value: object, where: str) -> list[int]:
+    """A box as four integers x1 < x2, y1 < y2 on the 0-100 grid, else ValueError naming `where`."""
+    if (
+        not isinstance(value, list)
+        or len(value) != 4
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise ValueError(f"{where}: field 'bbox' is {value!r}, expected four integers [x1, y1, x2, y2]")
+    if any(not 0 <= v <= GRID for v in value):
+        raise ValueError(f"{where}: field 'bbox' {value} is outside the 0-{GRID} grid")
+    x1, y1, x2, y2 = value
+    if x1 >= x2 or y1 >= y2:
+        raise ValueError(f"{where}: field 'bbox' {value} is reversed or empty (needs x1 < x2 and y1 < y2)")
+    return list(value)
+
+
+def _image_size(path: Path, where: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            size = image.size
+    except (OSError, UnidentifiedImageError) as error:
+        raise ValueError(f"{where}: field 'image_path' {path}: not a readable image ({error})") from error
+    if problem := runtime.pixel_limit_problem(*size):
+        raise ValueError(f"{where}: field 'image_path' {path}: {problem}")
+    return size
+
+
+def check_record(record: object, where: str, root: Path, classes: Sequence[str] = CATEGORIES) -> dict:
+    """One record checked (fields, box, class, image present with the stated size) as a row of FEATURES."""
+    if not isinstance(record, dict):
+        raise ValueError(f"{where}: expected an object with {', '.join(FIELDS)}, got {type(record).__name__}")
+    missing = [name for name in FIELDS if name not in record]
+    if missing:
+        raise ValueError(f"{where}: field(s) {missing} missing (fields: {', '.join(record) or 'none'})")
+    if record["class"] not in classes:
+        raise ValueError(f"{where}: field 'class' is {record['class']!r}, not one of {', '.join(classes)}")
+    if not isinstance(record["is_broken"], bool):
+        raise ValueError(f"{where}: field 'is_broken' is {record['is_broken']!r}, expected true or false")
+    boxes = record.get("boxes", [record["bbox"]])
+    boxes = [check_box(box, where) for box in boxes]
+    image = _image_file(str(record["image_path"]), root)
+    if image is None:
+        raise ValueError(f"{where}: field 'image_path' {record['image_path']!r}: no such image under {root}")
+    width, height = _image_size(image, where)
+    if (record["width"], record["height"]) != (width, height):
+        raise ValueError(
+            f"{where}: fields 'width', 'height' say {record['width']}x{record['height']}, the image is {width}x{height}"
+        )
+    return {"image_path": str(record["image_path"]), "file": str(image), "class": record["class"],
+            "is_broken": record["is_broken"], "boxes": boxes, "width": width, "height": height}  # fmt: skip
+
+
+def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = CATEGORIES) -> Dataset:
+    """A JSON list of records as a Dataset (image_path, file, class, is_broken, boxes, width, height), image paths
+    resolved under `root` (default: the JSON file's folder); a bad record raises naming file, index and field."""
+    path = Path(path)
+    root = path.parent if root is None else root
+    try:
+        records = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not valid JSON ({error})") from error
+    if not isinstance(records, list) or not records:
+        raise ValueError(f"{path}: expected a non-empty JSON list of records")
+    rows = [
+        check_record(record, f"{path} record {index}", Path(root), classes)
+        for index, record in enumerate(records)
+    ]
+    return Dataset.from_list(rows, features=FEATURES)
+
+
+def good_box_convention(table: Dataset) -> Counter:
+    """How the good (not broken) records are boxed: counts of each distinct box; the tutorial's set uses the whole frame."""
+    return Counter(
+        tuple(boxes[0])
+        for boxes, broken in zip(table["boxes"], table["is_broken"], strict=True)
+        if not broken
+    )
+
+
+def mask_boxes(mask: np.ndarray) -> list[list[int]]:
+    """One grid box per 8-connected region of a binary mask, largest region first; [] for an empty mask.
+
+    Corners enclose the region's pixels: floor for x1/y1 and ceil for x2/y2 of the pixel edges, on the 0-100 grid.
+    """
+    labels, count = ndimage.label(np.asarray(mask) > 0, structure=np.ones((3, 3), dtype=int))
+    height, width = labels.shape
+    regions = []
+    for region, found in enumerate(ndimage.find_objects(labels), start=1):
+        rows, cols = found
+        area = int((labels[found] == region).sum())
+        box = [math.floor(GRID * cols.start / width), math.floor(GRID * rows.start / height),
+               math.ceil(GRID * cols.stop / width), math.ceil(GRID * rows.stop / height)]  # fmt: skip
+        regions.append((-area, box))
+    return [box for _, box in sorted(regions)]
+
+
+def convert_official(root: Path, categories: Sequence[str] | None = None) -> list[dict]:
+    """Records from the official MVTec-AD folders: good images boxed as the whole frame, each defect image with one
+    box per connected region of its mask; a defect image without a mask, or with an empty one, raises."""
+    root = Path(root)
+    categories = categories or sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "test").is_dir())
+    if not categories:
+        raise ValueError(f"{root}: no category folder with a test/ folder (expected e.g. bottle/test/good)")
+    records = []
+    for category in categories:
+        for image in sorted((root / category).glob("*/*/*.png")):
+            split, kind = image.parent.parent.name, image.parent.name
+            if split not in ("train", "test"):
+                continue
+            with Image.open(image) as opened:
+                width, height = opened.size
+            record = {
+                "image_path": str(image.relative_to(root)),
+                "class": category,
+                "width": width,
+                "height": height,
+            }
+            if kind == "good":
+                records.append({**record, "is_broken": False, "bbox": WHOLE_FRAME, "boxes": [WHOLE_FRAME]})
+                continue
+            mask_path = root / category / "ground_truth" / kind / f"{image.stem}_mask.png"
+            if not mask_path.is_file():
+                raise ValueError(f"{image}: no mask at {mask_path}")
+            with Image.open(mask_path) as mask:
+                boxes = mask_boxes(np.asarray(mask.convert("L")))
+            if not boxes:
+                raise ValueError(f"{mask_path}: the mask is empty, so {image} has no defect to box")
+            records.append({**record, "is_broken": True, "bbox": boxes[0], "boxes": boxes})
+    return records
+
+
+def split_records(
+    records: Sequence[dict], fractions: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 42
+) -> dict[str, list[dict]]:
+    """train/validation/test holding `fractions` of each (class, good/defect) group, shuffled with `seed`."""
+    groups: dict[tuple[str, bool], list[dict]] = defaultdict(list)
+    for record in records:
+        groups[(record["class"], record["is_broken"])].append(record)
+    rng = random.Random(seed)
+    splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
+    for key in sorted(groups):
+        members = list(groups[key])
+        rng.shuffle(members)
+        n_validation = round(fractions[1] * len(members))
+        n_test = round(fractions[2] * len(members))
+        splits["validation"] += members[:n_validation]
+        splits["test"] += members[n_validation : n_validation + n_test]
+        splits["train"] += members[n_validation + n_test :]
+    return splits
+
+
+def records_dataset(records: Sequence[dict], root: Path) -> Dataset:
+    """Converted records, checked, as the same Dataset `read_records` gives."""
+    return Dataset.from_list(
+        [check_record(record, f"record {index}", Path(root)) for index, record in enumerate(records)],
+        features=FEATURES,
+    )

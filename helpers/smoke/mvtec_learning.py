@@ -1,0 +1,79 @@
+"""Notebook 06's calls, packaged for the offline check: a tiny MiniGPT-v2 must box drawn defects from the image, on
+images it never saw, beating the best constant box and an image-shuffled control. Used by notebook 06 §7 and its test.
+"""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+from datasets import Dataset
+
+from helpers import runtime
+from helpers.data import mvtec
+from helpers.metrics import box_metrics
+from helpers.models.minigpt_v2_prompts import build_prompt
+from helpers.smoke import mvtec_fixtures
+from helpers.smoke.vivqa_learning import fit, load_minigpt_with_lora
+from helpers.training import detection_rows, minigpt_answers
+
+# 70 images per category: about 147 for training and 42 for testing.
+PER_CATEGORY = 70
+
+
+def shuffle_images(table: Dataset, seed: int = 0) -> Dataset:
+    """`table` with its image files permuted across rows: each answer keeps its class and box but not its picture."""
+    files = table["file"][:]
+    random.Random(seed).shuffle(files)
+    return table.remove_columns("file").add_column("file", files)
+
+
+def mean_box(table: Dataset) -> box_metrics.Box:
+    """The best constant guess: the mean of every training record's first box, on the grid."""
+    return box_metrics.Box(*np.mean([boxes[0] for boxes in table["boxes"][:]], axis=0).round().tolist())
+
+
+def truth(table: Dataset) -> list[list[box_metrics.Box]]:
+    """Each record's boxes as Box lists."""
+    return [[box_metrics.Box(*box) for box in boxes] for boxes in table["boxes"][:]]
+
+
+def learning_check(shuffle: bool = False, per_category: int = PER_CATEGORY) -> dict:
+    """Trains the tiny MiniGPT-v2 on the fixture's training split (images shuffled across rows when `shuffle`) and
+    scores Acc@0.5 on its test split, beside the mean training box."""
+    profile = runtime.profile("smoke")
+    recipe = profile.recipe("defects")
+    folder = profile.output_dir("mvtec-learning-check", "shuffled" if shuffle else "trained")
+    mvtec_fixtures.write_tutorial_zip(folder, per_category=per_category)
+    files = mvtec.discover(mvtec.unpack(folder))
+    train, test = mvtec.read_records(files["train"]), mvtec.read_records(files["test"])
+    runtime.seed_everything(0)  # the LoRA weights are drawn before Trainer seeds
+    model, tokenizer, image_processor = load_minigpt_with_lora(profile, recipe)
+    fit(
+        model,
+        tokenizer,
+        image_processor,
+        recipe,
+        detection_rows(shuffle_images(train) if shuffle else train),
+        folder,
+    )
+    rows = detection_rows(test)
+    prompt = build_prompt("detection", mvtec.INSTRUCTION)
+    generated = minigpt_answers(
+        model, tokenizer, image_processor, rows["image"], [prompt] * len(test), recipe.max_new_tokens
+    )
+    parsed = [box_metrics.parse_boxes(g.answer) for g in generated]
+    gt = truth(test)
+    hits = box_metrics.accuracy_at([p.boxes for p in parsed], gt)
+    broken = np.array(test["is_broken"][:])
+    return {
+        "accuracy": float(hits.mean()),
+        "accuracy_on_defects": float(hits[broken].mean()),
+        "parsed": float(np.mean([p.ok for p in parsed])),
+        "label_accuracy": float(
+            box_metrics.defect_accuracy([p.boxes for p in parsed], broken.tolist()).mean()
+        ),
+        "mean_box": float(box_metrics.accuracy_at([[mean_box(train)]] * len(test), gt).mean()),
+        "images": len(test),
+        "outputs": [g.answer for g in generated],
+    }
