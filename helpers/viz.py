@@ -55,17 +55,23 @@ def draw_example(record: pd.Series, task: str, folder: Path):
     ax.imshow(picture)
     ax.axis("off")
     if task == "boxes":
-        width, height = picture.size
-        for boxes, colour, style in (
-            (record["gt_boxes_parsed"], "lime", "-"),
-            (record["pred_boxes"], "red", "--"),
-        ):
-            for box in boxes:
-                b = box_metrics.grid_to_pixels(box, width, height)
-                ax.add_patch(plt.Rectangle((b.x1, b.y1), b.x2 - b.x1, b.y2 - b.y1, fill=False,
-                                           edgecolor=colour, linestyle=style, linewidth=2))  # fmt: skip
+        draw_boxes(ax, picture.size, record["gt_boxes_parsed"], record["pred_boxes"])
     fig.tight_layout()
     return fig
+
+
+def draw_boxes(
+    ax: plt.Axes,
+    size: tuple[int, int],
+    truth: Sequence[box_metrics.Box],
+    predicted: Sequence[box_metrics.Box],
+) -> None:
+    """True boxes solid green and predicted boxes dashed red on an image of `size`, grid units drawn in pixels."""
+    for boxes, colour, style in ((truth, "lime", "-"), (predicted, "red", "--")):
+        for box in boxes:
+            b = box_metrics.grid_to_pixels(box, *size)
+            ax.add_patch(plt.Rectangle((b.x1, b.y1), b.x2 - b.x1, b.y2 - b.y1, fill=False,
+                                       edgecolor=colour, linestyle=style, linewidth=2))  # fmt: skip
 
 
 def filtered(examples: dict[str, pd.DataFrame], task: str, model: str, errors_only: bool) -> pd.DataFrame:
@@ -162,6 +168,25 @@ def caption_grid(images: Sequence[Image.Image], captions: dict[str, Sequence[str
             for name, lines in captions.items()
         )
         ax.set_title(text, fontsize=7, loc="left")
+    fig.tight_layout()
+    return fig
+
+
+def box_grid(
+    images: Sequence[Image.Image | Path],
+    truth: Sequence[Sequence[box_metrics.Box]],
+    titles: Sequence[str],
+    predicted: Sequence[Sequence[box_metrics.Box]] | None = None,
+) -> plt.Figure:
+    """Images with their true boxes (solid green) and predicted boxes (dashed red), grid units drawn in pixels."""
+    n = len(images)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.8), squeeze=False)
+    for k, ax in enumerate(axes[0]):
+        image = images[k] if isinstance(images[k], Image.Image) else Image.open(images[k]).convert("RGB")
+        ax.imshow(image)
+        ax.axis("off")
+        draw_boxes(ax, image.size, truth[k], predicted[k] if predicted else [])
+        ax.set_title(textwrap.fill(printable(titles[k]), 34, max_lines=3), fontsize=7, loc="left")
     fig.tight_layout()
     return fig
 

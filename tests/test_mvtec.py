@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers.data import mvtec
+from helpers.smoke import mvtec_fixtures, mvtec_learning
 
 
 def write_image(path: Path, size=(40, 20)) -> None:
@@ -162,3 +163,82 @@ def test_splits_are_stratified_reproducible_and_disjoint():
     paths = [r["image_path"] for split in splits.values() for r in split]
     assert len(paths) == len(set(paths)) == 80
     assert mvtec.split_records(records) == splits and mvtec.split_records(records, seed=1) != splits
+
+
+def test_tutorial_zip_fixture_reads_back_with_first_contour_boxes_and_whole_frame_goods(tmp_path):
+    mvtec_fixtures.write_tutorial_zip(tmp_path, per_category=14)
+    files = mvtec.discover(mvtec.unpack(tmp_path))
+    assert set(files) == {"train", "validation", "test"}
+    tables = {split: mvtec.read_records(path) for split, path in files.items()}
+    assert sum(len(t) for t in tables.values()) == 3 * 14
+    good = mvtec.good_box_convention(tables["train"])
+    assert set(good) == {(0, 0, 100, 100)}
+    for row in tables["train"]:
+        assert len(row["boxes"]) == 1  # the tutorial's JSON keeps one box per image
+        if row["is_broken"]:
+            x1, y1, x2, y2 = row["boxes"][0]
+            mask = np.asarray(Image.open(row["file"]).convert("L"))[y1:y2, x1:x2]
+            assert (mask < 20).mean() > 0.5  # the black blob fills its box
+
+
+def test_official_fixture_converts_to_every_region_of_its_masks(tmp_path):
+    mvtec_fixtures.write_official(tmp_path, per_category=14, two_regions_every=4)
+    records = mvtec.convert_official(tmp_path)
+    assert len(records) == 3 * 14 and {r["class"] for r in records} == set(mvtec_fixtures.CATEGORIES)
+    several = [r for r in records if len(r["boxes"]) == 2]
+    assert several and all(r["is_broken"] for r in several)
+    for record in several:
+        assert all((b[2] - b[0], b[3] - b[1]) == (mvtec_fixtures.DEFECT,) * 2 for b in record["boxes"])
+
+
+def test_detection_rows_carry_the_forks_answer_with_every_box(tmp_path):
+    from helpers.training import detection_answer, detection_rows
+
+    assert detection_answer("bottle", True, [[10, 20, 50, 60], [60, 60, 100, 100]]) == (
+        "<p>bottle-defect</p>{<10><20><50><60>}<delim>{<60><60><100><100>}"
+    )
+    assert detection_answer("screw", False, [[0, 0, 100, 100]]) == "<p>screw-not-defect</p>{<0><0><100><100>}"
+    write_official(tmp_path)
+    table = mvtec.records_dataset(mvtec.convert_official(tmp_path), tmp_path)
+    rows = detection_rows(table)
+    assert rows[0]["task"] == "detection" and rows[0]["instruction"] == mvtec.INSTRUCTION
+    assert rows[0]["image"].size == (100, 50)
+    assert "<delim>" in rows[table["image_path"][:].index("hazelnut/test/crack/000.png")]["answer"]
+
+
+def test_box_rows_key_images_by_their_full_path_and_score_in_notebook_07(tmp_path, monkeypatch):
+    from helpers import runtime
+    from helpers.data import predictions
+    from helpers.metrics import scoring
+    from helpers.training import detection_answer
+
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path / "out"))
+    write_official(tmp_path)
+    table = mvtec.records_dataset(mvtec.convert_official(tmp_path), tmp_path)
+    references = [
+        detection_answer(c, b, x)
+        for c, b, x in zip(table["class"], table["is_broken"], table["boxes"], strict=True)
+    ]
+    answers = [references[0], "no idea", references[2], references[3]]
+    rows = predictions.box_rows(
+        table, answers, answers, references, "minigpt-v2-mvtec-lora", runtime.profile("smoke")
+    )
+    assert [row["id"] for row in rows] == table["image_path"][:]  # two 000.png files, two ids
+    loaded = predictions.load(
+        predictions.write(runtime.profile("smoke"), "boxes", "minigpt-v2-mvtec-lora", rows).parent
+    )
+    overall, _, examples = scoring.score_boxes(loaded)
+    values = overall.set_index("metric")["value"]
+    assert values["parsed"] == 0.75 and values["acc@0.5"] == 0.75  # the unparsed image counts as a miss
+    with pytest.raises(ValueError, match="1 answers, 4 raw outputs and 4 references for 4 images"):
+        predictions.box_rows(table, answers[:1], answers, references, "x", runtime.profile("smoke"))
+
+
+def test_trained_model_boxes_unseen_defects_beating_the_mean_box_and_the_shuffled_control():
+    trained = mvtec_learning.learning_check(shuffle=False)
+    control = mvtec_learning.learning_check(shuffle=True)
+    assert trained["images"] >= 30
+    assert trained["accuracy"] >= 0.5 and trained["accuracy_on_defects"] >= 0.3
+    assert trained["accuracy"] > trained["mean_box"] + 0.4
+    assert control["accuracy"] <= 0.25
+    assert trained["accuracy"] > control["accuracy"] + 0.4

@@ -24,7 +24,9 @@ SIZE = 100
 STEP = 30  # defect corners at 0, 30 or 60: nine places a tiny model can learn to name
 DEFECT = 40  # side of a defect blob in px (= grid units)
 CATEGORIES = ("bottle", "screw", "hazelnut")
-DEFECT_TYPE = {"bottle": "broken_large", "screw": "scratch_head", "hazelnut": "crack"}
+# Two of MVTec's defect types per category, alternating; files are numbered per folder from 000 as in MVTec-AD.
+DEFECT_TYPES = {"bottle": ("broken_large", "contamination"), "screw": ("scratch_head", "thread_side"),
+                "hazelnut": ("crack", "hole")}  # fmt: skip
 
 
 def draw_object(draw: ImageDraw.ImageDraw, category: str) -> None:
@@ -78,16 +80,18 @@ def _png(image: Image.Image) -> bytes:
 
 
 def _items(per_category: int, seed: int, two_regions_every: int) -> list[dict]:
-    """(category, kind, index, image, mask, boxes) for every image: a third good, the rest one defect type."""
+    """(category, kind, index, image, mask, boxes) for every image: a third good, the rest of two defect types."""
     rng = random.Random(seed)
     items = []
     for category in CATEGORIES:
-        for index in range(per_category):
-            good = index % 3 == 0
-            regions = 0 if good else 2 if two_regions_every and index % two_regions_every == 1 else 1
+        numbers: dict[str, int] = {}
+        for k in range(per_category):
+            good = k % 3 == 0
+            regions = 0 if good else 2 if two_regions_every and k % two_regions_every == 1 else 1
             boxes = defect_boxes(rng, regions) if regions else []
             image, mask = scene(category, boxes, rng)
-            kind = "good" if good else DEFECT_TYPE[category]
+            kind = "good" if good else DEFECT_TYPES[category][k % 2]
+            numbers[kind] = index = numbers.get(kind, -1) + 1
             items.append(dict(category=category, kind=kind, index=index, image=image, mask=mask, boxes=boxes))
     return items
 
