@@ -263,7 +263,10 @@ def uploaded_image(upload: widgets.FileUpload) -> Image.Image:
     if not upload.value:
         raise ValueError("no photo uploaded yet: choose one with the upload button")
     item = upload.value[0]
-    image = Image.open(io.BytesIO(bytes(item["content"])))
+    try:
+        image = Image.open(io.BytesIO(bytes(item["content"])))
+    except (OSError, Image.DecompressionBombError) as error:
+        raise ValueError(f"{item['name']}: not a readable image ({error})") from error
     if problem := runtime.pixel_limit_problem(*image.size):
         raise ValueError(f"{item['name']}: {problem}; not read")
     return image.convert("RGB")
@@ -284,7 +287,7 @@ def ask_widget(answer: Callable[[Image.Image, str], str], placeholder: str = "")
                 return
             try:
                 image = uploaded_image(upload)
-            except (ValueError, OSError) as error:  # a missing, unreadable or oversized upload, said plainly
+            except ValueError as error:  # a missing, unreadable or oversized upload, said plainly
                 print(error)
                 return
             display(image.resize((224, round(224 * image.height / image.width))))

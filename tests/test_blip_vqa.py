@@ -91,7 +91,7 @@ def test_vqa_rows_follow_the_contract_and_score_in_notebook_07(monkeypatch, tmp_
         ),
     )
     rows = predictions.vqa_rows(
-        test, ["2", "blue"], "blip-vqa-lora", profile, ["count", "color"], id_column="pid"
+        test, ["2", "blue"], "blip-vqa-lora", profile, ["count", "color"], "iconqa", id_column="pid"
     )
     path = predictions.write(profile, "vqa", "blip-vqa-lora", rows)
     lines, _ = jsonl.read(path)
@@ -104,6 +104,7 @@ def test_vqa_rows_follow_the_contract_and_score_in_notebook_07(monkeypatch, tmp_
         "question_type": "color",
         "question": "What color?",
         "image_path": str(png),
+        "dataset": "iconqa",
         "split": "test",
         "profile": "smoke",
     }
@@ -116,7 +117,7 @@ def test_vqa_rows_follow_the_contract_and_score_in_notebook_07(monkeypatch, tmp_
         "overall": 0.5,
     }
     with pytest.raises(ValueError, match="1 predictions and 2 question types for 2 examples"):
-        predictions.vqa_rows(test, ["2"], "x", profile, ["count", "color"], id_column="pid")
+        predictions.vqa_rows(test, ["2"], "x", profile, ["count", "color"], "iconqa", id_column="pid")
 
 
 def test_shuffled_images_keep_question_with_answer_but_move_pictures(tmp_path):

@@ -569,4 +569,4 @@ def test_one_call_smoke_loader_gives_a_4bit_model_with_the_checkpoint_and_answer
         max_new_tokens=4,
     )
     assert len(answers) == 1 and isinstance(answers[0].answer, str)
-    assert answers[0].raw.endswith(answers[0].answer) or tokenizer.eos_token in answers[0].raw
+    assert answers[0].answer in answers[0].raw

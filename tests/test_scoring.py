@@ -73,6 +73,8 @@ def test_model_stage():
     assert scoring.model_stage("minigptv2-stage3") == "pre-trained"
     assert scoring.model_stage("blip2-lora") == "fine-tuned"
     assert scoring.model_stage("mystery") == "unknown"
+    assert scoring.model_stage("minigpt-v2-lora-dropped") == "pre-trained"
+    assert scoring.model_stage("baseline-mean-box") == "baseline"
 
 
 def test_score_captions_uses_the_metric_functions(prediction_folder):

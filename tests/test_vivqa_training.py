@@ -74,6 +74,7 @@ def test_minigpt_answers_in_batches_equal_one_call(parts):
     batched = training.minigpt_answers(model, tokenizer, processor, pictures, prompts, 4, batch_size=2)
     pixels = processor(pictures, return_tensors="pt")["pixel_values"]
     assert batched == generate_answers(model, tokenizer, pixels, prompts, 4)
+    assert len({g.answer for g in batched}) > 1  # the answers depend on the input
     with pytest.raises(ValueError, match="5 images but 1 prompts"):
         training.minigpt_answers(model, tokenizer, processor, pictures, prompts[:1], 4)
 
@@ -122,7 +123,6 @@ def test_step_time_estimate_grows_with_the_batch_and_is_labelled():
     double = audit.step_seconds_estimate(type(setup)(**{**setup.__dict__, "batch": 2 * setup.batch}))
     assert double == pytest.approx(2 * one) and one > 0
     assert audit.step_seconds_estimate(setup, 10**9, 1025) > one
-    assert "ESTIMATE" in audit.step_seconds_estimate.__doc__
 
 
 def upload_holding(data: bytes, name: str = "photo.png") -> widgets.FileUpload:

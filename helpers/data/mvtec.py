@@ -270,6 +270,9 @@ def split_records(
 def records_dataset(records: Sequence[dict], root: Path) -> Dataset:
     """Converted records, checked, as the same Dataset `read_records` gives."""
     return Dataset.from_list(
-        [check_record(record, f"record {index}", Path(root)) for index, record in enumerate(records)],
+        [
+            check_record(record, f"{root} record {index} ({record.get('image_path')})", Path(root))
+            for index, record in enumerate(records)
+        ],
         features=FEATURES,
     )

@@ -52,11 +52,12 @@ def vqa_rows(
     model_tag: str,
     profile: runtime.Profile,
     question_types: Sequence[str],
+    dataset_name: str,
     id_column: str = "id",
     split: str = "test",
 ) -> list[dict]:
     """One line per question: id, task, model, prediction, references ([answer]), question_type, question,
-    image_path (an `image_path` column, else the file behind an `image` column, else none), split, profile."""
+    image_path (an `image_path` column, else the file behind an `image` column, else none), dataset, split, profile."""
     if not len(predictions) == len(question_types) == len(dataset):
         raise ValueError(
             f"{len(predictions)} predictions and {len(question_types)} question types for {len(dataset)} examples"
@@ -78,6 +79,7 @@ def vqa_rows(
             "question_type": kind,
             "question": question,
             "image_path": path,
+            "dataset": dataset_name,
             "split": split,
             "profile": profile.name,
         }

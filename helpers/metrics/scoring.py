@@ -22,8 +22,13 @@ CAPTION_ERROR_ROUGE = 0.5  # the explorer's "errors only" shows captions under t
 
 
 def model_stage(model: str) -> str:
-    """'pre-trained' or 'fine-tuned' from a model tag such as blip2-zero-shot or blip2-lora."""
+    """'baseline', 'pre-trained' or 'fine-tuned' from a model tag such as baseline-mean-box, blip2-zero-shot,
+    minigpt-v2-lora-dropped (the pre-trained model with its LoRA dropped) or blip2-lora."""
     tag = model.casefold()
+    if tag.startswith(("baseline", "blind")):
+        return "baseline"
+    if "dropped" in tag:
+        return "pre-trained"
     if any(t in tag for t in FINETUNED_TAGS):
         return "fine-tuned"
     return "pre-trained" if any(t in tag for t in PRETRAINED_TAGS) else "unknown"
