@@ -1,8 +1,9 @@
 """Predictions files, the contract between training chapters and notebook 07: one JSON object per example.
 
 A line: `{"id", "task": "caption"|"vqa"|"boxes", "model", "prediction": str, "references": [str, ...]}` plus
-extras: `question_type` (vqa); `image_path`, `width`, `height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1,
-x2, y2]}]` in 0-100 grid units and `is_broken` (boxes; without them the truth is parsed from the reference text).
+extras: `question_type` and `dataset` (vqa: "iconqa" from notebook 04, "vivqa" from 05); `image_path`, `width`,
+`height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and `is_broken` (boxes;
+without them the truth is parsed from the reference text).
 """
 
 from __future__ import annotations
