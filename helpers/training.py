@@ -180,8 +180,8 @@ def minigpt_vqa_rows(split: Dataset, seed: int = 42) -> Dataset:
 
 def detection_answer(category: str, is_broken: bool, boxes: Sequence[Sequence[int]]) -> str:
     """The fork's answer `<p>{class}-{defect|not-defect}</p>{<x1><y1><x2><y2>}`, more boxes joined by `<delim>`."""
-    label = f"{category}-{'defect' if is_broken else 'not-defect'}"
-    return format_boxes([Box(*box, label if k == 0 else None) for k, box in enumerate(boxes)])
+    first = mvtec.label(category, is_broken)
+    return format_boxes([Box(*box, first if k == 0 else None) for k, box in enumerate(boxes)])
 
 
 def detection_rows(table: Dataset) -> Dataset:

@@ -14,6 +14,7 @@ from helpers.data import predictions, vivqa
 from helpers.metrics import scoring
 from helpers.models import audit
 from helpers.smoke import icon_scenes, tiny_models, vqa_learning
+from helpers.smoke.controls import shuffle_column
 from helpers.training import answer_questions
 
 
@@ -123,11 +124,15 @@ def test_vqa_rows_follow_the_contract_and_score_in_notebook_07(monkeypatch, tmp_
 def test_shuffled_images_keep_question_with_answer_but_move_pictures(tmp_path):
     splits = vqa_learning.icon_splits(tmp_path, n_train=40)
     train = splits["train"]
-    shuffled = vqa_learning.shuffle_images(train)
+    shuffled = shuffle_column(train, "image")
     assert shuffled["question"][:] == train["question"][:] and shuffled["answer"][:] == train["answer"][:]
     before = [image.tobytes() for image in train["image"]]
     after = [image.tobytes() for image in shuffled["image"]]
     assert sorted(before) == sorted(after) and before != after
+    table = Dataset.from_dict({"question": list("abcdef"), "image_path": [f"{k}.jpg" for k in range(6)]})
+    moved = shuffle_column(table, "image_path")
+    assert moved["question"][:] == table["question"][:] and moved.features == table.features
+    assert sorted(moved["image_path"][:]) == table["image_path"][:] != moved["image_path"][:]
 
 
 def test_icon_colour_answers_are_what_the_scene_shows(tmp_path):

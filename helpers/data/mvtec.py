@@ -60,6 +60,11 @@ FEATURES = Features(
 )
 
 
+def label(category: str, is_broken: bool) -> str:
+    """The fork's answer label: `{class}-defect` or `{class}-not-defect`."""
+    return f"{category}-{'defect' if is_broken else 'not-defect'}"
+
+
 def _verify_zip(path: Path) -> None:
     if not zipfile.is_zipfile(path):
         raise ValueError("not a zip archive; a Drive quota or error page is HTML")

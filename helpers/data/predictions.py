@@ -15,6 +15,7 @@ import pandas as pd
 from datasets import Dataset, Image
 
 from helpers import jsonl, runtime
+from helpers.data import mvtec
 
 TASKS = ("caption", "vqa", "boxes")
 REQUIRED = ("id", "task", "model", "prediction", "references")
@@ -110,7 +111,7 @@ def box_rows(
     ).to_list()
     lines = []
     for row, answer, text, reference in zip(rows, answers, raw, references, strict=True):
-        label = f"{row['class']}-{'defect' if row['is_broken'] else 'not-defect'}"
+        label = mvtec.label(row["class"], row["is_broken"])
         lines.append({"id": row["image_path"], "task": "boxes", "model": model_tag, "prediction": answer,
                       "references": [reference], "image_path": row["file"], "width": row["width"],
                       "height": row["height"], "gt_boxes": [{"label": label, "bbox": box} for box in row["boxes"]],

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -338,15 +339,18 @@ def llm_quantization_config(bits: int, compute_dtype: torch.dtype = torch.float1
     raise ValueError(f"bits must be 8 or 4, got {bits}")
 
 
-def lora_config(r: int = 64, alpha: int = 16, dropout: float = 0.05) -> LoraConfig:
-    """MiniGPT-v2's LoRA (q_proj, v_proj of the LLM only) with llama_proj trained and saved beside it."""
+def lora_config(
+    r: int = 64, alpha: int = 16, dropout: float = 0.05, extra_trained: Sequence[str] = ()
+) -> LoraConfig:
+    """MiniGPT-v2's LoRA (q_proj, v_proj of the LLM only) with llama_proj (and `extra_trained` layers, such as
+    smoke's lm_head) trained and saved beside it."""
     return LoraConfig(
         r=r,
         lora_alpha=alpha,
         lora_dropout=dropout,
         bias="none",
         target_modules=LORA_TARGET_REGEX,
-        modules_to_save=["llama_proj"],
+        modules_to_save=["llama_proj", *extra_trained],
     )
 
 

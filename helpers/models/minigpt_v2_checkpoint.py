@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,9 +135,13 @@ def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, to
 
 
 def load_stage3_model(
-    profile: runtime.Profile, bits: int = 8, gradient_checkpointing: bool = False
+    profile: runtime.Profile,
+    bits: int = 8,
+    gradient_checkpointing: bool = False,
+    extra_trained: Sequence[str] = (),
 ) -> tuple[PeftModel, PreTrainedTokenizerBase, BlipImageProcessorPil, LoadReport]:
-    """MiniGPT-v2 with stage-3 weights, ready to evaluate or fine-tune: (model, tokenizer, image processor, report).
+    """MiniGPT-v2 with stage-3 weights, ready to evaluate or fine-tune: (model, tokenizer, image processor, report),
+    the calls notebook 05 §3 shows one by one; `extra_trained` layers (smoke's lm_head) are trained beside the LoRA.
 
     full: BLIP-2's ViT + Llama-2-7b-chat in `bits` on the GPU and the released checkpoint (gdown);
     smoke: the tiny models of the same classes, 8/4-bit on CPU, and a synthetic checkpoint with the original names.
@@ -154,7 +158,9 @@ def load_stage3_model(
         dtype=dtype,
         token=token,
     )
-    peft_model = attach_lora(model, gradient_checkpointing=gradient_checkpointing)
+    peft_model = attach_lora(
+        model, gradient_checkpointing=gradient_checkpointing, extra_trained=extra_trained
+    )
     if profile.is_smoke:
         path = profile.output_dir("checkpoints") / "synthetic_stage3.pth"
         checkpoint = profile.smoke_kit().synthetic_stage3.write(model.config, path)

@@ -4,8 +4,6 @@ images it never saw, beating the best constant box and an image-shuffled control
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
 from datasets import Dataset
 
@@ -14,18 +12,12 @@ from helpers.data import mvtec
 from helpers.metrics import box_metrics
 from helpers.models.minigpt_v2_prompts import build_prompt
 from helpers.smoke import mvtec_fixtures
-from helpers.smoke.vivqa_learning import fit, load_minigpt_with_lora
+from helpers.smoke.controls import shuffle_column
+from helpers.smoke.vivqa_learning import fit, load_for_training
 from helpers.training import detection_rows, minigpt_answers
 
 # 70 images per category: about 147 for training and 42 for testing.
 PER_CATEGORY = 70
-
-
-def shuffle_images(table: Dataset, seed: int = 0) -> Dataset:
-    """`table` with its image files permuted across rows: each answer keeps its class and box but not its picture."""
-    files = table["file"][:]
-    random.Random(seed).shuffle(files)
-    return table.remove_columns("file").add_column("file", files)
 
 
 def mean_box(table: Dataset) -> box_metrics.Box:
@@ -48,13 +40,13 @@ def learning_check(shuffle: bool = False, per_category: int = PER_CATEGORY) -> d
     files = mvtec.discover(mvtec.unpack(folder))
     train, test = mvtec.read_records(files["train"]), mvtec.read_records(files["test"])
     runtime.seed_everything(0)  # the LoRA weights are drawn before Trainer seeds
-    model, tokenizer, image_processor = load_minigpt_with_lora(profile, recipe)
+    model, tokenizer, image_processor = load_for_training(profile, recipe)
     fit(
         model,
         tokenizer,
         image_processor,
         recipe,
-        detection_rows(shuffle_images(train) if shuffle else train),
+        detection_rows(shuffle_column(train, "file") if shuffle else train),
         folder,
     )
     rows = detection_rows(test)

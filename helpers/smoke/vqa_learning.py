@@ -7,12 +7,10 @@ from __future__ import annotations
 
 import copy
 import math
-import random
 from pathlib import Path
 
 import torch
 from datasets import Dataset, DatasetDict
-from datasets import Image as ImageFeature
 from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
 from transformers import (
     BitsAndBytesConfig,
@@ -29,6 +27,7 @@ from helpers.data import iconqa, vivqa
 from helpers.metrics import vqa_metrics
 from helpers.models import audit
 from helpers.smoke import icon_scenes
+from helpers.smoke.controls import shuffle_column
 from helpers.training import answer_questions
 
 DECAY = 0.9  # the exercise's ExponentialLR gamma, applied once per epoch
@@ -93,15 +92,6 @@ def icon_splits(folder: Path, n_train: int = 192) -> DatasetDict:
     return iconqa.image_disjoint_splits(iconqa.read_exercise_layout(root)["train"], (0.7, 0.1, 0.2))
 
 
-def shuffle_images(table: Dataset, seed: int = 0) -> Dataset:
-    """`table` with its images permuted across rows: each question keeps its answer but not its picture."""
-    raw = table.cast_column("image", ImageFeature(decode=False))
-    images = raw["image"][:]
-    random.Random(seed).shuffle(images)
-    shuffled = raw.remove_columns("image").add_column("image", images, feature=ImageFeature(decode=False))
-    return shuffled.cast_column("image", ImageFeature())
-
-
 def learning_check(shuffle: bool = False, n_train: int = 192) -> dict:
     """Trains the tiny BLIP VQA on icon scenes (images shuffled across rows when `shuffle`) and scores it on
     scenes it never saw, beside the majority answer and the per-question prior."""
@@ -112,7 +102,7 @@ def learning_check(shuffle: bool = False, n_train: int = 192) -> dict:
     recipe = profile.recipe("vqa")
     runtime.seed_everything(0)  # the LoRA weights are drawn before Trainer seeds
     model, processor = load_blip_vqa_with_lora(profile, recipe)
-    fit(model, processor, recipe, shuffle_images(train) if shuffle else train, folder / "run")
+    fit(model, processor, recipe, shuffle_column(train, "image") if shuffle else train, folder / "run")
     model.eval()
     predicted = answer_questions(model, processor, test["image"], test["question"], recipe.max_new_tokens)
     references = [[answer] for answer in test["answer"]]
