@@ -5,37 +5,99 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
+from queue import Empty
 
 import nbformat
 import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
 from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
 from tqdm.auto import tqdm
+from traitlets import Type
 from traitlets.config import Config
 
 from helpers import runtime
 
-# CurveZMQ keys for each kernel when pyzmq supports them (ipykernel's kernelspec does): otherwise ipykernel warns
-# on stderr that it runs over TCP without encryption.
+POLL_SLICE = 0.5  # seconds: the longest single wait for a kernel message (see BoundedPollChannel)
+CHANNEL = AsyncKernelClient.class_traits()[
+    "shell_channel_class"
+].default_value  # jupyter_client 7 and 8 differ
+
+
+class BoundedPollChannel(CHANNEL):
+    """A kernel channel that waits for a message in slices of POLL_SLICE seconds. pyzmq's asyncio poll can miss
+    the wake-up of a message already queued: the runner then sat until the cell's time limit, or for good with no
+    limit, after cells that build widgets (jupyter/nbclient#312); a fresh poll finds the message at once."""
+
+    async def get_msg(self, timeout: float | None = None) -> dict:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            left = POLL_SLICE if deadline is None else max(0.0, deadline - time.monotonic())
+            try:
+                return await super().get_msg(timeout=min(POLL_SLICE, left))
+            except Empty:
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise
+
+
+class BoundedPollClient(AsyncKernelClient):
+    """The kernel client the series runs notebooks with: its shell and IOPub channels poll in bounded slices."""
+
+    shell_channel_class = Type(BoundedPollChannel)
+    iopub_channel_class = Type(BoundedPollChannel)
+
+
 KERNEL_CONFIG = Config(
-    {"KernelManager": {"transport_encryption": "auto" if zmq.has("curve") else "disabled"}}
+    {
+        "KernelManager": {
+            # CurveZMQ keys for each kernel when pyzmq supports them (ipykernel's kernelspec does): otherwise
+            # ipykernel warns on stderr that it runs over TCP without encryption.
+            "transport_encryption": "auto" if zmq.has("curve") else "disabled",
+            "client_class": f"{__name__}.BoundedPollClient",
+        }
+    }
 )
+# Seconds one cell may run: smoke cells take seconds, so a stalled one fails fast; a full-profile training cell
+# stops itself after its session budget (`Recipe.session_minutes`), well inside two hours.
+CELL_TIMEOUT = {"smoke": 300, "full": 2 * 3600}
 
 
-def run_series(notebooks: list[Path] | None = None, timeout: int = 3600) -> list[tuple[str, float]]:
+class NotebookFailed(RuntimeError):
+    """A cell of a notebook raised or ran past its time limit; the message names the notebook and the cell."""
+
+
+def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:
+    """Run one notebook in a fresh kernel from its own folder and return it with its outputs."""
+    timeout = timeout or CELL_TIMEOUT[runtime.profile_name()]
+    notebook = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        notebook,
+        timeout=timeout,
+        resources={"metadata": {"path": str(Path(path).parent)}},
+        config=KERNEL_CONFIG,
+    )
+    running = {"index": None}
+    client.on_cell_start = lambda cell, cell_index: running.update(index=cell_index)
+    try:
+        client.execute()
+    except CellTimeoutError as error:
+        raise NotebookFailed(
+            f"{Path(path).name}: cell {running['index']} ran past {timeout} s\n{error}"
+        ) from error
+    except CellExecutionError as error:
+        raise NotebookFailed(f"{Path(path).name}: cell {running['index']} failed\n{error}") from error
+    return notebook
+
+
+def run_series(notebooks: list[Path] | None = None, timeout: int | None = None) -> list[tuple[str, float]]:
     """Execute the notebooks (all of `notebooks/` by default) and return (name, seconds) for each."""
     paths = notebooks or runtime.notebook_paths()
     profile = runtime.profile()
     out_dir = profile.output_dir("executed")
     timings = []
     for path in tqdm(paths, desc=f"series ({profile.name})", unit="notebook"):
-        notebook = nbformat.read(path, as_version=4)
         start = time.perf_counter()
-        NotebookClient(
-            notebook,
-            timeout=timeout,
-            resources={"metadata": {"path": str(path.parent)}},
-            config=KERNEL_CONFIG,
-        ).execute()
+        notebook = execute(path, timeout)
         timings.append((path.name, time.perf_counter() - start))
         nbformat.write(notebook, out_dir / path.name)
     return timings

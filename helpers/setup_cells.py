@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 
 import nbformat
@@ -51,39 +49,9 @@ if "google.colab" in sys.modules:
                 f"or upload the project folder to {REPO_DIR} (Files panel) and run this cell again."
             )
     sys.path.insert(0, str(REPO_DIR))
-    from helpers.setup_cells import install_in_colab
+    from helpers.colab_install import install_requirements  # the standard library only: nothing pip replaces
 
-    install_in_colab(REPO_DIR)"""
-
-
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def install_in_colab(repo_dir: Path) -> None:
-    """pip-install requirements.txt once (Colab's torch satisfies its range); say plainly if a restart is needed."""
-    marker = Path(repo_dir) / ".colab-installed"
-    if marker.exists():  # after a restart the install is skipped
-        return
-    requirements = Path(repo_dir) / "requirements.txt"
-    required = {_canonical(n) for n in re.findall(r"^\w[\w.-]*", requirements.read_text(), re.M)}
-    imported = {d for m, ds in metadata.packages_distributions().items() if m in sys.modules for d in ds}
-    before = {d: metadata.version(d) for d in imported if _canonical(d) in required}
-    print("Installing the project's requirements (a few minutes)...")
-    pip = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "-r", str(requirements)],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode != 0:
-        raise RuntimeError(f"pip install -r {requirements} failed:\n{(pip.stdout + pip.stderr)[-3000:]}")
-    changed = [f"{d} {v} -> {metadata.version(d)}" for d, v in before.items() if metadata.version(d) != v]
-    if changed:
-        print(
-            f"Updated packages that were already imported: {', '.join(changed)}.\n"
-            "Runtime → Restart session, then run the notebook again from the top (the second run skips the install)."
-        )
-    marker.touch()
+    install_requirements(REPO_DIR)"""
 
 
 class SetupCellsError(Exception):

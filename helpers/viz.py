@@ -262,13 +262,18 @@ def uploaded_image(upload: widgets.FileUpload) -> Image.Image:
     """The photo in a FileUpload widget as RGB, checked against the project's pixel limit from its header."""
     if not upload.value:
         raise ValueError("no photo uploaded yet: choose one with the upload button")
-    item = upload.value[0]
+    # ipywidgets 8 holds a tuple of {"name", "content", ...}; Colab's 7.7 a dict {name: {"metadata", "content"}}.
+    name, item = (
+        next(iter(upload.value.items()))
+        if isinstance(upload.value, dict)
+        else (upload.value[0]["name"], upload.value[0])
+    )
     try:
         image = Image.open(io.BytesIO(bytes(item["content"])))
     except (OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{item['name']}: not a readable image ({error})") from error
+        raise ValueError(f"{name}: not a readable image ({error})") from error
     if problem := runtime.pixel_limit_problem(*image.size):
-        raise ValueError(f"{item['name']}: {problem}; not read")
+        raise ValueError(f"{name}: {problem}; not read")
     return image.convert("RGB")
 
 

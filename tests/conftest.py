@@ -1,9 +1,28 @@
-"""Fixture prediction files in the contract's format, written for the scoring tests and notebook 07's test."""
+"""Each test writes into its own outputs folder; fixture prediction files in the contract's format for the scoring
+tests."""
 
 import json
+import os
 
 import pytest
+import torch
 from PIL import Image
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist workers share the machine's cores: torch's default (all cores in every process) oversubscribes
+    # them and every training slows severalfold. Each worker, and each notebook kernel it starts, takes its share.
+    THREADS = max(1, (os.cpu_count() or 1) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
+    os.environ["OMP_NUM_THREADS"] = str(THREADS)
+    torch.set_num_threads(THREADS)
+
+
+@pytest.fixture(autouse=True)
+def _own_outputs(monkeypatch, tmp_path):
+    """Every test gets its own outputs root (smoke profile), so tests run side by side (pytest-xdist); what is
+    computed once for all (tiny models, learning-check results) lives in the shared cache (`helpers.smoke.cache`)."""
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path / "outputs"))
+    monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
+
 
 CAPTIONS = [
     ("c1", "một bát phở bò nóng hổi", ["bát phở bò nóng hổi", "một tô phở bò"]),

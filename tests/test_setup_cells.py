@@ -9,7 +9,7 @@ import types
 import nbformat
 import pytest
 
-from helpers import runtime, setup_cells
+from helpers import colab_install, runtime, setup_cells
 
 REPO_ROOT = setup_cells.REPO_ROOT
 URL = "https://github.com/someone/no-such-tutorials"
@@ -76,7 +76,7 @@ def test_write_then_check_follows_the_url(tmp_path):
     assert "/content/fork" in setup_cells.setup_cell_source("https://github.com/other/fork")
 
 
-def test_install_in_colab_says_once_when_an_imported_package_changed(tmp_path, monkeypatch, capsys):
+def test_install_stops_run_all_once_when_an_imported_package_changed(tmp_path, monkeypatch, capsys):
     import numpy  # noqa: F401  (imported, as Colab has it)
 
     (tmp_path / "requirements.txt").write_text("numpy>=1\n")
@@ -86,22 +86,45 @@ def test_install_in_colab_says_once_when_an_imported_package_changed(tmp_path, m
         calls.append(args)
         return subprocess.CompletedProcess(args, 0, "", "")
 
-    monkeypatch.setattr(setup_cells.subprocess, "run", fake_pip)
-    monkeypatch.setattr(setup_cells.metadata, "version", lambda name: f"{len(calls) + 1}.0")  # pip bumps it
-    setup_cells.install_in_colab(tmp_path)
-    first = capsys.readouterr().out
-    assert "numpy 1.0 -> 2.0" in first and "Restart session" in first
-    setup_cells.install_in_colab(tmp_path)  # after the restart: nothing to do
-    assert capsys.readouterr().out == "" and len(calls) == 1 and (tmp_path / ".colab-installed").exists()
+    monkeypatch.setattr(colab_install.subprocess, "run", fake_pip)
+    monkeypatch.setattr(colab_install.metadata, "version", lambda name: f"{len(calls) + 1}.0")  # pip bumps it
+    with pytest.raises(colab_install.RestartRequired, match="numpy 1.0 -> 2.0.*Restart session"):
+        colab_install.install_requirements(tmp_path)
+    colab_install.install_requirements(tmp_path)  # after the restart: nothing to do
+    assert len(calls) == 1 and (tmp_path / ".colab-installed").exists()
 
 
-def test_install_in_colab_raises_with_pips_output(tmp_path, monkeypatch):
+def test_install_goes_on_when_nothing_imported_changed(tmp_path, monkeypatch, capsys):
+    (tmp_path / "requirements.txt").write_text("numpy>=1\n")
+    monkeypatch.setattr(
+        colab_install.subprocess, "run", lambda args, **kw: subprocess.CompletedProcess(args, 0, "", "")
+    )
+    colab_install.install_requirements(tmp_path)
+    assert capsys.readouterr().out.startswith("Installing") and (tmp_path / ".colab-installed").exists()
+
+
+def test_install_raises_with_pips_output(tmp_path, monkeypatch):
     (tmp_path / "requirements.txt").write_text("nosuchpackage\n")
     monkeypatch.setattr(
-        setup_cells.subprocess,
+        colab_install.subprocess,
         "run",
         lambda args, **kw: subprocess.CompletedProcess(args, 1, "", "No matching"),
     )
     with pytest.raises(RuntimeError, match="No matching"):
-        setup_cells.install_in_colab(tmp_path)
+        colab_install.install_requirements(tmp_path)
     assert not (tmp_path / ".colab-installed").exists()
+
+
+def test_the_setup_cell_imports_nothing_pip_may_replace():
+    """Everything the cell imports before pip runs (the cell itself, then the install module) is standard library."""
+    cell = setup_cells.setup_cell_source(URL).replace('if "google.colab" in sys.modules:', "if False:")
+    probe = (
+        "import sys; before = set(sys.modules)\n"
+        f"exec({cell!r})\n"
+        "import helpers.colab_install\n"
+        "print(sorted({m.split('.')[0] for m in set(sys.modules) - before} - set(sys.stdlib_module_names)))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "['helpers']", done.stdout

@@ -1,7 +1,6 @@
 """Each tiny model loads through `from_pretrained` with 8-bit quantization on CPU and learns with LoRA."""
 
 import bitsandbytes as bnb
-import pytest
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from PIL import Image
@@ -21,11 +20,6 @@ from helpers.smoke import tiny_models
 
 EIGHT_BIT = BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0)
 IMAGES = [Image.new("RGB", (40, 40), colour) for colour in ("red", "blue")]
-
-
-@pytest.fixture(autouse=True)
-def _outputs(monkeypatch, tmp_path_factory):
-    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path_factory.getbasetemp() / "outputs"))
 
 
 def _load(cls, path):

@@ -63,13 +63,16 @@ def gdown_file(drive_id: str, destination: Path, verify: Callable[[Path], None])
     hint = manual_hint(drive_source(drive_id), destination)
     if not destination.exists():
         import gdown
-        from gdown.exceptions import DownloadError, FileURLRetrievalError
+        from gdown import exceptions
+
+        # gdown 6 raises DownloadError (FileURLRetrievalError is one kind); Colab's gdown 5.2 has only the latter.
+        refused = getattr(exceptions, "DownloadError", exceptions.FileURLRetrievalError)
 
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".part")
         try:
             gdown.download(id=drive_id, output=str(partial), quiet=False, resume=True)
-        except (DownloadError, FileURLRetrievalError) as error:
+        except refused as error:
             raise RuntimeError(f"Google Drive refused the download ({error}); {hint}") from error
         _place(partial, destination, verify, hint)
     check_file(destination, verify, hint)

@@ -41,6 +41,7 @@ from transformers import (
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from helpers.models.architectures import EVA_VIT_G_448, LLAMA_2_7B
+from helpers.models.checkpointing import enable_activation_checkpointing
 from helpers.models.visual_tokens import TOKENS_PER_GROUP, merge_visual_tokens
 
 IMAGE_TOKEN_ID = -200  # not a vocabulary id: marks the input_ids positions that receive image embeddings
@@ -361,8 +362,7 @@ def attach_lora(
     if getattr(model.language_model, "hf_quantizer", None) is not None:
         prepare_model_for_kbit_training(model.language_model, use_gradient_checkpointing=False)
     if gradient_checkpointing:
-        # torch asks for an explicit choice; the non-reentrant variant is the recommended one.
-        model.language_model.activation_checkpointing_enable({"use_reentrant": False})
+        enable_activation_checkpointing(model.language_model)
         model.language_model.config.use_cache = (
             False  # no KV cache in training forwards; generate keeps its own
         )

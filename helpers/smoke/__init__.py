@@ -1,27 +1,20 @@
 """The smoke profile's machinery: tiny models, fixture sites, synthetic data and learning checks.
 
-Only `runtime.Profile.smoke_kit()` imports this package from the rest of `helpers`.
+Only `runtime.Profile.smoke_kit()` imports this package from the rest of `helpers`. Its modules load on first
+use (PEP 562), so notebook 01 asking for fixture sites does not import peft, bitsandbytes and Trainer.
 """
 
 from __future__ import annotations
 
+import importlib
+from types import ModuleType
+
 from helpers import runtime
-from helpers.smoke import (
-    icon_scenes,
-    learning,
-    mvtec_fixtures,
-    mvtec_learning,
-    scrape_fixtures,
-    shape_captions,
-    synthetic_stage3,
-    tiny_models,
-    vivqa_fixtures,
-    vivqa_learning,
-    vqa_learning,
-)
 
 __all__ = [
+    "controls",
     "icon_scenes",
+    "init_study",
     "learning",
     "mvtec_fixtures",
     "mvtec_learning",
@@ -36,9 +29,17 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str) -> ModuleType:
+    """Import the submodule `name` when it is first asked for."""
+    if name not in __all__:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
 def rebuild(name: str, profile: runtime.Profile) -> None:
     """Make an earlier notebook's output offline (see `runtime.PREREQUISITES`), with that notebook's code."""
     from helpers.data import dish_dataset, scraping
+    from helpers.smoke import learning
 
     makers = {
         "scraped": lambda: scraping.run_scrape(profile, progress=False),

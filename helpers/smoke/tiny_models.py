@@ -30,6 +30,7 @@ from transformers import (
 )
 
 from helpers import runtime
+from helpers.smoke import cache
 
 CORPUS = runtime.DATA_DIR / "tokenizer_corpus.txt"
 # BLIP and BLIP-2 normalise images with the OpenAI CLIP statistics.
@@ -37,7 +38,6 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
-BUILD_VERSION = 4  # part of each cache folder's name: bump it whenever a builder changes
 TINY_QFORMER_WIDTH = 32
 # Random weights must keep a signal's size through each layer: std 1/sqrt(width). The class default 0.02 is
 # that rule for widths near 2,500; at width 32 each cross-attention shrinks the image signal ~10x, so the
@@ -151,13 +151,14 @@ def tiny_vision_config(image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY
 
 
 def _build(name: str, make: Callable[[Path], None]) -> Path:
-    """Run `make(path)` once under seed 0 and return the cached folder (one per `BUILD_VERSION`)."""
-    path = runtime.profile("smoke").output_dir("tiny-models", f"{name}-v{BUILD_VERSION}")
-    if not (path / "config.json").exists():
+    """Run `make(path)` under seed 0 once per version of this file, the corpus and the libraries; the cached folder."""
+
+    def seeded(path: Path) -> None:
         with torch.random.fork_rng():
             torch.manual_seed(0)
             make(path)
-    return path
+
+    return cache.folder(f"tiny-models/{name}", [Path(__file__), CORPUS], seeded)
 
 
 def _make_blip2(path: Path) -> None:

@@ -1,0 +1,90 @@
+"""Every notebook, executed once per test run in the smoke profile, in order, into one outputs root (as the README's
+series command runs them); each test below reads that one execution. The learning proofs assert in the notebooks."""
+
+import os
+
+import nbformat
+import pytest
+
+from helpers import runtime, series
+from helpers.metrics import scoring
+
+NOTEBOOKS = runtime.notebook_paths()
+MAX_STDERR_LINES = 3  # each one explained in its notebook's text
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("notebooks")]
+
+
+class Series:
+    """Runs the notebooks in order on first request, each once; keeps each executed copy or its failure."""
+
+    def __init__(self, root):
+        self.root, self.done = root, {}
+
+    def executed(self, path) -> nbformat.NotebookNode:
+        for earlier in NOTEBOOKS[: NOTEBOOKS.index(path) + 1]:
+            if earlier not in self.done:
+                with pytest.MonkeyPatch.context() as patch:  # the kernel inherits this environment
+                    patch.setenv("TUTORIAL_PROFILE", "smoke")
+                    patch.setenv("TUTORIAL_OUTPUT_DIR", str(self.root))
+                    try:
+                        self.done[earlier] = series.execute(earlier)
+                    except series.NotebookFailed as failure:
+                        self.done[earlier] = failure
+        result = self.done[path]
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+
+@pytest.fixture(scope="session")
+def run(tmp_path_factory) -> Series:
+    return Series(tmp_path_factory.mktemp("series"))
+
+
+def outputs(notebook: nbformat.NotebookNode, kind: str | None = None) -> str:
+    """The text of every output (stream `kind` only, when given)."""
+    return "\n".join(
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+        if kind is None or (output.output_type == "stream" and output.name == kind)
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_runs_top_to_bottom_with_at_most_a_few_stderr_lines(run, path):
+    lines = outputs(run.executed(path), "stderr").splitlines()
+    assert len(lines) <= MAX_STDERR_LINES, f"{path.name}: {len(lines)} stderr lines:\n" + "\n".join(
+        lines[:20]
+    )
+    assert "profile=smoke" in outputs(run.executed(path), "stdout")  # the banner
+
+
+def test_notebook_07_scores_every_chapter_it_was_given(run):
+    text = outputs(run.executed(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
+    folder = run.root / "smoke" / "predictions"
+    assert f"predictions in {folder}" in text and "skipped:" not in text
+    assert "rebuilding" not in text  # notebook 03 ran before: its predictions were scored, none made
+    published = scoring.load_published(runtime.DATA_DIR / "published_results.json")
+    for _, row in published.iterrows():  # every published number sits in its own labelled column
+        assert f"published: {row['source']} ({row['stage']}, {row['split']})" in text
+    assert "-defect" in text and "\ndish" in text  # per-class AP and per-dish tables
+
+
+def test_kernels_start_without_transport_warnings(tmp_path):
+    """The README's series command, on a one-cell notebook: the kernel starts without a stderr warning."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "01_demo.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]), path)
+    env = {**os.environ, "TUTORIAL_PROFILE": "smoke", "TUTORIAL_OUTPUT_DIR": str(tmp_path / "out")}
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers.series", str(path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "without encryption" not in done.stderr and "WARNING" not in done.stderr, done.stderr[-2000:]
