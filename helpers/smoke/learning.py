@@ -33,9 +33,10 @@ from helpers.smoke.controls import Bound
 from helpers.smoke.shape_captions import names_image, shape_dataset
 from helpers.training import StopAfterEpochs, caption_images
 
-# 18 shape images x 100 epochs = 600 steps, ~15 s on two CPU cores; the output layer is trained as in smoke.
+# 18 shape images x 150 epochs = 900 steps, ~20 s on two CPU cores; the output layer is trained as in smoke. At 100
+# epochs one seed in five confused a shape under some library versions (benchmarks/results/learning_margins_*.json).
 SHAPES_CHECK = runtime.Recipe(
-    epochs=100, learning_rate=1e-2, batch_size=3, patience=0, max_new_tokens=12, modules_to_save=("lm_head",)
+    epochs=150, learning_rate=1e-2, batch_size=3, patience=0, max_new_tokens=12, modules_to_save=("lm_head",)
 )
 ZERO_SHOT, FINE_TUNED = "blip2-zero-shot", "blip2-lora"
 
@@ -112,23 +113,14 @@ def fit(
     return trainer
 
 
+@cache.cached("captioning")
 def learning_check(shuffle_captions: bool = False, per_pair: int = 3, seed: int = 0) -> dict:
     """Trains the tiny BLIP-2 on coloured shapes; the share of its training images whose colour and shape it names.
 
     With `shuffle_captions` the captions are permuted across images (the control): a model that reads the image
     can do no better than chance there. `blind` is the best a model ignoring the image can do: its one caption.
-    Computed once (`cache.result`).
+    Computed once (`cache.cached`).
     """
-    return cache.result(
-        "captioning",
-        lambda: _learning_check(shuffle_captions, per_pair, seed),
-        shuffle_captions=shuffle_captions,
-        per_pair=per_pair,
-        seed=seed,
-    )
-
-
-def _learning_check(shuffle_captions: bool, per_pair: int, seed: int) -> dict:
     profile = runtime.profile("smoke")
     data = shape_dataset(per_pair=per_pair, shuffle_captions=shuffle_captions)
     runtime.seed_everything(seed)  # the LoRA weights are drawn before Trainer seeds

@@ -30,19 +30,10 @@ def truth(table: Dataset) -> list[list[box_metrics.Box]]:
     return [[box_metrics.Box(*box) for box in boxes] for boxes in table["boxes"][:]]
 
 
+@cache.cached("mvtec")
 def learning_check(shuffle: bool = False, per_category: int = PER_CATEGORY, seed: int = 0) -> dict:
     """Trains the tiny MiniGPT-v2 on the fixture's training split (images shuffled across rows when `shuffle`) and
-    scores Acc@0.5 on its test split, beside the mean training box; computed once (`cache.result`)."""
-    return cache.result(
-        "mvtec",
-        lambda: _learning_check(shuffle, per_category, seed),
-        shuffle=shuffle,
-        per_category=per_category,
-        seed=seed,
-    )
-
-
-def _learning_check(shuffle: bool, per_category: int, seed: int) -> dict:
+    scores Acc@0.5 on its test split, beside the mean training box; computed once (`cache.cached`)."""
     profile = runtime.profile("smoke")
     recipe = profile.recipe("defects")
     folder = profile.output_dir("mvtec-learning-check", "shuffled" if shuffle else "trained")

@@ -74,20 +74,11 @@ def fit(
     return trainer
 
 
+@cache.cached("vivqa")
 def learning_check(shuffle: bool = False, n_images: int = 128, seed: int = 0) -> dict:
     """Trains the tiny MiniGPT-v2 on the ViVQA fixture (images shuffled across rows when `shuffle`) and scores it
     on the test questions whose image is not in training, beside the question prior and the majority answer;
     computed once (`cache.result`)."""
-    return cache.result(
-        "vivqa",
-        lambda: _learning_check(shuffle, n_images, seed),
-        shuffle=shuffle,
-        n_images=n_images,
-        seed=seed,
-    )
-
-
-def _learning_check(shuffle: bool, n_images: int, seed: int) -> dict:
     profile = runtime.profile("smoke")
     recipe = profile.recipe("vivqa")
     folder = profile.output_dir("vivqa-learning-check", "shuffled" if shuffle else "trained")

@@ -97,15 +97,10 @@ def icon_splits(folder: Path, n_train: int = 192) -> DatasetDict:
     return iconqa.image_disjoint_splits(iconqa.read_exercise_layout(root)["train"], (0.7, 0.1, 0.2))
 
 
+@cache.cached("vqa")
 def learning_check(shuffle: bool = False, n_train: int = 192, seed: int = 0) -> dict:
     """Trains the tiny BLIP VQA on icon scenes (images shuffled across rows when `shuffle`) and scores it on
-    scenes it never saw, beside the majority answer and the per-question prior; computed once (`cache.result`)."""
-    return cache.result(
-        "vqa", lambda: _learning_check(shuffle, n_train, seed), shuffle=shuffle, n_train=n_train, seed=seed
-    )
-
-
-def _learning_check(shuffle: bool, n_train: int, seed: int) -> dict:
+    scenes it never saw, beside the majority answer and the per-question prior; computed once (`cache.cached`)."""
     profile = runtime.profile("smoke")
     folder = profile.output_dir("vqa-learning-check", "shuffled" if shuffle else "trained")
     splits = icon_splits(folder / "icons", n_train)
