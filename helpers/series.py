@@ -19,9 +19,8 @@ from traitlets.config import Config
 from helpers import runtime
 
 POLL_SLICE = 0.5  # seconds: the longest single wait for a kernel message (see BoundedPollChannel)
-CHANNEL = AsyncKernelClient.class_traits()[
-    "shell_channel_class"
-].default_value  # jupyter_client 7 and 8 differ
+# The async client's channel class: `AsyncZMQSocketChannel` in jupyter_client 8, `ZMQSocketChannel` in Colab's 7.4.
+CHANNEL = AsyncKernelClient.class_traits()["shell_channel_class"].default_value
 
 
 class BoundedPollChannel(CHANNEL):

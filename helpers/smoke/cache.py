@@ -11,7 +11,6 @@ import os
 import platform
 import shutil
 from collections.abc import Callable, Iterable
-from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -38,7 +37,7 @@ def cache_dir() -> Path:
     return Path(os.environ.get("TUTORIAL_CACHE_DIR") or runtime.REPO_ROOT / "outputs" / "cache")
 
 
-@cache
+@functools.cache
 def libraries() -> str:
     """The versions of `LIBRARIES` and the processor kind, as one line."""
     return " ".join(f"{name}={metadata.version(name)}" for name in LIBRARIES) + f" {platform.machine()}"
@@ -53,7 +52,7 @@ def key(files: Iterable[Path], *parts: object) -> str:
     return digest.hexdigest()[:16]
 
 
-@cache
+@functools.cache
 def project_files() -> tuple[Path, ...]:
     """Every file a learning check can read: the `helpers` sources and the committed inputs at the top of `data/`."""
     helpers = runtime.REPO_ROOT / "helpers"
