@@ -30,6 +30,10 @@ class Series:
                         self.done[earlier] = series.execute(earlier)
                     except series.NotebookFailed as failure:
                         self.done[earlier] = failure
+                    else:  # kept for a look after the run, as the series command keeps them
+                        folder = self.root / "smoke" / "executed"
+                        folder.mkdir(parents=True, exist_ok=True)
+                        nbformat.write(self.done[earlier], folder / earlier.name)
         result = self.done[path]
         if isinstance(result, Exception):
             raise result
