@@ -74,6 +74,7 @@ def test_notebook_07_scores_every_chapter_it_was_given(run):
     for _, row in published.iterrows():  # every published number sits in its own labelled column
         assert f"published: {row['source']} ({row['stage']}, {row['split']})" in text
     assert "-defect" in text and "\ndish" in text  # per-class AP and per-dish tables
+    assert "too few test examples" in text  # a dish with too few captions is flagged, not scored
 
 
 def test_kernels_start_without_transport_warnings(tmp_path):
