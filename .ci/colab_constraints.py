@@ -14,6 +14,8 @@ import re
 import sys
 from pathlib import Path
 
+from helpers.colab_install import canonical  # the setup cell's own name rule (the project is installed)
+
 HERE = Path(__file__).resolve().parent
 REQUIREMENTS = HERE.parent / "requirements.txt"
 OUTPUT = HERE / "colab-constraints.txt"
@@ -26,11 +28,6 @@ CPU_TORCH = "2.13.0+cpu"
 DROPPED = {"torchvision", "torchaudio", "torchcodec", "pip", "setuptools", "wheel"}
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 FLOOR = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([^,\s;#]+)", re.M)
-
-
-def canonical(name: str) -> str:
-    """PEP 503 name: lowercase, runs of -_. as one dash."""
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def colab_pins(freeze_text: str) -> dict[str, str]:

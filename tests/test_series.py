@@ -41,20 +41,13 @@ def test_a_stalled_cell_fails_naming_notebook_and_cell(monkeypatch, tmp_path):
 
 
 WIDGET_SETUP = """
-import json, pathlib, tempfile
-from PIL import Image
+from pathlib import Path
 from helpers import viz
 from helpers.data import predictions
 from helpers.metrics import scoring
 
-folder = pathlib.Path(tempfile.mkdtemp()) / "predictions"
-(folder / "images").mkdir(parents=True)
-Image.new("RGB", (64, 48), "gray").save(folder / "images" / "a.png")
-box = {"task": "boxes", "references": ["<p>bottle-defect</p>{<10><10><50><50>}"], "is_broken": True,
-       "image_path": "images/a.png", "width": 64, "height": 48, "model": "m", "prediction": "{<10><10><50><50>}"}
-rows = [{**box, "id": f"bottle/test/{k}/000.png"} for k in range(3)]
-(folder / "boxes.jsonl").write_text("".join(json.dumps(r) + "\\n" for r in rows))
-examples = {"boxes": scoring.score_boxes(predictions.load(folder))[2]}
+folder = Path({folder!r})
+examples = {{"boxes": scoring.score_boxes(predictions.load(folder))[2]}}
 """
 WIDGET_CELLS = [  # as notebooks 07 and 06 (explorer), every chapter (quiz) and 05 (ask your own photo) build them
     "viz.explorer(examples, folder)",
@@ -64,11 +57,11 @@ WIDGET_CELLS = [  # as notebooks 07 and 06 (explorer), every chapter (quiz) and 
 
 
 @pytest.mark.slow
-def test_widget_cells_run_30_times_in_a_row_without_a_stall(monkeypatch, tmp_path):
+def test_widget_cells_run_30_times_in_a_row_without_a_stall(monkeypatch, tmp_path, prediction_folder):
     """Widget cells used to stall the runner until the cell's time limit (a missed kernel reply, see
     `series.BoundedPollChannel`); 90 of them in one kernel must each finish well inside a 30 s limit."""
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path / "out"))
-    cells = [nbformat.v4.new_code_cell(WIDGET_SETUP)] + [
+    cells = [nbformat.v4.new_code_cell(WIDGET_SETUP.format(folder=str(prediction_folder)))] + [
         nbformat.v4.new_code_cell(c) for c in WIDGET_CELLS * 30
     ]
     path = tmp_path / "01_widgets.ipynb"

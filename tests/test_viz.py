@@ -14,6 +14,7 @@ def test_quiz_marks_answers_when_checked():
     box = viz.quiz(QUESTIONS)
     radios = [row.children[1] for row in box.children[: len(QUESTIONS)]]
     button, feedback = box.children[-2], box.children[-1]
+    assert [r.value for r in radios] == [None, None]  # nothing chosen until the learner answers
     radios[0].value = "4"
     button.click()
     assert (
