@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from datasets import Dataset
@@ -50,6 +52,78 @@ class StopAfterSeconds(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+class Stopwatch(TrainerCallback):
+    """Training seconds and optimizer steps of this session over every `train()` call, resumed ones included,
+    for the measured figures at the end of a GPU chapter (05 §10)."""
+
+    def __init__(self) -> None:
+        self.seconds, self.steps = 0.0, 0
+        self._begun = (0.0, 0)
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._begun = (time.perf_counter(), state.global_step)  # the checkpoint's step when resuming
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.seconds += time.perf_counter() - self._begun[0]
+        self.steps += state.global_step - self._begun[1]
+        return control
+
+
+def planned_steps(recipe: runtime.Recipe, train_rows: int) -> int:
+    """Optimizer steps of a run: `max_steps` when set, else epochs x batches per epoch (as `Trainer` counts them)."""
+    return (
+        recipe.max_steps
+        if recipe.max_steps > 0
+        else recipe.epochs * math.ceil(train_rows / recipe.batch_size)
+    )
+
+
+def tutorial_lr_factor(step: int, recipe: runtime.Recipe, total_steps: int) -> float:
+    """The MiniGPT-v2 fine-tuning tutorial's learning rate at `step`, as a factor of `recipe.learning_rate` (05 §6):
+    linear warm-up from `warmup_start_lr`, then a cosine to `min_learning_rate` over the whole schedule, whose
+    span (`schedule_steps`, else `total_steps`) counts the warm-up steps too."""
+    peak, span = recipe.learning_rate, recipe.schedule_steps or total_steps
+    if step < recipe.warmup_steps:
+        start = recipe.warmup_start_lr
+        return min(peak, start + (peak - start) * step / recipe.warmup_steps) / peak
+    low = recipe.min_learning_rate
+    return ((peak - low) * 0.5 * (1 + math.cos(math.pi * min(step, span) / span)) + low) / peak
+
+
+def tutorial_optimizer(
+    model: torch.nn.Module, recipe: runtime.Recipe, total_steps: int
+) -> tuple[torch.optim.AdamW, torch.optim.lr_scheduler.LambdaLR]:
+    """AdamW with weight decay 0.05 except on biases and norms (the tutorial's runner), and its schedule (05 §6)."""
+    trained = [p for p in model.parameters() if p.requires_grad]
+    groups = [
+        {"params": [p for p in trained if p.ndim >= 2], "weight_decay": 0.05},
+        {"params": [p for p in trained if p.ndim < 2], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(groups, lr=recipe.learning_rate, betas=(0.9, 0.999))
+    factor = partial(tutorial_lr_factor, recipe=recipe, total_steps=total_steps)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def evaluation_subset(table: Dataset, size: int, strata: Sequence[object], seed: int = 42) -> Dataset:
+    """A fixed subset of `size` rows keeping the proportions of `strata` (one value per row, e.g. the question
+    type), in the table's order; the whole table when `size` is 0 or not smaller (05 §2)."""
+    if len(strata) != len(table):
+        raise ValueError(f"{len(strata)} strata for {len(table)} rows")
+    if not size or size >= len(table):
+        return table
+    keys = Dataset.from_dict({"stratum": [str(v) for v in strata], "row": list(range(len(table)))})
+    keys = keys.class_encode_column("stratum")
+    picked = keys.train_test_split(test_size=size, stratify_by_column="stratum", seed=seed)["test"]["row"]
+    return table.select(sorted(picked))
+
+
+def answer_budget(tokenizer: PreTrainedTokenizerBase, answers: Sequence[str], cap: int) -> int:
+    """New tokens that hold the longest training answer and its EOS, at most `cap` (05 §5)."""
+    longest = max(len(ids) for ids in tokenizer(list(answers), add_special_tokens=False)["input_ids"])
+    return min(cap, longest + 1)
 
 
 def epoch_losses(log_history: list[dict]) -> list[dict]:
@@ -151,21 +225,25 @@ def minigpt_answers(
     images: Sequence[Image.Image],
     prompts: Sequence[str],
     max_new_tokens: int,
-    batch_size: int = 8,
+    batch_size: int = 16,
     **options: int,
 ) -> list[Generated]:
-    """MiniGPT-v2's greedy answers to (image, prompt) pairs, `batch_size` per `generate_answers` call (notebook 05
-    §5) with a progress bar; `options`: min_new_tokens, bos_count."""
+    """MiniGPT-v2's greedy answers to (image, prompt) pairs (notebook 05 §5): prompts sorted by length so a batch
+    pads little, `batch_size` per `generate_answers` call, a progress bar; answers in the input order. `options`:
+    min_new_tokens, bos_count."""
     if len(images) != len(prompts):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-    answers: list[Generated] = []
-    for start in tqdm(range(0, len(prompts), batch_size), desc="answering", unit="batch", leave=False):
-        end = start + batch_size
-        pixels = image_processor(list(images[start:end]), return_tensors="pt")["pixel_values"]
-        answers += generate_answers(
-            model, tokenizer, pixels, list(prompts[start:end]), max_new_tokens, **options
+    lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
+    order = sorted(range(len(prompts)), key=lengths.__getitem__)
+    answers: dict[int, Generated] = {}
+    for start in tqdm(range(0, len(order), batch_size), desc="answering", unit="batch", leave=False):
+        rows = order[start : start + batch_size]
+        pixels = image_processor([images[i] for i in rows], return_tensors="pt")["pixel_values"]
+        generated = generate_answers(
+            model, tokenizer, pixels, [prompts[i] for i in rows], max_new_tokens, **options
         )
-    return answers
+        answers.update(zip(rows, generated, strict=True))
+    return [answers[i] for i in range(len(prompts))]
 
 
 def minigpt_vqa_rows(split: Dataset, seed: int = 42) -> Dataset:

@@ -8,7 +8,6 @@ from transformers import BitsAndBytesConfig, Blip2ForConditionalGeneration, Blip
 
 from helpers import hub, jsonl, runtime, training, viz
 from helpers.data import predictions
-from helpers.metrics import scoring
 from helpers.models import audit
 from helpers.smoke import controls, learning, shape_captions, tiny_models
 
@@ -104,17 +103,6 @@ def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
     }
     with pytest.raises(ValueError, match="1 predictions for 2 examples"):
         predictions.caption_rows(test, ["only one"], "blip2-zero-shot", profile)
-
-
-@pytest.mark.slow
-def test_smoke_predictions_feed_notebook_07():
-    """Notebook 07 asks the profile for caption predictions; in smoke they are rebuilt and must load."""
-    folder = runtime.profile("smoke").require("caption-predictions").parent
-    loaded = predictions.load(folder)
-    assert sorted(loaded["model"].unique()) == ["blip2-lora", "blip2-zero-shot"]
-    by_model = loaded.groupby("model")["id"].apply(sorted)
-    assert by_model["blip2-lora"] == by_model["blip2-zero-shot"] and len(by_model["blip2-lora"]) > 0
-    assert "caption" not in scoring.missing_tasks(loaded)
 
 
 def test_prompted_captions_continue_each_prompt():

@@ -4,9 +4,10 @@ series command runs them); each test below reads that one execution. The learnin
 import os
 
 import nbformat
+import pandas as pd
 import pytest
 
-from helpers import runtime, series
+from helpers import jsonl, runtime, series
 from helpers.metrics import scoring
 
 NOTEBOOKS = runtime.notebook_paths()
@@ -69,12 +70,30 @@ def test_notebook_07_scores_every_chapter_it_was_given(run):
     text = outputs(run.executed(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
     folder = run.root / "smoke" / "predictions"
     assert f"predictions in {folder}" in text and "skipped:" not in text
-    assert "rebuilding" not in text  # notebook 03 ran before: its predictions were scored, none made
     published = scoring.load_published(runtime.DATA_DIR / "published_results.json")
     for _, row in published.iterrows():  # every published number sits in its own labelled column
         assert f"published: {row['source']} ({row['stage']}, {row['split']})" in text
     assert "-defect" in text and "\ndish" in text  # per-class AP and per-dish tables
     assert "too few test examples" in text  # a dish with too few captions is flagged, not scored
+
+
+def test_notebook_07_alone_scores_what_exists_and_names_what_is_missing(tmp_path, monkeypatch):
+    """Run before notebooks 04-06, notebook 07 scores the captions it finds and names the chapters still to run."""
+    rows = [
+        {"id": str(i), "task": "caption", "model": "mine", "prediction": text, "references": [reference]}
+        for i, (text, reference) in enumerate(
+            [("bún bò huế", "bún bò Huế"), ("bánh bèo", "bánh bèo chén")] * 3
+        )
+    ]
+    jsonl.write(tmp_path / "smoke" / "predictions" / "caption-mine.jsonl", rows)
+    monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
+    text = outputs(series.execute(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
+    assert "6 predictions in" in text and "bleu4" in text
+    missing = scoring.missing_tasks(pd.DataFrame(rows))
+    assert set(missing) == {"vqa", "boxes"}
+    for message in missing.values():
+        assert f"skipped: {message}" in text
 
 
 def test_kernels_start_without_transport_warnings(tmp_path):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
+import math
 from dataclasses import dataclass
 
 import torch
@@ -82,8 +84,9 @@ def _quantized_linear_params(model: torch.nn.Module, skip: tuple[str, ...]) -> i
     )
 
 
-def full_profile_setups() -> list[TrainingSetup]:
-    """The series' full-profile training runs (batch and sequence as the notebooks use them)."""
+@functools.cache
+def full_profile_setups() -> tuple[TrainingSetup, ...]:
+    """The series' full-profile training runs (batch and sequence as the notebooks use them); built once."""
     blip2 = _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B))
     blip2_q = _quantized_linear_params(
         blip2, skip=("lm_head", "qformer")
@@ -108,7 +111,7 @@ def full_profile_setups() -> list[TrainingSetup]:
     }
     blip2_shape = {"hidden": opt["hidden_size"], "layers": 32, "heads": 32, "vocab": opt["vocab_size"]}
     vqa_shape = {"hidden": 768, "layers": 24, "heads": 12, "vocab": 30524}
-    return [
+    return (
         TrainingSetup("03 BLIP-2 OPT-2.7b, 8-bit, LoRA r16 q/k", blip2_q, count_params(blip2) - blip2_q, 0,
                       5_242_880, 8, batch=3, seq=32 + 40, **blip2_shape),
         TrainingSetup("04 BLIP VQA base, 8-bit, LoRA r16 query/key", vqa_q, count_params(blip_vqa) - vqa_q - vqa_lora,
@@ -117,7 +120,7 @@ def full_profile_setups() -> list[TrainingSetup]:
                       mg_counts["trainable"], 8, batch=2, seq=256 + 64, **llama),
         TrainingSetup("05/06 MiniGPT-v2 Llama-2-7b, 4-bit NF4, LoRA r64 q/v", llm_q, mg_fp32, mg_counts["vision"],
                       mg_counts["trainable"], 4, batch=2, seq=256 + 64, **llama),
-    ]  # fmt: skip
+    )  # fmt: skip
 
 
 def memory_estimate(s: TrainingSetup, checkpointing: bool) -> dict[str, float]:
@@ -160,3 +163,140 @@ def memory_plan_table() -> str:
         "Estimate only: excludes the CUDA context (~0.5 GB), allocator fragmentation and the frozen towers' transient forward activations."
     )
     return "\n".join(lines)
+
+
+DOWNLOAD_GB_PER_MINUTE = 3.0  # an assumed ~50 MB/s from the Hub or Drive to a Colab VM
+LOAD_MINUTES = 3.0  # an assumed time to read, quantize and move the weights to the GPU
+T4_BANDWIDTH_GBS = 320.0  # the T4's memory bandwidth
+SESSION_MINUTES = 60  # what a free Colab T4 session is planned for
+
+
+@dataclass(frozen=True)
+class Workload:
+    """What one chapter's full-profile run downloads, trains on and evaluates (the published dataset sizes)."""
+
+    setup: str  # the TrainingSetup name
+    download_gb: float  # weights and data fetched in a fresh session
+    train_rows: int
+    validation_rows: int
+    test_rows: int
+    eval_passes: int  # generation passes over the evaluated questions (zero-shot, fine-tuned, ...)
+    prompt_tokens: int  # per evaluated question, image tokens included
+    new_tokens: int  # the longest answer in tokens, EOS included
+    vision_tokens: int  # patches (and CLS) the vision tower reads per image
+
+
+MINIGPT_4BIT = "05/06 MiniGPT-v2 Llama-2-7b, 4-bit NF4, LoRA r64 q/v"
+WORKLOADS = {
+    # 90 report-sized pairs split 70/15/15; BLIP-2 (15.5 GB); zero-shot and fine-tuned captions.
+    "captioning": Workload(
+        "03 BLIP-2 OPT-2.7b, 8-bit, LoRA r16 q/k", 15.6, 63, 13, 14, 2, 32 + 16, 40, 1 + 16 * 16
+    ),
+    # IconQA fill-in-the-blank (18,189 questions, 60/20/20); BLIP VQA base (1.5 GB) and the Hub copy's images.
+    "vqa": Workload(
+        "04 BLIP VQA base, 8-bit, LoRA r16 query/key", 2.5, 10_913, 3_638, 3_638, 2, 32, 4, 1 + 24 * 24
+    ),
+    # ViVQA 11,999 train (5% validation) / 3,001 test; Llama-2-7b-chat 13.5 GB, BLIP-2's vision shard 10 GB, images
+    # 1.7 GB; zero-shot, the original's layout, LoRA-dropped and fine-tuned passes; answers of 1-4 syllables.
+    "vivqa": Workload(MINIGPT_4BIT, 25.4, 11_399, 600, 3_001, 4, 256 + 48, 12, 1 + 32 * 32),
+    # MVTec-AD's 5,354 images split 70/10/20 (the zip about 5 GB); zero-shot and fine-tuned box answers.
+    "defects": Workload(MINIGPT_4BIT, 28.7, 3_748, 535, 1_071, 2, 256 + 40, 28, 1 + 32 * 32),
+}
+
+
+@functools.cache
+def vision_params(chapter: str) -> int:
+    """Parameters of the vision tower `chapter` runs on every image (BLIP-2's and MiniGPT-v2's ViT-g, BLIP's ViT-B)."""
+    if chapter == "captioning":
+        return count_params(
+            _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)).vision_model
+        )
+    if chapter == "vqa":
+        return count_params(_on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE)).vision_model)
+    return minigpt_v2.real_size_counts()["vision"]
+
+
+def answer_seconds_estimate(s: TrainingSetup, w: Workload, vision_params: int, batch: int = 16) -> float:
+    """ESTIMATE of one question's seconds in batched greedy generation with the KV cache on a T4: the prompt's
+    forward at the training utilisation, then one read of the weights per new token, shared by the batch."""
+    llm = s.quantized_params + s.fp32_frozen_params
+    prefill = 2 * llm * w.prompt_tokens + 2 * vision_params * w.vision_tokens
+    weight_bytes = memory_estimate(s, False)["weights"] * GB
+    decode = w.new_tokens * weight_bytes / (T4_BANDWIDTH_GBS * 1e9 * T4_UTILISATION) / batch
+    return prefill / (T4_FP16_TFLOPS * 1e12 * T4_UTILISATION) + decode
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """A run's ESTIMATED minutes on a T4, part by part, from the recipe and the data sizes."""
+
+    chapter: str
+    steps: int
+    step_seconds: float
+    validation_batches: int  # forward-only batches over all validation passes
+    eval_questions: int
+    eval_passes: int
+    answer_seconds: float
+    setup_minutes: float
+
+    @property
+    def minutes(self) -> dict[str, float]:
+        """Minutes per part: downloads and loading, training, validation, evaluation."""
+        return {
+            "downloads and loading": self.setup_minutes,
+            "training": self.steps * self.step_seconds / 60,
+            "validation": self.validation_batches * self.step_seconds / 3 / 60,  # a forward is ~1/3 of a step
+            "evaluation": self.eval_passes * self.eval_questions * self.answer_seconds / 60,
+        }
+
+    @property
+    def total_minutes(self) -> float:
+        """All parts together."""
+        return sum(self.minutes.values())
+
+    @property
+    def sessions(self) -> int:
+        """60-minute sessions needed, each paying for its own downloads and loading."""
+        work = self.total_minutes - self.setup_minutes
+        return max(1, math.ceil(work / (SESSION_MINUTES - self.setup_minutes)))
+
+    def __str__(self) -> str:
+        parts = " + ".join(f"{name} {value:.0f}" for name, value in self.minutes.items())
+        return (
+            f"ESTIMATE on a T4: {self.steps:,} steps at {self.step_seconds:.2f} s, {self.eval_passes} evaluation passes"
+            f" over {self.eval_questions:,} questions at {1 / self.answer_seconds:.1f} questions/s; minutes: {parts}"
+            f" = {self.total_minutes:.0f} ({self.sessions} session{'s' if self.sessions > 1 else ''} of"
+            f" {SESSION_MINUTES})"
+        )
+
+
+def session_plan(
+    chapter: str, recipe, train_rows: int | None = None, validation_rows: int | None = None,
+    test_rows: int | None = None,
+) -> SessionPlan:  # fmt: skip
+    """The plan of `chapter`'s full run with `recipe` (a runtime.Recipe), on the given or the published sizes."""
+    w = WORKLOADS[chapter]
+    train_rows, validation_rows, test_rows = (
+        given if given is not None else published
+        for given, published in zip(
+            (train_rows, validation_rows, test_rows),
+            (w.train_rows, w.validation_rows, w.test_rows),
+            strict=True,
+        )
+    )
+    setup = next(s for s in full_profile_setups() if s.name == w.setup)
+    vision = vision_params(chapter)
+    steps_per_epoch = math.ceil(train_rows / recipe.batch_size)
+    steps = recipe.max_steps if recipe.max_steps > 0 else recipe.epochs * steps_per_epoch
+    passes = steps // recipe.save_steps if recipe.save_steps else math.ceil(steps / steps_per_epoch)
+    validated = min(recipe.validation_rows or validation_rows, validation_rows)
+    return SessionPlan(
+        chapter=chapter,
+        steps=steps,
+        step_seconds=step_seconds_estimate(setup, vision, w.vision_tokens),
+        validation_batches=passes * math.ceil(validated / recipe.batch_size),
+        eval_questions=min(recipe.eval_questions or test_rows, test_rows),
+        eval_passes=w.eval_passes,
+        answer_seconds=answer_seconds_estimate(setup, w, vision),
+        setup_minutes=w.download_gb / DOWNLOAD_GB_PER_MINUTE + LOAD_MINUTES,
+    )

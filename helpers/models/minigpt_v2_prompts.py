@@ -154,6 +154,8 @@ def generate_answers(
             min_new_tokens=min_new_tokens,
             do_sample=False,
             num_beams=1,
+            use_cache=True,  # the KV cache, whatever training set in the config
+            eos_token_id=tokenizer.eos_token_id,  # a batch stops once every row has written </s>
             pad_token_id=pad_token_id(tokenizer),
         )
     finally:

@@ -39,12 +39,10 @@ def __getattr__(name: str) -> ModuleType:
 def rebuild(name: str, profile: runtime.Profile) -> None:
     """Make an earlier notebook's output offline (see `runtime.PREREQUISITES`), with that notebook's code."""
     from helpers.data import dish_dataset, scraping
-    from helpers.smoke import learning
 
     makers = {
         "scraped": lambda: scraping.run_scrape(profile, progress=False),
         "dataset": lambda: dish_dataset.build_and_save(profile),
-        "caption-predictions": lambda: learning.caption_predictions(profile),
     }
     print(f"smoke profile: rebuilding '{name}' offline (notebook {runtime.PREREQUISITES[name][1]})")
     makers[name]()

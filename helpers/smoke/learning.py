@@ -1,6 +1,6 @@
 """Notebook 03's calls, packaged for offline checks: a tiny BLIP-2 must learn what the image shows.
 
-Used by the learning check (notebook 03 §9, appendix A1 §4) and to make notebook 07's smoke predictions.
+Used by the learning check (notebook 03 §9, appendix A1 §4).
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from transformers.trainer_utils import get_last_checkpoint
 
 from helpers import runtime
 from helpers.collate import CaptionCollator
-from helpers.data import dish_dataset, predictions
 from helpers.models import audit
 from helpers.models.checkpointing import enable_activation_checkpointing
 from helpers.smoke import cache
@@ -38,7 +37,6 @@ from helpers.training import StopAfterEpochs, caption_images
 SHAPES_CHECK = runtime.Recipe(
     epochs=150, learning_rate=1e-2, batch_size=3, patience=0, max_new_tokens=12, modules_to_save=("lm_head",)
 )
-ZERO_SHOT, FINE_TUNED = "blip2-zero-shot", "blip2-lora"
 
 
 def load_blip2_with_lora(
@@ -137,29 +135,6 @@ def learning_check(shuffle_captions: bool = False, per_pair: int = 3, seed: int 
         "predictions": predicted,
         "captions": data["caption"][:],
     }
-
-
-def caption_predictions(profile: runtime.Profile) -> list[Path]:
-    """Notebook 03 end to end on the smoke dish dataset; writes its zero-shot and LoRA predictions files."""
-    recipe = profile.recipe("captioning")
-    data = dish_dataset.load(profile)
-    model, processor = load_blip2_with_lora(profile, recipe)
-    test = data["test"]
-    with model.disable_adapter():
-        zero_shot = caption_images(model, processor, test["image"], recipe.max_new_tokens)
-    fit(
-        model,
-        processor,
-        recipe,
-        data["train"],
-        data["validation"],
-        profile.output_dir("blip2-lora", "smoke-07"),
-    )
-    tuned = caption_images(model, processor, test["image"], recipe.max_new_tokens)
-    return [
-        predictions.write(profile, "caption", tag, predictions.caption_rows(test, captions, tag, profile))
-        for tag, captions in ((ZERO_SHOT, zero_shot), (FINE_TUNED, tuned))
-    ]
 
 
 def proof(trained: dict, control: dict) -> list[Bound]:

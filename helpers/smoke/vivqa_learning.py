@@ -20,7 +20,7 @@ from helpers.models import minigpt_v2_checkpoint
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
 from helpers.smoke import cache, vivqa_fixtures
 from helpers.smoke.controls import Bound, shuffle_column
-from helpers.training import minigpt_answers, minigpt_vqa_rows
+from helpers.training import minigpt_answers, minigpt_vqa_rows, planned_steps, tutorial_optimizer
 
 
 def load_for_training(
@@ -51,11 +51,6 @@ def fit(
         num_train_epochs=recipe.epochs,
         max_steps=recipe.max_steps,
         per_device_train_batch_size=recipe.batch_size,
-        learning_rate=recipe.learning_rate,
-        lr_scheduler_type="cosine_with_min_lr",
-        lr_scheduler_kwargs={"min_lr": 1e-6},
-        warmup_steps=recipe.warmup_steps,
-        weight_decay=0.05,
         fp16=dtype == torch.float16,
         bf16=dtype == torch.bfloat16,
         save_strategy="no",
@@ -68,7 +63,10 @@ def fit(
         disable_tqdm=True,
     )
     collator = MiniGPTv2Collator(tokenizer, image_processor, model.config.num_image_tokens)
-    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=rows)
+    optimizers = tutorial_optimizer(model, recipe, planned_steps(recipe, len(rows)))
+    trainer = Trainer(
+        model=model, args=args, data_collator=collator, train_dataset=rows, optimizers=optimizers
+    )
     trainer.remove_callback(PrinterCallback)
     trainer.train()
     return trainer

@@ -1,0 +1,102 @@
+"""What a GPU chapter measured (peak memory, training and evaluation speed) beside its plan's estimates (05 §10)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from helpers import jsonl, runtime
+from helpers.models.audit import GB, SessionPlan, session_plan
+
+GPU_RUNS = runtime.REPO_ROOT / "benchmarks" / "results" / "gpu_runs.jsonl"
+
+
+def device_line() -> str:
+    """The GPU and this session's peak allocated memory, or that there is none."""
+    if not torch.cuda.is_available():
+        return "no GPU in this session: the speeds below are a CPU's"
+    peak = torch.cuda.max_memory_allocated() / GB
+    return f"{torch.cuda.get_device_name()}: peak memory allocated {peak:.2f} GiB"
+
+
+def figures(
+    plan: SessionPlan, train_seconds: float, steps: int, eval_seconds: float, questions: int
+) -> pd.DataFrame:
+    """Seconds per training step and evaluation questions per second: measured, the plan's estimate, their ratio."""
+    table = pd.DataFrame(
+        {
+            "measured": [train_seconds / max(steps, 1), questions / eval_seconds],
+            "estimate": [plan.step_seconds, 1 / plan.answer_seconds],
+        },
+        index=["seconds per training step", "evaluation questions per second"],
+    )
+    table["measured / estimate"] = table["measured"] / table["estimate"]
+    return table
+
+
+def record(chapter: str, run: str, table: pd.DataFrame, path: Path = GPU_RUNS) -> Path | None:
+    """Appends the figures with the date, GPU and peak memory to `benchmarks/results/gpu_runs.jsonl` on a GPU;
+    on a CPU records nothing (its speeds say nothing about a T4) and says so."""
+    if not torch.cuda.is_available():
+        print("no GPU: nothing recorded (these speeds are a CPU's, not a T4's)")
+        return None
+    entry = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "chapter": chapter,
+        "run": run,
+        "gpu": torch.cuda.get_device_name(),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / GB, 2),
+        **{name: round(float(value), 4) for name, value in table["measured"].items()},
+    }
+    jsonl.append(path, entry)
+    print(f"recorded in {path}: keep the file (download it, or open a pull request) to share the measurement")
+    return path
+
+
+TABLE_START, TABLE_END = "<!-- t4-plan:start -->", "<!-- t4-plan:end -->"
+CHAPTERS = {"captioning": "03", "vqa": "04", "vivqa": "05", "defects": "06"}
+
+
+def t4_table(path: Path = GPU_RUNS) -> str:
+    """The README's "Will it fit on a T4?" table: each GPU chapter's run planned on the published data sizes, with
+    the latest measured speeds where a GPU run recorded them and "estimate" elsewhere."""
+    records, _ = jsonl.read(path) if path.exists() else ([], False)
+    latest = {(r["chapter"], r["run"]): r for r in records}
+    lines = [
+        "| chapter | RUN | steps | test questions | minutes (plan) | T4 sessions | s/step | questions/s | source |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    full = runtime.profile("full")
+    for chapter, number in CHAPTERS.items():
+        for run in runtime.RUNS:
+            plan = session_plan(chapter, full.recipe(chapter, run))
+            seen = latest.get((number, run))
+            speeds = (
+                (f"{seen['seconds per training step']:.2f}", f"{seen['evaluation questions per second']:.1f}",
+                 f"measured {seen['date'][:10]} on {seen['gpu']}")
+                if seen
+                else (f"{plan.step_seconds:.2f}", f"{1 / plan.answer_seconds:.1f}", "estimate")
+            )  # fmt: skip
+            lines.append(
+                f"| {number} | {run} | {plan.steps:,} | {plan.eval_questions:,} | {plan.total_minutes:.0f} |"
+                f" {plan.sessions} | {' | '.join(speeds)} |"
+            )
+    return "\n".join(lines)
+
+
+def readme_with_table(readme: str, table: str) -> str:
+    """`readme` with the lines between the t4-plan markers replaced by `table`."""
+    head, rest = readme.split(TABLE_START, 1)
+    _, tail = rest.split(TABLE_END, 1)
+    return f"{head}{TABLE_START}\n{table}\n{TABLE_END}{tail}"
+
+
+if __name__ == "__main__":
+    readme_path = runtime.REPO_ROOT / "README.md"
+    readme_path.write_text(
+        readme_with_table(readme_path.read_text(encoding="utf-8"), t4_table()), encoding="utf-8"
+    )
+    print(f"rewrote the T4 table in {readme_path}")
