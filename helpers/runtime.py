@@ -14,7 +14,7 @@ from types import ModuleType
 
 import numpy as np
 import torch
-from huggingface_hub import whoami
+from huggingface_hub import HfApi
 
 PROFILES = ("smoke", "full")
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -290,36 +290,66 @@ def outputs_root() -> Path:
 def hf_token() -> str | None:
     """The Hugging Face token from Colab secrets (`HF_TOKEN`) or the environment; None if absent.
 
-    Pass it straight to the call that needs it; the project never prints or stores it.
+    A Colab secret that exists but was not given notebook access raises, saying how to grant it. Pass the token
+    straight to the call that needs it; the project never prints or stores it.
     """
     if in_colab():
         from google.colab import userdata
 
         try:
             token = userdata.get("HF_TOKEN")
-        except (userdata.SecretNotFoundError, userdata.NotebookAccessError):
+        except userdata.SecretNotFoundError:
             token = None
+        except userdata.NotebookAccessError as error:
+            raise PermissionError(
+                "the HF_TOKEN secret exists but this notebook may not read it: open Secrets (the key icon on the "
+                "left), switch on 'Notebook access' for HF_TOKEN, then run this cell again"
+            ) from error
         if token:
             return token
     return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
 
 
+def hub_api() -> HfApi:
+    """The Hub client; `HF_ENDPOINT` (read when called) names another Hub, such as a stand-in on 127.0.0.1."""
+    return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
+
+
+def can_write(identity: dict) -> bool:
+    """Whether a `whoami` answer's token may create and write repositories: role "write", or a fine-grained
+    token holding "repo.write" (globally or on some scope)."""
+    access = identity.get("auth", {}).get("accessToken", {})
+    if access.get("role") == "write":
+        return True
+    grants = access.get("fineGrained", {})
+    scoped = [permission for scope in grants.get("scoped", []) for permission in scope.get("permissions", [])]
+    return "repo.write" in [*grants.get("global", []), *scoped]
+
+
 def hub_upload_target(current: Profile, repo_name: str) -> tuple[str, str] | None:
-    """(`<your user>/<repo_name>`, token) when uploads can run (full profile with a token); else says why not."""
+    """(`<your user>/<repo_name>`, token) when uploads can run (full profile, a token with write access); else
+    prints one line saying why not and returns None."""
     token = hf_token()
     if current.is_smoke or token is None:
         reason = "smoke profile (offline)" if current.is_smoke else "no Hugging Face token"
         print(f"push_to_hub skipped: {reason}. Add an HF_TOKEN secret (write access) to upload.")
         return None
-    return f"{whoami(token=token)['name']}/{repo_name}", token
+    identity = hub_api().whoami(token=token)
+    if not can_write(identity):
+        print(
+            "push_to_hub skipped: the HF_TOKEN token is read-only. Make a token with write access to upload."
+        )
+        return None
+    return f"{identity['name']}/{repo_name}", token
 
 
 def token_status() -> str:
-    """Whether a Hugging Face token is available, without revealing it."""
+    """Whether a Hugging Face token is available and what it is needed for, without revealing it."""
+    if hf_token():
+        return "Hugging Face token: found (hidden)"
     return (
-        "Hugging Face token: found (hidden)"
-        if hf_token()
-        else "Hugging Face token: none (hub uploads skipped)"
+        "Hugging Face token: none. Gated models (Llama-2 in notebooks 05 and 06) cannot download and hub uploads"
+        " are skipped: add an HF_TOKEN secret (Colab) or environment variable"
     )
 
 

@@ -3,6 +3,8 @@ tests."""
 
 import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
@@ -70,3 +72,44 @@ def prediction_folder(tmp_path):
         boxes.append({**common, "model": "minigptv2-stage3", "prediction": "tôi không biết <unk>"})
     write_jsonl(folder / "boxes.jsonl", boxes)
     return folder
+
+
+# The Hub's whoami-v2 answers for three tokens, modelled on the public API's shape (auth.accessToken.role, and the
+# permissions of a fine-grained token); any other token gets 401 as on the Hub.
+HUB_IDENTITIES = {
+    "hf_read": {"type": "user", "name": "lan", "auth": {"type": "access_token",
+                "accessToken": {"displayName": "colab", "role": "read"}}},
+    "hf_write": {"type": "user", "name": "lan", "auth": {"type": "access_token",
+                 "accessToken": {"displayName": "colab", "role": "write"}}},
+    "hf_fine": {"type": "user", "name": "lan", "auth": {"type": "access_token", "accessToken": {
+        "displayName": "colab", "role": "fineGrained", "fineGrained": {"global": ["discussion.write"], "scoped": [
+            {"entity": {"type": "user", "name": "lan"}, "permissions": ["repo.content.read", "repo.write"]}]}}}},
+}  # fmt: skip
+
+
+class _HubStandIn(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's name)
+        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+        known = self.path == "/api/whoami-v2" and token in HUB_IDENTITIES
+        body = json.dumps(HUB_IDENTITIES[token] if known else {"error": "Invalid credentials"}).encode()
+        self.send_response(200 if known else 401)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def hub_stand_in(monkeypatch):
+    """A stand-in Hub on 127.0.0.1 answering whoami for the tokens of HUB_IDENTITIES, named by HF_ENDPOINT."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _HubStandIn)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    yield
+    server.shutdown()
+    server.server_close()

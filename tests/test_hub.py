@@ -13,9 +13,8 @@ class Recorder:
         self.calls.append((repo_id, kwargs))
 
 
-def test_push_uploads_privately_with_its_card_in_full_only(monkeypatch, capsys):
-    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
-    monkeypatch.setattr(runtime, "whoami", lambda token: {"name": "lan"})
+def test_push_uploads_privately_with_its_card_in_full_only(hub_stand_in, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_write")
     cards = []
     monkeypatch.setattr(
         DatasetCard, "push_to_hub", lambda self, repo_id, token: cards.append((repo_id, token))
@@ -26,8 +25,8 @@ def test_push_uploads_privately_with_its_card_in_full_only(monkeypatch, capsys):
     assert dataset.calls == [] and cards == []
     assert hub.push(runtime.profile("full"), dataset, DatasetCard("---\n---\n"), "d") == "lan/d"
     assert hub.push(runtime.profile("full"), adapter, ModelCard("---\n---\n"), "m") == "lan/m"
-    assert dataset.calls == [("lan/d", {"token": "hf_secret_value", "private": True})]
-    assert adapter.calls == [("lan/m", {"token": "hf_secret_value", "private": True})]
-    assert cards == [("lan/d", "hf_secret_value"), ("lan/m", "hf_secret_value")]
+    assert dataset.calls == [("lan/d", {"token": "hf_write", "private": True})]
+    assert adapter.calls == [("lan/m", {"token": "hf_write", "private": True})]
+    assert cards == [("lan/d", "hf_write"), ("lan/m", "hf_write")]
     out = capsys.readouterr().out
-    assert "huggingface.co/datasets/lan/d" in out and "huggingface.co/lan/m" in out and "hf_secret" not in out
+    assert "huggingface.co/datasets/lan/d" in out and "huggingface.co/lan/m" in out and "hf_write" not in out

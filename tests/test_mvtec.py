@@ -87,13 +87,14 @@ def test_a_good_record_reads_with_its_image_found_below_a_dropped_folder(root):
     ("change", "field", "detail"),
     [
         ({"bbox": [10, 20, 130, 40]}, "'bbox'", "outside the 0-100 grid"),
-        ({"bbox": [30, 20, 10, 40]}, "'bbox'", "reversed or empty"),
+        ({"bbox": "abc"}, "'bbox'", "expected four integers"),
         ({"bbox": [10, 20, 30]}, "'bbox'", "expected four integers"),
         ({"bbox": [10.5, 20, 30, 40]}, "'bbox'", "expected four integers"),
         ({"class": "bolt"}, "'class'", "not one of bottle"),
         ({"is_broken": "yes"}, "'is_broken'", "expected true or false"),
         ({"image_path": "images/bottle/crack/001.png"}, "'image_path'", "no such image"),
-        ({"width": 41}, "'width', 'height'", "say 41x20, the image is 40x20"),
+        ({"width": 41}, "'width'", "says 41, the image is 40x20"),
+        ({"width": "40"}, "'width'", "is '40', expected an integer"),
     ],
 )
 def test_bad_records_name_file_index_and_field(root, change, field, detail):
@@ -106,9 +107,42 @@ def test_bad_records_name_file_index_and_field(root, change, field, detail):
 def test_a_record_missing_fields_says_which(root):
     path = root / "val_data.json"
     incomplete = record()
-    del incomplete["height"], incomplete["bbox"]
+    del incomplete["class"], incomplete["bbox"]
     path.write_text(json.dumps([incomplete]))
-    with pytest.raises(ValueError, match=r"record 0: field\(s\) \['bbox', 'height'\] missing"):
+    with pytest.raises(ValueError, match=r"record 0: field\(s\) \['bbox', 'class'\] missing"):
+        mvtec.read_records(path, root)
+
+
+def test_width_and_height_are_optional_as_in_the_forks_reader(root):
+    path = root / "val_data.json"
+    bare = record()
+    del bare["height"], bare["width"]
+    path.write_text(json.dumps([bare]))
+    assert mvtec.read_records(path, root)[0]["width"] == 40
+
+
+@pytest.mark.parametrize(
+    ("bbox", "kept", "said"),
+    [
+        ([10, 20, 10, 40], [10, 20, 11, 40], "zero width or height widened to 1"),
+        ([10, 100, 30, 100], [10, 99, 30, 100], "zero width or height widened to 1"),
+        ([-1, 20, 101, 40], [0, 20, 100, 40], "clamped to the grid"),
+        ([30, 20, 10, 40], None, "skipped: reversed box [30, 20, 10, 40]"),
+    ],
+)
+def test_boxes_are_repaired_when_unambiguous_else_skipped_and_both_reported(root, capsys, bbox, kept, said):
+    path = root / "train_data.json"
+    path.write_text(json.dumps([record(), record(bbox=bbox)]))
+    table = mvtec.read_records(path, root)
+    assert len(table) == (2 if kept else 1) and (kept is None or table[1]["boxes"] == [kept])
+    report = capsys.readouterr().out
+    assert "train_data.json: 1 box(es) " in report and "record 1: " in report and said in report
+
+
+def test_a_file_whose_every_box_is_unusable_is_an_error(root):
+    path = root / "train_data.json"
+    path.write_text(json.dumps([record(bbox=[30, 20, 10, 40])]))
+    with pytest.raises(ValueError, match="train_data.json: no record left"):
         mvtec.read_records(path, root)
 
 

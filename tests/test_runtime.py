@@ -104,10 +104,53 @@ def test_hub_upload_skipped_with_reason(monkeypatch, capsys, profile, token, rea
     assert reason in out and "hf_secret_value" not in out
 
 
-def test_hub_upload_target_names_the_users_repo(monkeypatch):
-    monkeypatch.setenv("TUTORIAL_PROFILE", "full")
-    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
-    monkeypatch.setattr(
-        runtime, "whoami", lambda token: {"name": "lan"} if token == "hf_secret_value" else {}
+@pytest.mark.parametrize(
+    ("token", "target", "said"),
+    [
+        ("hf_write", ("lan/demo", "hf_write"), ""),
+        ("hf_fine", ("lan/demo", "hf_fine"), ""),
+        ("hf_read", None, "push_to_hub skipped: the HF_TOKEN token is read-only"),
+    ],
+)
+def test_hub_upload_needs_a_token_that_can_write(hub_stand_in, monkeypatch, capsys, token, target, said):
+    """Against a stand-in Hub on 127.0.0.1: a read-only token skips uploads with one line instead of a 403 later."""
+    monkeypatch.setenv("HF_TOKEN", token)
+    assert runtime.hub_upload_target(runtime.profile("full"), "demo") == target
+    out = capsys.readouterr().out
+    assert (
+        out.strip().startswith(said)
+        and len(out.strip().splitlines()) == len(said.splitlines())
+        and token not in out
     )
-    assert runtime.hub_upload_target(runtime.profile("full"), "demo") == ("lan/demo", "hf_secret_value")
+
+
+def test_token_status_says_what_a_missing_token_stops(monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+    status = runtime.token_status()
+    assert "Llama-2" in status and "uploads" in status
+
+
+def test_a_colab_secret_without_notebook_access_is_an_error_saying_how_to_grant_it(monkeypatch):
+    """Colab's userdata raises NotebookAccessError for a secret the notebook may not read; that is never 'no token'."""
+    import sys
+    import types
+
+    class SecretNotFoundError(Exception):
+        pass
+
+    class NotebookAccessError(Exception):
+        pass
+
+    def get(name):
+        raise NotebookAccessError(name)
+
+    userdata = types.SimpleNamespace(
+        get=get, SecretNotFoundError=SecretNotFoundError, NotebookAccessError=NotebookAccessError
+    )
+    colab = types.ModuleType("google.colab")
+    colab.userdata = userdata
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    with pytest.raises(PermissionError, match="switch on 'Notebook access' for HF_TOKEN"):
+        runtime.hf_token()

@@ -41,12 +41,14 @@ CATEGORIES = (
     "pill", "screw", "tile", "toothbrush", "transistor", "wood", "zipper",
 )  # fmt: skip
 GRID = 100
+OFF_GRID = 2  # corners this far outside the grid are rounding, clamped; further out the record is wrong
 # The fork's one training and evaluation instruction (after the `[detection]` task tag); 40 new tokens at evaluation.
 INSTRUCTION = "a defect or not-defect object and return the bounding boxes and its label. If not, bound around the object."
 WHOLE_FRAME = [0, 0, GRID, GRID]
 # Split files by what their names say: the fork reads train_data.json and evaluates val_data.json.
 SPLIT_WORDS = {"train": ("train",), "validation": ("val", "valid", "validation"), "test": ("test",)}
-FIELDS = ("image_path", "bbox", "class", "is_broken", "height", "width")
+FIELDS = ("image_path", "bbox", "class", "is_broken")  # what the fork's dataset reads
+OPTIONAL_FIELDS = ("height", "width")  # checked against the image when present
 FEATURES = Features(
     {
         "image_path": Value("string"),
@@ -121,20 +123,29 @@ def _image_file(image_path: str, root: Path) -> Path | None:
     return None
 
 
-def check_box(value: object, where: str) -> list[int]:
-    """A box as four integers x1 < x2, y1 < y2 on the 0-100 grid, else ValueError naming `where`."""
+def check_box(value: object, where: str) -> tuple[list[int] | None, str | None]:
+    """(box, note) for a box of four integers on the 0-100 grid: a valid box with no note; one repaired without
+    ambiguity (corners just off the grid clamped, a zero width or height widened to one grid unit) with a note
+    saying how; a reversed box (x1 > x2 or y1 > y2, which corner is wrong?) as None with a note. Any other
+    value raises ValueError naming `where`."""
     if (
         not isinstance(value, list)
         or len(value) != 4
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         raise ValueError(f"{where}: field 'bbox' is {value!r}, expected four integers [x1, y1, x2, y2]")
-    if any(not 0 <= v <= GRID for v in value):
+    if any(not -OFF_GRID <= v <= GRID + OFF_GRID for v in value):
         raise ValueError(f"{where}: field 'bbox' {value} is outside the 0-{GRID} grid")
-    x1, y1, x2, y2 = value
-    if x1 >= x2 or y1 >= y2:
-        raise ValueError(f"{where}: field 'bbox' {value} is reversed or empty (needs x1 < x2 and y1 < y2)")
-    return list(value)
+    x1, y1, x2, y2 = (min(max(v, 0), GRID) for v in value)
+    notes = ["clamped to the grid"] if [x1, y1, x2, y2] != value else []
+    if x1 > x2 or y1 > y2:
+        return None, f"skipped: reversed box {value}"
+    if x1 == x2 or y1 == y2:
+        x1, x2 = ((x1, x2 + 1) if x2 < GRID else (x1 - 1, x2)) if x1 == x2 else (x1, x2)
+        y1, y2 = ((y1, y2 + 1) if y2 < GRID else (y1 - 1, y2)) if y1 == y2 else (y1, y2)
+        notes.append("zero width or height widened to 1")
+    box = [x1, y1, x2, y2]
+    return box, f"repaired: {value} -> {box} ({', '.join(notes)})" if notes else None
 
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:
@@ -148,8 +159,11 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
     return size
 
 
-def check_record(record: object, where: str, root: Path, classes: Sequence[str] = CATEGORIES) -> dict:
-    """One record checked (fields, box, class, image present with the stated size) as a row of FEATURES."""
+def check_record(
+    record: object, where: str, root: Path, classes: Sequence[str] = CATEGORIES
+) -> tuple[dict | None, list[str]]:
+    """(row of FEATURES or None when every box was skipped, notes): fields, class, boxes (`check_box`), the image
+    present and, when the record states them, its width and height; a structural problem raises naming `where`."""
     if not isinstance(record, dict):
         raise ValueError(f"{where}: expected an object with {', '.join(FIELDS)}, got {type(record).__name__}")
     missing = [name for name in FIELDS if name not in record]
@@ -159,23 +173,50 @@ def check_record(record: object, where: str, root: Path, classes: Sequence[str] 
         raise ValueError(f"{where}: field 'class' is {record['class']!r}, not one of {', '.join(classes)}")
     if not isinstance(record["is_broken"], bool):
         raise ValueError(f"{where}: field 'is_broken' is {record['is_broken']!r}, expected true or false")
-    boxes = record.get("boxes", [record["bbox"]])
-    boxes = [check_box(box, where) for box in boxes]
+    checked = [check_box(box, where) for box in record.get("boxes", [record["bbox"]])]
+    notes = [f"{where}: {note}" for _, note in checked if note]
+    boxes = [box for box, _ in checked if box is not None]
+    if not boxes:
+        return None, notes
     image = _image_file(str(record["image_path"]), root)
     if image is None:
         raise ValueError(f"{where}: field 'image_path' {record['image_path']!r}: no such image under {root}")
     width, height = _image_size(image, where)
-    if (record["width"], record["height"]) != (width, height):
-        raise ValueError(
-            f"{where}: fields 'width', 'height' say {record['width']}x{record['height']}, the image is {width}x{height}"
-        )
-    return {"image_path": str(record["image_path"]), "file": str(image), "class": record["class"],
-            "is_broken": record["is_broken"], "boxes": boxes, "width": width, "height": height}  # fmt: skip
+    for name, actual in (("width", width), ("height", height)):
+        stated = record.get(name, actual)
+        if not isinstance(stated, int) or isinstance(stated, bool):
+            raise ValueError(f"{where}: field '{name}' is {stated!r}, expected an integer (pixels)")
+        if stated != actual:
+            raise ValueError(f"{where}: field '{name}' says {stated}, the image is {width}x{height}")
+    row = {"image_path": str(record["image_path"]), "file": str(image), "class": record["class"],
+           "is_broken": record["is_broken"], "boxes": boxes, "width": width, "height": height}  # fmt: skip
+    return row, notes
+
+
+def checked_dataset(
+    records: Sequence[object], source: str, root: Path, classes: Sequence[str] = CATEGORIES
+) -> Dataset:
+    """Every record checked (`check_record`, named `{source} record {index}`) as a Dataset; prints how many boxes
+    were repaired and records skipped, with the first few of each."""
+    rows, notes = [], []
+    for index, record in enumerate(records):
+        row, found = check_record(record, f"{source} record {index}", Path(root), classes)
+        rows += [row] if row is not None else []
+        notes += found
+    for kind in ("repaired", "skipped"):
+        these = [note for note in notes if f": {kind}: " in note]
+        if these:
+            more = f" (and {len(these) - 3} more)" if len(these) > 3 else ""
+            print(f"{source}: {len(these)} box(es) {kind}: " + "; ".join(these[:3]) + more)
+    if not rows:
+        raise ValueError(f"{source}: no record left after skipping the unusable boxes")
+    return Dataset.from_list(rows, features=FEATURES)
 
 
 def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = CATEGORIES) -> Dataset:
     """A JSON list of records as a Dataset (image_path, file, class, is_broken, boxes, width, height), image paths
-    resolved under `root` (default: the JSON file's folder); a bad record raises naming file, index and field."""
+    resolved under `root` (default: the JSON file's folder); a bad record raises naming file, index and field,
+    a repairable or unusable box is repaired or skipped and reported (`checked_dataset`)."""
     path = Path(path)
     root = path.parent if root is None else root
     try:
@@ -184,11 +225,7 @@ def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = 
         raise ValueError(f"{path}: not valid JSON ({error})") from error
     if not isinstance(records, list) or not records:
         raise ValueError(f"{path}: expected a non-empty JSON list of records")
-    rows = [
-        check_record(record, f"{path} record {index}", Path(root), classes)
-        for index, record in enumerate(records)
-    ]
-    return Dataset.from_list(rows, features=FEATURES)
+    return checked_dataset(records, str(path), Path(root), classes)
 
 
 def good_box_convention(table: Dataset) -> Counter:
@@ -274,10 +311,4 @@ def split_records(
 
 def records_dataset(records: Sequence[dict], root: Path) -> Dataset:
     """Converted records, checked, as the same Dataset `read_records` gives."""
-    return Dataset.from_list(
-        [
-            check_record(record, f"{root} record {index} ({record.get('image_path')})", Path(root))
-            for index, record in enumerate(records)
-        ],
-        features=FEATURES,
-    )
+    return checked_dataset(records, str(root), Path(root))

@@ -125,6 +125,20 @@ def write(profile: runtime.Profile, task: str, model_tag: str, rows: Sequence[di
     return jsonl.write(profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl", rows)
 
 
+def written(profile: runtime.Profile, task: str, model_tag: str, ids: Sequence[str]) -> list[dict] | None:
+    """The lines of `<task>-<model_tag>.jsonl` in the order of `ids` when that file holds exactly these ids for this
+    profile (a run resumed in a new session reuses them instead of generating again); else None."""
+    path = profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl"
+    if not path.exists():
+        return None
+    numbered, _ = jsonl.read_numbered(path)
+    lines = {record.get("id"): check_line(record, f"{path}:{number}") for number, record in numbered}
+    wanted = [str(i) for i in ids]
+    if sorted(lines) != sorted(wanted) or any(line.get("profile") != profile.name for line in lines.values()):
+        return None
+    return [lines[i] for i in wanted]
+
+
 def check_line(record: dict, where: str) -> dict:
     """The record if it follows the contract, else a ValueError naming file, line and field."""
     for name in REQUIRED:

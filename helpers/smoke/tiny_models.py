@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
@@ -98,16 +99,28 @@ def train_sentencepiece_like(vocab_size: int = 600) -> PreTrainedTokenizerFast:
 
 
 def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
-    """A WordPiece tokenizer laid out like bert-base-uncased (lowercased, accents stripped) plus `[DEC]`."""
+    """A WordPiece tokenizer laid out like bert-base-uncased (lowercased, accents stripped) plus `[DEC]`.
+
+    Its vocabulary is built here: tokenizers' WordPieceTrainer breaks ties between equally frequent merges
+    differently from run to run. Specials, every character and its `##` form, then the most frequent words.
+    """
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.decoder = decoders.WordPiece()
-    tok.train_from_iterator(
-        _corpus(),
-        trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=specials, show_progress=False),
+    normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
+    words = Counter(
+        word
+        for line in _corpus()
+        for word, _ in pre_tokenizer.pre_tokenize_str(normalizer.normalize_str(line))
     )
+    characters = sorted({character for word in words for character in word})
+    pieces = [*specials, *characters, *(f"##{character}" for character in characters)]
+    frequent = [
+        word for word, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])) if len(word) > 1
+    ]
+    pieces += frequent[: max(0, vocab_size - len(pieces))]
+    tok = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(pieces)}, unk_token="[UNK]"))
+    tok.normalizer = normalizer
+    tok.pre_tokenizer = pre_tokenizer
+    tok.decoder = decoders.WordPiece()
     tok.post_processor = processors.TemplateProcessing(
         single="[CLS] $A [SEP]",
         pair="[CLS] $A [SEP] $B [SEP]",
