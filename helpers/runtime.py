@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_OUTPUTS = DRIVE_MOUNT / "MyDrive" / "vi-vlm-tutorials" / "outputs"
+COLAB_DATA = Path("/content/vi-vlm-data")  # the VM's own disk: large and fast, gone with the session
 # Decompression-bomb limit for every image the series reads, checked from the header before decoding.
 MAX_IMAGE_PIXELS = 40_000_000
 # The hub checkpoints of the full profile; the smoke profile builds tiny models of the same classes.
@@ -170,6 +171,16 @@ class Profile:
     def output_dir(self, *parts: str) -> Path:
         """A created folder under this profile's outputs (Drive in Colab, so a disconnect loses nothing)."""
         path = self.root.joinpath(self.name, *parts)
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def data_dir(self, *parts: str) -> Path:
+        """A created folder for downloaded and extracted data: `TUTORIAL_DATA_DIR`, else the VM's own disk in Colab
+        (extracting ~10k files through the Drive mount is slow, and Drive keeps only checkpoints, predictions and
+        adapters), else the outputs root; the profile's name below it, as for outputs."""
+        override = os.environ.get("TUTORIAL_DATA_DIR")
+        root = Path(override) if override else COLAB_DATA if in_colab() else self.root
+        path = root.joinpath(self.name, *parts)
         path.mkdir(parents=True, exist_ok=True)
         return path
 

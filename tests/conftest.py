@@ -87,16 +87,35 @@ HUB_IDENTITIES = {
 }  # fmt: skip
 
 
+GATED_ACCESS = {"hf_write", "hf_fine"}  # tokens whose account accepted the gated licences; hf_read's did not
+
+
 class _HubStandIn(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's name)
         token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-        known = self.path == "/api/whoami-v2" and token in HUB_IDENTITIES
-        body = json.dumps(HUB_IDENTITIES[token] if known else {"error": "Invalid credentials"}).encode()
-        self.send_response(200 if known else 401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
+        headers = {}
+        if self.path == "/api/whoami-v2" and token in HUB_IDENTITIES:
+            status, body = 200, HUB_IDENTITIES[token]
+        elif self.path.endswith("/auth-check") and token in GATED_ACCESS:
+            status, body = 200, {}
+        elif self.path.endswith("/auth-check") and token in HUB_IDENTITIES:
+            status, body, headers = (
+                403,
+                {"error": "Access to this model is restricted"},
+                {"X-Error-Code": "GatedRepo"},
+            )
+        else:
+            status, body, headers = 401, {"error": "Invalid credentials"}, {"X-Error-Code": "RepoNotFound"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        for name, value in {
+            "Content-Type": "application/json",
+            "Content-Length": str(len(data)),
+            **headers,
+        }.items():
+            self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(body)
+        self.wfile.write(data)
 
     def log_message(self, *args):
         pass
@@ -104,7 +123,8 @@ class _HubStandIn(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def hub_stand_in(monkeypatch):
-    """A stand-in Hub on 127.0.0.1 answering whoami for the tokens of HUB_IDENTITIES, named by HF_ENDPOINT."""
+    """A stand-in Hub on 127.0.0.1, named by HF_ENDPOINT: whoami for the tokens of HUB_IDENTITIES, and auth-check of
+    gated repositories (403 GatedRepo for a token whose account has no access, as the Hub answers)."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _HubStandIn)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

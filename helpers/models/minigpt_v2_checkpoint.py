@@ -162,10 +162,10 @@ def load_stage3_model(
         model, gradient_checkpointing=gradient_checkpointing, extra_trained=extra_trained
     )
     if profile.is_smoke:
-        path = profile.output_dir("checkpoints") / "synthetic_stage3.pth"
+        path = profile.data_dir("checkpoints") / "synthetic_stage3.pth"
         checkpoint = profile.smoke_kit().synthetic_stage3.write(model.config, path)
     else:
-        checkpoint = download_stage3_checkpoint(profile.output_dir("checkpoints") / STAGE3_FILENAME)
+        checkpoint = download_stage3_checkpoint(profile.data_dir("checkpoints") / STAGE3_FILENAME)
     report = load_official_checkpoint(peft_model, checkpoint)
     tokenizer = AutoTokenizer.from_pretrained(llm, token=token)
     return peft_model, tokenizer, make_image_processor(image_size), report

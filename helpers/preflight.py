@@ -1,0 +1,92 @@
+"""The first check of each GPU chapter (03-06 §0): the GPU and its free memory, free space where the downloads and
+the outputs go, the token and access to each gated model; one clear error before anything downloads or loads."""
+
+from __future__ import annotations
+
+import shutil
+
+import torch
+from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+from helpers import runtime
+from helpers.models import audit
+
+# The models each chapter loads (runtime.HUB_MODELS keys), and the gated ones with where to accept their licence.
+CHAPTER_MODELS = {
+    "captioning": ("blip2",),
+    "vqa": ("blip-vqa",),
+    "vivqa": ("minigpt-vision", "llama-2-chat"),
+    "defects": ("minigpt-vision", "llama-2-chat"),
+}
+LICENCES = {"llama-2-chat": "https://huggingface.co/meta-llama/Llama-2-7b-chat-hf"}
+CHECKPOINTS_KEPT = 1  # resuming needs the last checkpoint only
+SLACK_GB = 1.0  # room for caches, logs and predictions files
+
+
+def output_gb(chapter: str) -> float:
+    """GiB the chapter writes where outputs go: its checkpoints (trained weights, AdamW's two moments) and adapter."""
+    setup = audit.full_profile_setups()
+    trainable = next(s for s in setup if s.name == audit.WORKLOADS[chapter].setup).trainable_params
+    return (CHECKPOINTS_KEPT * trainable * 12 + trainable * 4) / audit.GB + SLACK_GB
+
+
+def problems(chapter: str, token: str | None, free_gpu_gb: float | None, free_data_gb: float,
+             free_output_gb: float) -> list[str]:  # fmt: skip
+    """What stops `chapter`'s full run, as sentences saying what to do; [] when nothing does. `free_gpu_gb` is None
+    without a GPU."""
+    found = []
+    setup = next(s for s in audit.full_profile_setups() if s.name == audit.WORKLOADS[chapter].setup)
+    needed_gpu = audit.memory_estimate(setup, checkpointing=True)["total"]
+    if free_gpu_gb is not None and free_gpu_gb < needed_gpu:
+        found.append(f"the GPU has {free_gpu_gb:.1f} GiB free and the run needs about {needed_gpu:.1f} GiB: restart"
+                     " the session (Runtime -> Restart session) to free what an earlier model holds")  # fmt: skip
+    downloads = audit.WORKLOADS[chapter].download_gb
+    if free_data_gb < downloads:
+        found.append(
+            f"the data disk has {free_data_gb:.1f} GB free and the downloads need about {downloads:.1f} GB"
+        )
+    if free_output_gb < output_gb(chapter):
+        found.append(f"the outputs folder has {free_output_gb:.1f} GiB free and the checkpoints and adapter need about"
+                     f" {output_gb(chapter):.1f} GiB: free space on Drive or set TUTORIAL_OUTPUT_DIR elsewhere")  # fmt: skip
+    gated = [key for key in CHAPTER_MODELS[chapter] if key in LICENCES]
+    if gated and token is None:
+        found += [f"{runtime.HUB_MODELS[k]} is gated: accept its licence at {LICENCES[k]}, then add a Hugging Face "
+                  "token as a Colab secret (or environment variable) named HF_TOKEN" for k in gated]  # fmt: skip
+    elif gated:
+        found += gated_access_problems(gated, token)
+    return found
+
+
+def gated_access_problems(keys: list[str], token: str) -> list[str]:
+    """For each gated model the token cannot read, what to do; asks the Hub (HF_ENDPOINT when set)."""
+    found = []
+    for key in keys:
+        repo_id = runtime.HUB_MODELS[key]
+        try:
+            runtime.hub_api().auth_check(repo_id, token=token)
+        except GatedRepoError:
+            found.append(f"your token cannot read {repo_id} yet: accept its licence at {LICENCES[key]} (approval can"
+                         " take a while) with the account the token belongs to")  # fmt: skip
+        except RepositoryNotFoundError:
+            found.append(f"{repo_id} was not found with your token: check that HF_TOKEN is a valid token")
+    return found
+
+
+def check(profile: runtime.Profile, chapter: str, recipe: runtime.Recipe) -> audit.SessionPlan | None:
+    """Prints the facts and the plan, then raises RuntimeError listing every problem; the smoke profile has tiny
+    local models and fixtures, so there is nothing to check. Returns the plan on the published data sizes."""
+    if profile.is_smoke:
+        print("pre-flight: smoke profile, tiny local models and fixtures: no GPU, download or token needed")
+        return None
+    free_gpu = torch.cuda.mem_get_info()[0] / audit.GB if torch.cuda.is_available() else None
+    data_dir, output_dir = profile.data_dir(), profile.output_dir()
+    free_data, free_output = (shutil.disk_usage(d).free / audit.GB for d in (data_dir, output_dir))
+    plan = audit.session_plan(chapter, recipe)
+    where = torch.cuda.get_device_name() if free_gpu is not None else "no GPU (the CPU will be very slow)"
+    print(f"pre-flight: {where}; {free_gpu or 0:.1f} GiB GPU memory free; {free_data:.0f} GB free for downloads in"
+          f" {data_dir}; {free_output:.0f} GiB free for outputs in {output_dir}")  # fmt: skip
+    print(f"downloads about {audit.WORKLOADS[chapter].download_gb:.0f} GB; {plan}")
+    found = problems(chapter, runtime.hf_token(), free_gpu, free_data, free_output)
+    if found:
+        raise RuntimeError("pre-flight found what would stop this run:\n- " + "\n- ".join(found))
+    return plan

@@ -1,0 +1,65 @@
+"""The pre-flight check of the GPU chapters: every problem that would stop a full run, said before anything loads."""
+
+import pytest
+
+from helpers import preflight, runtime
+
+PLENTY = {"free_gpu_gb": 15.0, "free_data_gb": 100.0, "free_output_gb": 15.0}
+
+
+def test_nothing_stops_a_run_with_room_and_no_gated_model():
+    assert preflight.problems("captioning", None, **PLENTY) == []
+
+
+@pytest.mark.parametrize(
+    ("room", "said"),
+    [
+        ({"free_gpu_gb": 3.0}, "the GPU has 3.0 GiB free and the run needs about"),
+        ({"free_data_gb": 5.0}, "the data disk has 5.0 GB free and the downloads need about 25.4 GB"),
+        ({"free_output_gb": 0.5}, "the outputs folder has 0.5 GiB free"),  # a nearly full 15 GB Drive
+    ],
+)
+def test_too_little_room_is_named_with_what_is_needed(hub_stand_in, room, said):
+    found = preflight.problems("vivqa", "hf_write", **{**PLENTY, **room})
+    assert len(found) == 1 and said in found[0]
+
+
+def test_checkpoints_kept_for_resuming_fit_a_free_drive():
+    assert preflight.output_gb("vivqa") < 2.5  # one checkpoint (~0.7 GB) and the adapter, not one per save
+
+
+@pytest.mark.parametrize(
+    ("token", "said"),
+    [
+        (
+            None,
+            "meta-llama/Llama-2-7b-chat-hf is gated: accept its licence at https://huggingface.co/meta-llama",
+        ),
+        ("hf_read", "your token cannot read meta-llama/Llama-2-7b-chat-hf yet: accept its licence"),
+        ("hf_unknown", "was not found with your token"),
+        ("hf_write", None),
+    ],
+)
+def test_gated_llama_needs_a_token_whose_account_accepted_the_licence(hub_stand_in, token, said):
+    found = preflight.problems("defects", token, **PLENTY)
+    assert found == [] if said is None else (len(found) == 1 and said in found[0])
+
+
+def test_full_profile_stops_with_every_problem_in_one_error(hub_stand_in, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    full = runtime.profile("full")
+    with pytest.raises(
+        RuntimeError, match=r"pre-flight found what would stop this run:\n- .*Llama-2.* is gated"
+    ):
+        preflight.check(full, "vivqa", full.recipe("vivqa"))
+    out = capsys.readouterr().out
+    assert "pre-flight: " in out and "ESTIMATE on a T4" in out
+    monkeypatch.setenv("HF_TOKEN", "hf_write")
+    assert preflight.check(full, "vivqa", full.recipe("vivqa")).steps == 800
+
+
+def test_smoke_profile_has_nothing_to_check(capsys):
+    assert (
+        preflight.check(runtime.profile("smoke"), "vivqa", runtime.profile("smoke").recipe("vivqa")) is None
+    )
+    assert "no GPU, download or token needed" in capsys.readouterr().out
