@@ -239,12 +239,32 @@ def profile_name() -> str:
     return value
 
 
+def session_minutes_override() -> float | None:
+    """`TUTORIAL_SESSION_MINUTES`: how long one session trains before it saves and stops (e.g. a longer paid
+    session, or a short one to watch a run resume), for every chapter; None when unset."""
+    value = os.environ.get("TUTORIAL_SESSION_MINUTES", "").strip()
+    if not value:
+        return None
+    try:
+        minutes = float(value)
+    except ValueError:
+        minutes = -1.0
+    if not minutes > 0:
+        raise ValueError(f"TUTORIAL_SESSION_MINUTES={value!r} is not a positive number of minutes")
+    return minutes
+
+
 def profile(name: str | None = None) -> Profile:
-    """The profile `name` (default: the one the environment selects), with its outputs root."""
+    """The profile `name` (default: the one the environment selects), with its outputs root and recipes (their
+    session budget replaced by `TUTORIAL_SESSION_MINUTES` when set)."""
     name = name or profile_name()
     if name not in PROFILES:
         raise ValueError(f"{name!r} is not a profile; use one of {', '.join(PROFILES)}")
-    return Profile(name, outputs_root(), RECIPES[name])
+    recipes, minutes = RECIPES[name], session_minutes_override()
+    if minutes is not None:
+        recipes = {run: {chapter: replace(r, session_minutes=minutes) for chapter, r in chapters.items()}
+                   for run, chapters in recipes.items()}  # fmt: skip
+    return Profile(name, outputs_root(), recipes)
 
 
 def start(notebook: str, seed: int = 42) -> Profile:

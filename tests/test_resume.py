@@ -1,6 +1,8 @@
 """A run that spans sessions: what a session wrote is read back by the next one instead of being recomputed."""
 
-from helpers import runtime
+import pytest
+
+from helpers import runtime, series
 from helpers.data import predictions
 
 
@@ -23,3 +25,39 @@ def test_predictions_of_other_questions_another_profile_or_none_are_not_reused()
     assert predictions.written(profile, "vqa", "m", ["1", "2", "3"]) is None  # a larger evaluation subset
     predictions.write(profile, "vqa", "m", lines(["1", "2"], profile="full"))
     assert predictions.written(profile, "vqa", "m", ["1", "2"]) is None  # never across profiles
+
+
+@pytest.mark.slow
+def test_a_run_stopped_by_the_session_budget_resumes_in_a_new_kernel(tmp_path, monkeypatch):
+    """Notebook 05 twice in one outputs folder: the first session's budget stops training after a step and saves;
+    a fresh kernel resumes from that checkpoint, reads the zero-shot passes back and finishes (with its proof)."""
+    notebook = runtime.REPO_ROOT / "notebooks" / "05_minigpt_v2_vivqa.ipynb"
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
+    monkeypatch.setenv("TUTORIAL_SESSION_MINUTES", "0.0001")  # stops at the end of the first step
+    first = text(series.execute(notebook))
+    assert "no checkpoint yet: a fresh run" in first and "run again to continue" in first
+    assert "training stopped for this session" in first and "answers read back" not in first
+    monkeypatch.delenv("TUTORIAL_SESSION_MINUTES")
+    second = text(series.execute(notebook))
+    assert "resuming from" in second and "checkpoint-1" in second and "run again to continue" not in second
+    for tag in ("minigpt-v2-zero-shot", "minigpt-v2-lora-dropped", "minigpt-v2-zero-shot-original-layout"):
+        assert f"{tag}: " in second and "answers read back from an earlier session" in second
+    assert "holds: trained > control + 0.2" in second
+
+
+def test_the_session_budget_override_must_be_a_positive_number(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_SESSION_MINUTES", "0.5")
+    assert runtime.profile("full").recipe("vivqa", "reproduce").session_minutes == 0.5
+    monkeypatch.setenv("TUTORIAL_SESSION_MINUTES", "soon")
+    with pytest.raises(ValueError, match="TUTORIAL_SESSION_MINUTES='soon' is not a positive number"):
+        runtime.profile("smoke")
+
+
+def text(notebook) -> str:
+    """Every stream and plain-text output of an executed notebook."""
+    return "\n".join(
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
