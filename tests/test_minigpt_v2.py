@@ -570,3 +570,13 @@ def test_one_call_smoke_loader_gives_a_4bit_model_with_the_checkpoint_and_answer
     )
     assert len(answers) == 1 and isinstance(answers[0].answer, str)
     assert answers[0].answer in answers[0].raw
+
+
+def test_an_html_page_instead_of_the_checkpoint_is_named(tmp_path):
+    """What gdown saves when Drive answers with a quota page: the error names the file and says what it is."""
+    page = tmp_path / "checkpoint_stage3.pth"
+    page.write_text("<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded</title></head></html>")
+    with pytest.raises(
+        ValueError, match=r"checkpoint_stage3.pth: not a PyTorch checkpoint \(it starts like an HTML"
+    ):
+        read_official_state_dict(page)

@@ -1,6 +1,7 @@
 """Notebook 07's loading, scoring, tables, charts and explorer on small fixture prediction files."""
 
 import json
+import re
 
 import matplotlib
 import pytest
@@ -31,7 +32,10 @@ def test_missing_task_names_its_notebook(tmp_path):
     )
     missing = scoring.missing_tasks(predictions.load(tmp_path))
     assert set(missing) == {"vqa", "boxes"} and "notebook 06" in missing["boxes"]
-    assert set(scoring.missing_tasks(predictions.load(tmp_path / "nowhere"))) == set(predictions.TASKS)
+    (tmp_path / "empty").mkdir()
+    assert set(scoring.missing_tasks(predictions.load(tmp_path / "empty"))) == set(predictions.TASKS)
+    with pytest.raises(FileNotFoundError, match="nowhere: no such predictions folder"):
+        predictions.load(tmp_path / "nowhere")  # a wrong folder is an error, never 0 rows
 
 
 @pytest.mark.parametrize(
@@ -174,6 +178,7 @@ def test_confidence_lines_warn_about_small_test_sets(prediction_folder):
 
 def test_boxes_read_gt_boxes_and_is_broken_when_given(tmp_path):
     line = {"id": "a/000.png", "task": "boxes", "model": "m-lora", "references": ["ignored"], "is_broken": True,
+            "width": 64, "height": 48,
             "prediction": "<p>cable-defect</p>{<10><10><20><20>}",
             "gt_boxes": [{"label": "cable-defect", "bbox": [10, 10, 20, 20]}]}  # fmt: skip
     (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
@@ -184,3 +189,33 @@ def test_boxes_read_gt_boxes_and_is_broken_when_given(tmp_path):
     (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
     with pytest.raises(ValueError, match=r"b.jsonl: id 'a/000.png': each 'gt_boxes' item needs 'bbox'"):
         scoring.score_boxes(predictions.load(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ({"id": 1}, None),  # read as "1": the same example as id "1"
+        ({"id": [1]}, "field 'id' is [1], expected a string"),
+        ({"id": True}, "field 'id' is True, expected a string"),
+        ({"task": "boxes", "width": "64", "height": 48}, "boxes line with field 'width' = '64'"),
+        ({"task": "boxes", "height": 48}, "boxes line with field 'width' = None"),
+        ({"task": "boxes", "width": 64, "height": 0}, "boxes line with field 'height' = 0"),
+    ],
+)
+def test_bad_prediction_lines_name_file_line_and_field(tmp_path, line, said):
+    record = {"id": "a", "task": "caption", "model": "m", "prediction": "x", "references": ["x"], **line}
+    (tmp_path / "p.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    if said is None:
+        assert predictions.load(tmp_path)["id"].tolist() == ["1"]
+    else:
+        with pytest.raises(ValueError, match=rf"p.jsonl:1: {re.escape(said)}"):
+            predictions.load(tmp_path)
+
+
+def test_ids_1_and_text_1_are_one_example_twice(tmp_path):
+    lines = [
+        {"id": i, "task": "caption", "model": "m", "prediction": "x", "references": ["x"]} for i in (1, "1")
+    ]
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
+    with pytest.raises(ValueError, match="p.jsonl: id '1' appears twice for caption/m"):
+        predictions.load(tmp_path)

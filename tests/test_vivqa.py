@@ -377,3 +377,23 @@ def test_fetch_url_verifies_before_placing_the_file(tmp_path, monkeypatch):
         downloads.fetch_url("https://example.org/train.csv", destination, vivqa._verify_csv("train", 11_999))
     assert not destination.exists() and list(tmp_path.iterdir()) == []
     assert downloads.fetch_url("https://example.org/train.csv", destination).read_text() == HEADER_LINE + GOOD
+
+
+@pytest.mark.parametrize(
+    ("content", "where", "said"),
+    [
+        (
+            (HEADER_LINE + GOOD).encode("utf-8") + "1,màu,xám,1,2\n".encode("cp1258"),
+            ":3:",
+            "not UTF-8 text",
+        ),
+        ((HEADER_LINE + GOOD + "1,con\x00gì,đỏ,1,2\n").encode("utf-8"), ":3:", "a NUL byte"),
+    ],
+    ids=["windows-1258", "nul-byte"],
+)
+def test_a_csv_that_is_not_utf8_text_is_named_with_its_line(tmp_path, images_dir, content, where, said):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError) as error:
+        vivqa.read_split(path, images_dir)
+    assert f"{path}{where}" in str(error.value) and said in str(error.value)

@@ -293,6 +293,10 @@ def split_records(
     records: Sequence[dict], fractions: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 42
 ) -> dict[str, list[dict]]:
     """train/validation/test holding `fractions` of each (class, good/defect) group, shuffled with `seed`."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
+        raise ValueError(
+            f"fractions {tuple(fractions)} must be three non-negative shares (train, validation, test) summing to 1"
+        )
     groups: dict[tuple[str, bool], list[dict]] = defaultdict(list)
     for record in records:
         groups[(record["class"], record["is_broken"])].append(record)

@@ -132,7 +132,8 @@ def written(profile: runtime.Profile, task: str, model_tag: str, ids: Sequence[s
     if not path.exists():
         return None
     numbered, _ = jsonl.read_numbered(path)
-    lines = {record.get("id"): check_line(record, f"{path}:{number}") for number, record in numbered}
+    checked = [check_line(record, f"{path}:{number}") for number, record in numbered]
+    lines = {line["id"]: line for line in checked}
     wanted = [str(i) for i in ids]
     if sorted(lines) != sorted(wanted) or any(line.get("profile") != profile.name for line in lines.values()):
         return None
@@ -144,6 +145,9 @@ def check_line(record: dict, where: str) -> dict:
     for name in REQUIRED:
         if name not in record:
             raise ValueError(f"{where}: missing field {name!r}")
+    if isinstance(record["id"], bool) or not isinstance(record["id"], (str, int)):
+        raise ValueError(f"{where}: field 'id' is {record['id']!r}, expected a string (or an integer)")
+    record = {**record, "id": str(record["id"])}  # 1 and "1" are the same example
     if record["task"] not in TASKS:
         raise ValueError(f"{where}: field 'task' is {record['task']!r}, expected one of {TASKS}")
     if not isinstance(record["prediction"], str):
@@ -153,11 +157,20 @@ def check_line(record: dict, where: str) -> dict:
         raise ValueError(f"{where}: field 'references' must be a non-empty list of strings")
     if record["task"] == "vqa" and "question_type" not in record:
         raise ValueError(f"{where}: vqa line without field 'question_type'")
+    if record["task"] == "boxes":
+        for name in ("width", "height"):
+            size = record.get(name)
+            if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+                raise ValueError(
+                    f"{where}: boxes line with field {name!r} = {size!r}, expected the image's pixels (> 0)"
+                )
     return record
 
 
 def load(folder: Path) -> pd.DataFrame:
     """Every line of every `*.jsonl` under `folder`, checked, with its `file`; one row per example."""
+    if not Path(folder).is_dir():
+        raise FileNotFoundError(f"{folder}: no such predictions folder (notebooks 03-06 write it)")
     rows = []
     for path in sorted(Path(folder).glob("*.jsonl")):
         numbered, _ = jsonl.read_numbered(path)  # strict: a damaged file is an error, never repaired

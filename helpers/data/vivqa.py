@@ -13,6 +13,7 @@ Notebook-facing API:
 from __future__ import annotations
 
 import csv
+import io
 import random
 import re
 import unicodedata
@@ -79,7 +80,17 @@ def normalize_question(text: str) -> str:
 
 def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
     """(line number where the record starts, fields) for every record after the header, which must be HEADER."""
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    try:
+        text = Path(path).read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = Path(path).read_bytes()[: error.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text (byte {error.start}); save the CSV as UTF-8"
+        ) from error
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise ValueError(f"{path}:{line}: a NUL byte; this is not a text CSV")
+    with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:

@@ -14,6 +14,7 @@ the LoRA and llama_proj tensors; `PeftModel.from_pretrained(fresh_model, folder)
 
 from __future__ import annotations
 
+import pickle
 import re
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -63,7 +64,18 @@ def verify_stage3_file(path: Path) -> None:
 
 def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The `model` state dict of an original MiniGPT-v2 checkpoint, read with torch.load(weights_only=True)."""
-    checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, OSError) as error:
+        head = Path(path).read_bytes()[:64].lstrip().lower() if Path(path).is_file() else b""
+        hint = (
+            " (it starts like an HTML page: a Drive error or quota page, not the checkpoint)"
+            if head.startswith((b"<!doctype html", b"<html"))
+            else ""
+        )
+        raise ValueError(
+            f"{path}: not a PyTorch checkpoint{hint} ({type(error).__name__}: {error})"
+        ) from error
     state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
         raise ValueError(f"{path}: expected {{'model': state_dict}} of tensors")
@@ -109,6 +121,7 @@ def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, to
     in that case. Layers trained beyond the original's (smoke's `lm_head`) keep the base model's weights.
     """
     state_dict = source if isinstance(source, dict) else read_official_state_dict(Path(source))
+    origin = "the state dict" if isinstance(source, dict) else str(source)
     renamed, unexpected, ignored = official_to_peft_names(state_dict)
     trainable = {name: param for name, param in model.named_parameters() if param.requires_grad}
     # What the original trains (and saves): LoRA and llama_proj; other trainable layers keep their base weights.
@@ -123,7 +136,7 @@ def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, to
     ]
     if missing or unexpected or mismatched:
         raise ValueError(
-            f"checkpoint does not match the model: {len(state_dict)} tensors in the checkpoint,"
+            f"{origin} does not match the model: {len(state_dict)} tensors in the checkpoint,"
             f" {len(trainable)} trainable tensors in the model; {len(missing)} missing {missing[:3]},"
             f" {len(unexpected)} unexpected {unexpected[:3]}, {len(mismatched)} with other shapes {mismatched[:3]}"
         )
