@@ -28,21 +28,31 @@ def test_predictions_of_other_questions_another_profile_or_none_are_not_reused()
 
 
 @pytest.mark.slow
-def test_a_run_stopped_by_the_session_budget_resumes_in_a_new_kernel(tmp_path, monkeypatch):
-    """Notebook 05 twice in one outputs folder: the first session's budget stops training after a step and saves;
+@pytest.mark.parametrize(
+    ("notebook", "read_back", "proof"),
+    [
+        ("05_minigpt_v2_vivqa", ("minigpt-v2-zero-shot", "minigpt-v2-lora-dropped",
+                                 "minigpt-v2-zero-shot-original-layout"), "holds: trained > control + 0.2"),
+        ("06_minigpt_v2_mvtec", ("minigpt-v2-zero-shot",), "holds: trained > control"),
+    ],
+)  # fmt: skip
+def test_a_run_stopped_by_the_session_budget_resumes_in_a_new_kernel(
+    tmp_path, monkeypatch, notebook, read_back, proof
+):
+    """The notebook twice in one outputs folder: the first session's budget stops training after a step and saves;
     a fresh kernel resumes from that checkpoint, reads the zero-shot passes back and finishes (with its proof)."""
-    notebook = runtime.REPO_ROOT / "notebooks" / "05_minigpt_v2_vivqa.ipynb"
+    path = runtime.REPO_ROOT / "notebooks" / f"{notebook}.ipynb"
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
     monkeypatch.setenv("TUTORIAL_SESSION_MINUTES", "0.0001")  # stops at the end of the first step
-    first = text(series.execute(notebook))
+    first = text(series.execute(path))
     assert "no checkpoint yet: a fresh run" in first and "run again to continue" in first
     assert "training stopped for this session" in first and "answers read back" not in first
     monkeypatch.delenv("TUTORIAL_SESSION_MINUTES")
-    second = text(series.execute(notebook))
+    second = text(series.execute(path))
     assert "resuming from" in second and "checkpoint-1" in second and "run again to continue" not in second
-    for tag in ("minigpt-v2-zero-shot", "minigpt-v2-lora-dropped", "minigpt-v2-zero-shot-original-layout"):
+    for tag in read_back:
         assert f"{tag}: " in second and "answers read back from an earlier session" in second
-    assert "holds: trained > control + 0.2" in second
+    assert proof in second
 
 
 def test_the_session_budget_override_must_be_a_positive_number(monkeypatch):
