@@ -14,12 +14,16 @@ from helpers.models.audit import GB, SessionPlan, session_plan
 GPU_RUNS = runtime.REPO_ROOT / "benchmarks" / "results" / "gpu_runs.jsonl"
 
 
+def peak_gib() -> float:
+    """This session's peak GPU memory allocated by torch, in GiB."""
+    return torch.cuda.max_memory_allocated() / GB
+
+
 def device_line() -> str:
     """The GPU and this session's peak allocated memory, or that there is none."""
     if not torch.cuda.is_available():
         return "no GPU in this session: the speeds below are a CPU's"
-    peak = torch.cuda.max_memory_allocated() / GB
-    return f"{torch.cuda.get_device_name()}: peak memory allocated {peak:.2f} GiB"
+    return f"{torch.cuda.get_device_name()}: peak memory allocated {peak_gib():.2f} GiB"
 
 
 def figures(
@@ -48,7 +52,7 @@ def record(chapter: str, run: str, table: pd.DataFrame, path: Path = GPU_RUNS) -
         "chapter": chapter,
         "run": run,
         "gpu": torch.cuda.get_device_name(),
-        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / GB, 2),
+        "peak_memory_gib": round(peak_gib(), 2),
         **{name: round(float(value), 4) for name, value in table["measured"].items()},
     }
     jsonl.append(path, entry)

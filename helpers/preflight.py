@@ -25,8 +25,7 @@ SLACK_GB = 1.0  # room for caches, logs and predictions files
 
 def output_gb(chapter: str) -> float:
     """GiB the chapter writes where outputs go: its checkpoints (trained weights, AdamW's two moments) and adapter."""
-    setup = audit.full_profile_setups()
-    trainable = next(s for s in setup if s.name == audit.WORKLOADS[chapter].setup).trainable_params
+    trainable = audit.setup_of(chapter).trainable_params
     return (CHECKPOINTS_KEPT * trainable * 12 + trainable * 4) / audit.GB + SLACK_GB
 
 
@@ -35,8 +34,7 @@ def problems(chapter: str, token: str | None, free_gpu_gb: float | None, free_da
     """What stops `chapter`'s full run, as sentences saying what to do; [] when nothing does. `free_gpu_gb` is None
     without a GPU."""
     found = []
-    setup = next(s for s in audit.full_profile_setups() if s.name == audit.WORKLOADS[chapter].setup)
-    needed_gpu = audit.memory_estimate(setup, checkpointing=True)["total"]
+    needed_gpu = audit.memory_estimate(audit.setup_of(chapter), checkpointing=True)["total"]
     if free_gpu_gb is not None and free_gpu_gb < needed_gpu:
         found.append(f"the GPU has {free_gpu_gb:.1f} GiB free and the run needs about {needed_gpu:.1f} GiB: restart"
                      " the session (Runtime -> Restart session) to free what an earlier model holds")  # fmt: skip
@@ -45,9 +43,9 @@ def problems(chapter: str, token: str | None, free_gpu_gb: float | None, free_da
         found.append(
             f"the data disk has {free_data_gb:.1f} GB free and the downloads need about {downloads:.1f} GB"
         )
-    if free_output_gb < output_gb(chapter):
+    if free_output_gb < (needed_output := output_gb(chapter)):
         found.append(f"the outputs folder has {free_output_gb:.1f} GiB free and the checkpoints and adapter need about"
-                     f" {output_gb(chapter):.1f} GiB: free space on Drive or set TUTORIAL_OUTPUT_DIR elsewhere")  # fmt: skip
+                     f" {needed_output:.1f} GiB: free space on Drive or set TUTORIAL_OUTPUT_DIR elsewhere")  # fmt: skip
     gated = [key for key in CHAPTER_MODELS[chapter] if key in LICENCES]
     if gated and token is None:
         found += [f"{runtime.HUB_MODELS[k]} is gated: accept its licence at {LICENCES[k]}, then add a Hugging Face "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import random
 import sys
@@ -61,6 +62,10 @@ class Recipe:
     min_learning_rate: float = 1e-6
     eval_questions: int = 0  # > 0: score a fixed subset of this many test rows, stratified by type; 0: all
     validation_rows: int = 0  # > 0: validate on a fixed subset of this many rows; 0: all
+
+    def steps(self, train_rows: int) -> int:
+        """Optimizer steps of the run: `max_steps` when set, else epochs x batches per epoch (as `Trainer` counts)."""
+        return self.max_steps if self.max_steps > 0 else self.epochs * math.ceil(train_rows / self.batch_size)
 
 
 # The MiniGPT-v2 fine-tuning tutorial's run: batch 2, AdamW lr 1e-5 after 500 warm-up steps from 1e-6, a cosine to

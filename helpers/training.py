@@ -72,15 +72,6 @@ class Stopwatch(TrainerCallback):
         return control
 
 
-def planned_steps(recipe: runtime.Recipe, train_rows: int) -> int:
-    """Optimizer steps of a run: `max_steps` when set, else epochs x batches per epoch (as `Trainer` counts them)."""
-    return (
-        recipe.max_steps
-        if recipe.max_steps > 0
-        else recipe.epochs * math.ceil(train_rows / recipe.batch_size)
-    )
-
-
 def tutorial_lr_factor(step: int, recipe: runtime.Recipe, total_steps: int) -> float:
     """The MiniGPT-v2 fine-tuning tutorial's learning rate at `step`, as a factor of `recipe.learning_rate` (05 §6):
     linear warm-up from `warmup_start_lr`, then a cosine to `min_learning_rate` over the whole schedule, whose

@@ -123,6 +123,13 @@ def _image_file(image_path: str, root: Path) -> Path | None:
     return None
 
 
+def _widened(low: int, high: int) -> tuple[int, int]:
+    """A zero-length side (`low == high`) one grid unit long, kept on the grid; other sides unchanged."""
+    if low != high:
+        return low, high
+    return (low, high + 1) if high < GRID else (low - 1, high)
+
+
 def check_box(value: object, where: str) -> tuple[list[int] | None, str | None]:
     """(box, note) for a box of four integers on the 0-100 grid: a valid box with no note; one repaired without
     ambiguity (corners just off the grid clamped, a zero width or height widened to one grid unit) with a note
@@ -141,8 +148,7 @@ def check_box(value: object, where: str) -> tuple[list[int] | None, str | None]:
     if x1 > x2 or y1 > y2:
         return None, f"skipped: reversed box {value}"
     if x1 == x2 or y1 == y2:
-        x1, x2 = ((x1, x2 + 1) if x2 < GRID else (x1 - 1, x2)) if x1 == x2 else (x1, x2)
-        y1, y2 = ((y1, y2 + 1) if y2 < GRID else (y1 - 1, y2)) if y1 == y2 else (y1, y2)
+        (x1, x2), (y1, y2) = _widened(x1, x2), _widened(y1, y2)
         notes.append("zero width or height widened to 1")
     box = [x1, y1, x2, y2]
     return box, f"repaired: {value} -> {box} ({', '.join(notes)})" if notes else None

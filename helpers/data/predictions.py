@@ -120,15 +120,20 @@ def box_rows(
     return lines
 
 
+def path_of(profile: runtime.Profile, task: str, model_tag: str) -> Path:
+    """`<profile outputs>/predictions/<task>-<model_tag>.jsonl`, where one model's predictions of one task live."""
+    return profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl"
+
+
 def write(profile: runtime.Profile, task: str, model_tag: str, rows: Sequence[dict]) -> Path:
-    """Writes `<profile outputs>/predictions/<task>-<model_tag>.jsonl` atomically."""
-    return jsonl.write(profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl", rows)
+    """Writes the model's predictions file (`path_of`) atomically."""
+    return jsonl.write(path_of(profile, task, model_tag), rows)
 
 
 def written(profile: runtime.Profile, task: str, model_tag: str, ids: Sequence[str]) -> list[dict] | None:
     """The lines of `<task>-<model_tag>.jsonl` in the order of `ids` when that file holds exactly these ids for this
     profile (a run resumed in a new session reuses them instead of generating again); else None."""
-    path = profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl"
+    path = path_of(profile, task, model_tag)
     if not path.exists():
         return None
     numbered, _ = jsonl.read_numbered(path)

@@ -80,10 +80,11 @@ def normalize_question(text: str) -> str:
 
 def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
     """(line number where the record starts, fields) for every record after the header, which must be HEADER."""
+    data = Path(path).read_bytes()
     try:
-        text = Path(path).read_bytes().decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        line = Path(path).read_bytes()[: error.start].count(b"\n") + 1
+        line = data[: error.start].count(b"\n") + 1
         raise ValueError(
             f"{path}:{line}: not UTF-8 text (byte {error.start}); save the CSV as UTF-8"
         ) from error

@@ -12,6 +12,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipConfig, BlipForQuestionAnswering
 
+from helpers import runtime
 from helpers.models import minigpt_v2
 from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_7B
 
@@ -270,25 +271,27 @@ class SessionPlan:
         )
 
 
+def setup_of(chapter: str) -> TrainingSetup:
+    """The TrainingSetup of `chapter`'s full-profile run (WORKLOADS names it)."""
+    return next(s for s in full_profile_setups() if s.name == WORKLOADS[chapter].setup)
+
+
 def session_plan(
-    chapter: str, recipe, train_rows: int | None = None, validation_rows: int | None = None,
+    chapter: str, recipe: runtime.Recipe, train_rows: int | None = None, validation_rows: int | None = None,
     test_rows: int | None = None,
 ) -> SessionPlan:  # fmt: skip
-    """The plan of `chapter`'s full run with `recipe` (a runtime.Recipe), on the given or the published sizes."""
+    """The plan of `chapter`'s full run with `recipe`, on the given data sizes or else the published ones."""
     w = WORKLOADS[chapter]
-    train_rows, validation_rows, test_rows = (
-        given if given is not None else published
-        for given, published in zip(
-            (train_rows, validation_rows, test_rows),
-            (w.train_rows, w.validation_rows, w.test_rows),
-            strict=True,
-        )
+    train_rows = w.train_rows if train_rows is None else train_rows
+    validation_rows = w.validation_rows if validation_rows is None else validation_rows
+    test_rows = w.test_rows if test_rows is None else test_rows
+    setup, vision = setup_of(chapter), vision_params(chapter)
+    steps = recipe.steps(train_rows)
+    passes = (
+        steps // recipe.save_steps
+        if recipe.save_steps
+        else math.ceil(steps / math.ceil(train_rows / recipe.batch_size))
     )
-    setup = next(s for s in full_profile_setups() if s.name == w.setup)
-    vision = vision_params(chapter)
-    steps_per_epoch = math.ceil(train_rows / recipe.batch_size)
-    steps = recipe.max_steps if recipe.max_steps > 0 else recipe.epochs * steps_per_epoch
-    passes = steps // recipe.save_steps if recipe.save_steps else math.ceil(steps / steps_per_epoch)
     validated = min(recipe.validation_rows or validation_rows, validation_rows)
     return SessionPlan(
         chapter=chapter,

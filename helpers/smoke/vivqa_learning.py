@@ -20,7 +20,7 @@ from helpers.models import minigpt_v2_checkpoint
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
 from helpers.smoke import cache, vivqa_fixtures
 from helpers.smoke.controls import Bound, shuffle_column
-from helpers.training import minigpt_answers, minigpt_vqa_rows, planned_steps, tutorial_optimizer
+from helpers.training import minigpt_answers, minigpt_vqa_rows, tutorial_optimizer
 
 
 def load_for_training(
@@ -63,7 +63,7 @@ def fit(
         disable_tqdm=True,
     )
     collator = MiniGPTv2Collator(tokenizer, image_processor, model.config.num_image_tokens)
-    optimizers = tutorial_optimizer(model, recipe, planned_steps(recipe, len(rows)))
+    optimizers = tutorial_optimizer(model, recipe, recipe.steps(len(rows)))
     trainer = Trainer(
         model=model, args=args, data_collator=collator, train_dataset=rows, optimizers=optimizers
     )
