@@ -60,5 +60,5 @@ def push(
     artefact.push_to_hub(repo_id, token=token, private=True)
     card.push_to_hub(repo_id, token=token)
     kind = "datasets/" if isinstance(card, DatasetCard) else ""
-    print(f"pushed (private): https://huggingface.co/{kind}{repo_id}")
+    print(f"pushed (private): {runtime.hub_api().endpoint}/{kind}{repo_id}")
     return repo_id

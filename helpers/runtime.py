@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
+from urllib.parse import urlsplit
 
 import numpy as np
 import torch
@@ -23,6 +24,9 @@ DATA_DIR = REPO_ROOT / "data"
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_OUTPUTS = DRIVE_MOUNT / "MyDrive" / "vi-vlm-tutorials" / "outputs"
 COLAB_DATA = Path("/content/vi-vlm-data")  # the VM's own disk: large and fast, gone with the session
+# Seconds between two requests to a site served from this machine (fixtures, the rehearsal's mirror): the
+# configured courtesy pause is for other people's servers.
+LOOPBACK_REQUEST_INTERVAL = 0.01
 # Decompression-bomb limit for every image the series reads, checked from the header before decoding.
 MAX_IMAGE_PIXELS = 40_000_000
 # The hub checkpoints of the full profile; the smoke profile builds tiny models of the same classes.
@@ -202,8 +206,14 @@ class Profile:
         return str(self.smoke_kit().tiny_models.build(key)) if self.is_smoke else HUB_MODELS[key]
 
     def sites(self, config: dict) -> AbstractContextManager[dict]:
-        """The scraping config to use while the block runs: the real sites, or fixture sites on 127.0.0.1."""
-        return self.smoke_kit().scrape_fixtures.serving(config) if self.is_smoke else nullcontext(config)
+        """The scraping config to use while the block runs: fixture sites on 127.0.0.1 in smoke; in full the real
+        sites, or their mirror (`mirrored`), at the loopback pace when it is served from this machine."""
+        if self.is_smoke:
+            return self.smoke_kit().scrape_fixtures.serving(config)
+        sites = {name: {**s, "base_url": mirrored(s["base_url"])} for name, s in config["sites"].items()}
+        if sites and all(urlsplit(s["base_url"]).hostname == "127.0.0.1" for s in sites.values()):
+            return nullcontext({**config, "sites": sites, "request_interval": LOOPBACK_REQUEST_INTERVAL})
+        return nullcontext({**config, "sites": sites})
 
     def require(self, name: str) -> Path:
         """An earlier notebook's output: rebuilt offline in smoke when missing; in full, says what to run."""
@@ -259,17 +269,74 @@ def session_minutes_override() -> float | None:
     return minutes
 
 
+def scale() -> float:
+    """`TUTORIAL_SCALE` (0 < scale <= 1, default 1): the offline rehearsal's one knob, multiplying every step count
+    and evaluation size of the full recipes so that their code runs in minutes on a CPU."""
+    value = os.environ.get("TUTORIAL_SCALE", "").strip()
+    try:
+        factor = float(value) if value else 1.0
+    except ValueError:
+        factor = -1.0
+    if not 0 < factor <= 1:
+        raise ValueError(f"TUTORIAL_SCALE={value!r} is not a number in (0, 1]")
+    return factor
+
+
+MIN_EVAL_ROWS = 16  # a scaled evaluation keeps at least this many rows: a few per question type or class
+
+
+def scaled(recipe: Recipe, factor: float) -> Recipe:
+    """`recipe` with its epochs, steps and evaluation sizes multiplied by `factor` (steps kept >= 1, evaluation
+    sizes >= MIN_EVAL_ROWS where set)."""
+    if factor == 1:
+        return recipe
+
+    def times(value: int, least: int = 1) -> int:
+        return max(min(value, least), math.ceil(value * factor)) if value > 0 else value
+
+    return replace(
+        recipe, epochs=times(recipe.epochs), max_steps=times(recipe.max_steps), save_steps=times(recipe.save_steps),
+        warmup_steps=math.floor(recipe.warmup_steps * factor), schedule_steps=times(recipe.schedule_steps),
+        eval_questions=times(recipe.eval_questions, MIN_EVAL_ROWS), validation_rows=times(recipe.validation_rows, MIN_EVAL_ROWS),
+    )  # fmt: skip
+
+
 def profile(name: str | None = None) -> Profile:
     """The profile `name` (default: the one the environment selects), with its outputs root and recipes (their
-    session budget replaced by `TUTORIAL_SESSION_MINUTES` when set)."""
+    session budget replaced by `TUTORIAL_SESSION_MINUTES` when set, full sizes scaled by `TUTORIAL_SCALE`)."""
     name = name or profile_name()
     if name not in PROFILES:
         raise ValueError(f"{name!r} is not a profile; use one of {', '.join(PROFILES)}")
-    recipes, minutes = RECIPES[name], session_minutes_override()
-    if minutes is not None:
-        recipes = {run: {chapter: replace(r, session_minutes=minutes) for chapter, r in chapters.items()}
-                   for run, chapters in recipes.items()}  # fmt: skip
+    minutes, factor = session_minutes_override(), scale() if name == "full" else 1.0
+
+    def adjusted(recipe: Recipe) -> Recipe:
+        recipe = scaled(recipe, factor)
+        return recipe if minutes is None else replace(recipe, session_minutes=minutes)
+
+    recipes = {
+        run: {chapter: adjusted(r) for chapter, r in chapters.items()}
+        for run, chapters in RECIPES[name].items()
+    }
     return Profile(name, outputs_root(), recipes)
+
+
+def mirror_in_use() -> bool:
+    """Whether `TUTORIAL_MIRROR` names a mirror (the offline rehearsal)."""
+    return bool(os.environ.get("TUTORIAL_MIRROR", "").strip())
+
+
+def mirrored(url: str) -> str:
+    """`url` with its origin (scheme://host) replaced as the JSON file named by `TUTORIAL_MIRROR` maps it, else
+    unchanged: the offline rehearsal's one seam, serving the outside world from 127.0.0.1."""
+    if not mirror_in_use():
+        return url
+    path = os.environ["TUTORIAL_MIRROR"].strip()
+    origins = json.loads(Path(path).read_text(encoding="utf-8"))
+    parts = urlsplit(url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    if origin not in origins:
+        raise ValueError(f"TUTORIAL_MIRROR={path} has no mirror of {origin} (for {url})")
+    return origins[origin] + url[len(origin) :]
 
 
 def start(notebook: str, seed: int = 42) -> Profile:
@@ -302,6 +369,17 @@ def pick_device_dtype() -> tuple[torch.device, torch.dtype]:
     # Capability, not is_bf16_supported(): the latter also reports emulated bf16 on a T4 (sm_75).
     major, _ = torch.cuda.get_device_capability()
     return torch.device("cuda"), torch.bfloat16 if major >= 8 else torch.float16
+
+
+def device_map() -> dict[str, int | str]:
+    """Where `from_pretrained` puts a whole model: the current GPU, else the CPU."""
+    return {"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"}
+
+
+def llm_bits(run: str) -> int:
+    """Bits of MiniGPT-v2's quantized LLM: 4 (NF4) for a one-session run on a GPU; 8 (LLM.int8, the tutorial's) to
+    reproduce, and on a CPU, where bitsandbytes' 4-bit layers have no backward."""
+    return 4 if torch.cuda.is_available() and run == "one-session" else 8
 
 
 def in_colab() -> bool:

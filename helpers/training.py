@@ -106,6 +106,10 @@ def evaluation_subset(table: Dataset, size: int, strata: Sequence[object], seed:
     if not size or size >= len(table):
         return table
     keys = Dataset.from_dict({"stratum": [str(v) for v in strata], "row": list(range(len(table)))})
+    if size < (kinds := len(set(keys["stratum"]))) or len(table) - size < kinds:
+        raise ValueError(
+            f"a subset of {size} of {len(table)} rows cannot hold each of the {kinds} strata on both sides"
+        )
     keys = keys.class_encode_column("stratum")
     picked = keys.train_test_split(test_size=size, stratify_by_column="stratum", seed=seed)["test"]["row"]
     return table.select(sorted(picked))

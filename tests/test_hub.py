@@ -1,5 +1,7 @@
 """One private upload for datasets and adapters: only in full with a token, always private, the card beside it."""
 
+import os
+
 from huggingface_hub import DatasetCard, ModelCard
 
 from helpers import hub, runtime
@@ -29,4 +31,5 @@ def test_push_uploads_privately_with_its_card_in_full_only(hub_stand_in, monkeyp
     assert adapter.calls == [("lan/m", {"token": "hf_write", "private": True})]
     assert cards == [("lan/d", "hf_write"), ("lan/m", "hf_write")]
     out = capsys.readouterr().out
-    assert "huggingface.co/datasets/lan/d" in out and "huggingface.co/lan/m" in out and "hf_write" not in out
+    endpoint = os.environ["HF_ENDPOINT"]  # the Hub the upload went to: here the stand-in
+    assert f"{endpoint}/datasets/lan/d" in out and f"{endpoint}/lan/m" in out and "hf_write" not in out

@@ -487,7 +487,7 @@ def test_a_drive_error_page_never_becomes_the_checkpoint(tmp_path, monkeypatch):
     """Drive's quota page stands in for the network (no internet here): our verification must reject it."""
     import gdown
 
-    def quota_page(id, output, **kwargs):
+    def quota_page(url, output, **kwargs):
         Path(output).write_text("<html>Too many users have viewed or downloaded this file recently</html>")
         return output
 

@@ -154,3 +154,46 @@ def test_a_colab_secret_without_notebook_access_is_an_error_saying_how_to_grant_
     monkeypatch.setenv("HF_TOKEN", "hf_env")
     with pytest.raises(PermissionError, match="switch on 'Notebook access' for HF_TOKEN"):
         runtime.hf_token()
+
+
+def test_the_scale_knob_shrinks_full_recipes_only_and_keeps_every_size_at_least_one(monkeypatch):
+    monkeypatch.setenv("TUTORIAL_SCALE", "0.01")
+    vivqa = runtime.profile("full").recipe("vivqa")
+    assert (vivqa.max_steps, vivqa.eval_questions, vivqa.validation_rows, vivqa.save_steps) == (8, 16, 16, 4)
+    assert runtime.profile("full").recipe("captioning").epochs == 1  # 30 epochs x 0.01, kept at least one
+    assert runtime.profile("smoke").recipe("vivqa") == runtime.RECIPES["smoke"]["one-session"]["vivqa"]
+    monkeypatch.setenv("TUTORIAL_SCALE", "2")
+    with pytest.raises(ValueError, match="TUTORIAL_SCALE='2'"):
+        runtime.profile("full")
+
+
+def test_a_mirror_replaces_only_the_origin_and_refuses_an_origin_it_lacks(monkeypatch, tmp_path):
+    url = "https://drive.google.com/uc?id=abc"
+    assert runtime.mirrored(url) == url  # no mirror: the real URL
+    mirror = tmp_path / "mirror.json"
+    mirror.write_text('{"https://drive.google.com": "http://127.0.0.1:9/drive"}', encoding="utf-8")
+    monkeypatch.setenv("TUTORIAL_MIRROR", str(mirror))
+    assert runtime.mirrored(url) == "http://127.0.0.1:9/drive/uc?id=abc"
+    with pytest.raises(ValueError, match="no mirror of https://github.com"):
+        runtime.mirrored("https://github.com/x")
+
+
+def test_the_sites_of_the_full_profile_go_through_the_mirror_at_the_loopback_pace(monkeypatch, tmp_path):
+    config = {"request_interval": 1.0, "sites": {"foody": {"base_url": "https://www.foody.vn"}}}
+    with runtime.profile("full").sites(config) as real:
+        assert real == config
+    mirror = tmp_path / "mirror.json"
+    mirror.write_text('{"https://www.foody.vn": "http://127.0.0.1:9/foody"}', encoding="utf-8")
+    monkeypatch.setenv("TUTORIAL_MIRROR", str(mirror))
+    with runtime.profile("full").sites(config) as local:
+        assert local["sites"]["foody"]["base_url"] == "http://127.0.0.1:9/foody"
+        assert local["request_interval"] == runtime.LOOPBACK_REQUEST_INTERVAL
+
+
+def test_what_differs_on_a_cpu_is_decided_from_the_device(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert runtime.device_map() == {"": "cpu"} and runtime.llm_bits("one-session") == 8
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    assert runtime.device_map() == {"": 0}
+    assert (runtime.llm_bits("one-session"), runtime.llm_bits("reproduce")) == (4, 8)

@@ -95,6 +95,8 @@ def test_evaluation_subset_is_fixed_stratified_and_in_order():
     assert training.evaluation_subset(table, 0, kinds) is table
     with pytest.raises(ValueError, match="99 strata for 100 rows"):
         training.evaluation_subset(table, 20, kinds[:99])
+    with pytest.raises(ValueError, match="a subset of 2 of 100 rows cannot hold each of the 3 strata"):
+        training.evaluation_subset(table, 2, kinds)  # not datasets' own error from deep inside its split
 
 
 @pytest.fixture

@@ -300,7 +300,7 @@ def test_validation_split_is_by_image_and_reproducible(fixture_files):
 # --- downloads ------------------------------------------------------------------------------------
 
 
-def quota_page(id, output, **kwargs):
+def quota_page(url, output, **kwargs):
     Path(output).write_text("<html>Too many users have viewed or downloaded this file recently</html>")
     return output
 
@@ -316,7 +316,7 @@ def test_gdown_quota_page_names_where_to_put_the_file(tmp_path, monkeypatch):
 
 
 def test_gdown_refusal_names_where_to_put_the_file(tmp_path, monkeypatch):
-    def refuse(**kwargs):
+    def refuse(*args, **kwargs):
         raise FileURLRetrievalError("Failed to retrieve file url")
 
     monkeypatch.setattr(gdown, "download", refuse)

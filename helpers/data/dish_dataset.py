@@ -561,12 +561,13 @@ def build(
 ) -> Build:
     """Check the manifest, draft captions (template unless `drafts` are given), apply review decisions, split.
 
-    A full-profile build refuses records scraped from 127.0.0.1: fixture data never reaches a real dataset.
+    A full-profile build refuses records scraped from 127.0.0.1 (fixture data never reaches a real dataset) unless
+    the sites were mirrored there (`runtime.mirrored`: the offline rehearsal, whose every output is a stand-in's).
     """
     glossary = glossary or load_glossary()
     checked = check_manifest(manifest, glossary, strict=strict)
     local = local_records(checked.records)
-    if local and not profile.is_smoke:
+    if local and not profile.is_smoke and not runtime.mirror_in_use():
         raise ValueError(
             f"{manifest}: {len(local)} record(s) (e.g. {local[0]}) come from the offline fixture sites on "
             "127.0.0.1; a full-profile dataset is built from notebook 01's live scrape only"

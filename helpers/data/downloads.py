@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import requests
 
-from helpers import jsonl
+from helpers import jsonl, runtime
 
 FETCH_TIMEOUT_S = 60
 
@@ -21,6 +21,11 @@ FETCH_TIMEOUT_S = 60
 def manual_hint(source: str, destination: Path) -> str:
     """How to place a copy by hand when the download cannot be made: the source and exactly where it goes."""
     return f"download it by hand from {source} and put it at {destination}"
+
+
+def drive_url(drive_id: str) -> str:
+    """The URL gdown fetches for `drive_id` (what `gdown.download(id=...)` builds)."""
+    return f"https://drive.google.com/uc?id={drive_id}"
 
 
 def drive_source(drive_id: str) -> str:
@@ -71,7 +76,9 @@ def gdown_file(drive_id: str, destination: Path, verify: Callable[[Path], None])
         destination.parent.mkdir(parents=True, exist_ok=True)
         partial = destination.with_name(destination.name + ".part")
         try:
-            gdown.download(id=drive_id, output=str(partial), quiet=False, resume=True)
+            gdown.download(
+                runtime.mirrored(drive_url(drive_id)), output=str(partial), quiet=False, resume=True
+            )
         except refused as error:
             raise RuntimeError(f"Google Drive refused the download ({error}); {hint}") from error
         _place(partial, destination, verify, hint)
@@ -86,7 +93,7 @@ def fetch_url(url: str, destination: Path, verify: Callable[[Path], None] | None
     verify = verify or (lambda _: None)
     if not destination.exists():
         try:
-            response = requests.get(url, timeout=FETCH_TIMEOUT_S)
+            response = requests.get(runtime.mirrored(url), timeout=FETCH_TIMEOUT_S)
             response.raise_for_status()
         except requests.RequestException as error:
             raise RuntimeError(f"could not fetch {url} ({error}); {hint}") from error

@@ -34,7 +34,6 @@ from helpers.models.minigpt_v2_prompts import make_image_processor
 
 STAGE3_DRIVE_ID = "1HkoUUrjzFGn33cSiUkI-KcT-zysCynAz"
 STAGE3_FILENAME = "checkpoint_stage3.pth"
-MIN_STAGE3_BYTES = 100_000_000  # its 130 tensors alone are 113 MB even in fp16
 # peft 0.2.0 names as saved by the original runner: no `.default.` adapter segment.
 _OFFICIAL_LORA = re.compile(
     r"llama_model\.base_model\.model\.(model\.layers\.\d+\.self_attn\.(?:q_proj|v_proj)\.lora_[AB])\.weight"
@@ -51,12 +50,16 @@ def download_stage3_checkpoint(destination: Path) -> Path:
 
 
 def _check_stage3(path: Path) -> None:
-    if path.stat().st_size < MIN_STAGE3_BYTES or not zipfile.is_zipfile(path):
-        raise ValueError("too small or not a torch file")
+    """A whole torch.save archive (a zip holding its data.pkl); a Drive page or a cut download is neither."""
+    if not zipfile.is_zipfile(path):
+        raise ValueError("not a torch file (a Drive quota or error page is HTML)")
+    with zipfile.ZipFile(path) as archive:
+        if not any(name.endswith("/data.pkl") for name in archive.namelist()):
+            raise ValueError("a zip archive, but not one torch.save wrote")
 
 
 def verify_stage3_file(path: Path) -> None:
-    """Raise with instructions when the file is absent, too small or not a torch zip (e.g. a Drive quota page)."""
+    """Raise with instructions when the file is absent or not a torch archive (e.g. a Drive quota page)."""
     downloads.check_file(
         path, _check_stage3, downloads.manual_hint(downloads.drive_source(STAGE3_DRIVE_ID), path)
     )
@@ -167,7 +170,7 @@ def load_stage3_model(
         llm,
         image_size=image_size,
         quantization_config=llm_quantization_config(bits, compute_dtype=dtype),
-        device_map={"": torch.cuda.current_device() if device.type == "cuda" else "cpu"},
+        device_map=runtime.device_map(),
         dtype=dtype,
         token=token,
     )

@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 from PIL import Image, ImageDraw, ImageFilter
 
+from helpers import runtime
 from helpers.data.scraping import with_base_urls
 
 COOKY_ROBOTS_TXT = "User-agent: *\nDisallow: /cooky/private/\nDisallow: /fault/private/\n"
@@ -644,11 +645,11 @@ def serve_fixture_site(config: dict, *, faults: bool = True) -> Iterator[Fixture
             thread.join()
 
 
-FIXTURE_MIN_INTERVAL = 0.01  # our own local server: the 1 request/second courtesy is for other people's
-
-
 @contextmanager
 def serving(config: dict) -> Iterator[dict]:
     """`config` pointed at the fixture sites on 127.0.0.1 while the block runs (what `Profile.sites` gives)."""
     with serve_fixture_site(config) as server:
-        yield {**with_base_urls(config, server.base_urls), "request_interval": FIXTURE_MIN_INTERVAL}
+        yield {
+            **with_base_urls(config, server.base_urls),
+            "request_interval": runtime.LOOPBACK_REQUEST_INTERVAL,
+        }

@@ -174,16 +174,16 @@ def _build(name: str, make: Callable[[Path], None]) -> Path:
     return cache.folder(f"tiny-models/{name}", [Path(__file__), CORPUS], seeded)
 
 
-def _make_blip2(path: Path) -> None:
+def _make_blip2(path: Path, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> None:
     tokenizer = train_byte_bpe(["<s>", "<pad>", "</s>", "<unk>"], bos="</s>")
     tokenizer.add_special_tokens(
         {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "</s>", "unk_token": "<unk>"}
     )
     processor = Blip2Processor(
-        tiny_image_processor(), tokenizer, num_query_tokens=4
+        tiny_image_processor(image_size), tokenizer, num_query_tokens=4
     )  # adds the <image> token
     config = Blip2Config(
-        vision_config=tiny_vision_config().to_dict(),
+        vision_config=tiny_vision_config(image_size, patch_size).to_dict(),
         qformer_config={
             "hidden_size": TINY_QFORMER_WIDTH,
             "initializer_range": TINY_QFORMER_STD,
@@ -218,18 +218,18 @@ def _make_blip2(path: Path) -> None:
     processor.save_pretrained(path)
 
 
-def _make_blip_vqa(path: Path) -> None:
+def _make_blip_vqa(path: Path, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> None:
     tokenizer = train_wordpiece()
     tokenizer.add_special_tokens({"bos_token": "[DEC]"})
-    processor = BlipProcessor(tiny_image_processor(), tokenizer)
+    processor = BlipProcessor(tiny_image_processor(image_size), tokenizer)
     config = BlipConfig(
         vision_config={
             "hidden_size": 32,
             "intermediate_size": 64,
             "num_hidden_layers": 2,
             "num_attention_heads": 2,
-            "image_size": TINY_IMAGE_SIZE,
-            "patch_size": TINY_PATCH,
+            "image_size": image_size,
+            "patch_size": patch_size,
             "initializer_range": TINY_QFORMER_STD,
         },
         text_config={
@@ -290,3 +290,17 @@ def build(key: str) -> Path:
     """The folder of the tiny model standing in for hub model `key`, built once and cached."""
     name, make = BUILDERS[key]
     return _build(name, make)
+
+
+# The hub checkpoints' image size and patch: BLIP-2's ViT-g 224 px / 14, BLIP VQA's ViT-B 384 px / 16.
+HUB_GEOMETRY = {"blip2": (224, 14), "blip-vqa": (384, 16)}
+
+
+def build_hub_shaped(key: str) -> Path:
+    """The tiny model the rehearsal publishes under hub model `key`'s id: the tiny widths at the checkpoint's image
+    size and patch, so the full profile's paths (MiniGPT-v2's 448 px, 1,024 patches, 256 tokens) run as written."""
+    if key not in HUB_GEOMETRY:
+        return build(key)
+    name, make = BUILDERS[key]
+    size, patch = HUB_GEOMETRY[key]
+    return _build(f"{name}-{size}px", lambda path: make(path, size, patch))

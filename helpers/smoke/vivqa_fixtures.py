@@ -11,6 +11,7 @@ import csv
 import io
 import random
 import zipfile
+from itertools import cycle, islice
 from pathlib import Path
 
 from PIL import Image, ImageDraw
@@ -68,8 +69,11 @@ def _write_csv(path: Path, rows: list[tuple[str, str, int, int]]) -> None:
         writer.writerows((index, *row) for index, row in enumerate(rows))
 
 
-def write_fixture(folder: Path, n_images: int = 128, seed: int = 0) -> Path:
-    """Write the fixture into `folder` and return it; about 15% of images are test-only and 15% in both splits.
+def write_fixture(
+    folder: Path, n_images: int = 128, seed: int = 0, row_counts: dict[str, int] | None = None
+) -> Path:
+    """Write the fixture into `folder` and return it; about 15% of images are test-only and 15% in both splits;
+    `row_counts` ({"train": n, "test": m}) repeats the questions to the real set's row counts.
 
     Each image has all four questions: train-only and test-only images give all four to their split; a shared
     image gives two to each (so its test questions are new) and the first shared one also repeats one pair.
@@ -100,6 +104,10 @@ def write_fixture(folder: Path, n_images: int = 128, seed: int = 0) -> Path:
                 test += picked[2:] + (picked[:1] if k == n_test_only else [])
             else:
                 train += rows
+    if row_counts:
+        train, test = (
+            list(islice(cycle(split), row_counts[name])) for name, split in (("train", train), ("test", test))
+        )
     rng.shuffle(train)
     rng.shuffle(test)
     _write_csv(folder / "train.csv", train)

@@ -28,7 +28,7 @@ def load_for_training(
 ) -> tuple[PeftModel, PreTrainedTokenizerBase, BlipImageProcessorPil]:
     """Notebook 05 §3's model through `load_stage3_model`: 4-bit on a GPU, 8-bit on a CPU (bitsandbytes' CPU 4-bit
     kernels have no backward), activation checkpointing, the recipe's extra trained layers."""
-    bits = 4 if runtime.pick_device_dtype()[0].type == "cuda" else 8
+    bits = runtime.llm_bits("one-session")
     model, tokenizer, image_processor, _ = minigpt_v2_checkpoint.load_stage3_model(
         profile, bits, gradient_checkpointing=True, extra_trained=recipe.modules_to_save
     )

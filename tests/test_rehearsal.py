@@ -1,0 +1,140 @@
+"""The full profile rehearsed offline (`helpers.smoke.rehearsal`, README "Rehearsal"): every notebook top to bottom
+with TUTORIAL_PROFILE=full against stand-ins of the Hub, Drive, GitHub and the two sites, in order, into one Drive
+stand-in; and the cases a learner meets: no token, a token without gated access, a read-only token, a second
+session. Run with `pytest -m rehearsal` (.ci/run does)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from helpers import jsonl, runtime, series
+from helpers.data import predictions
+from helpers.smoke import hub_stand_in, rehearsal
+
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.xdist_group("rehearsal")]
+NOTEBOOKS = {path.name[:2]: path for path in runtime.notebook_paths()}
+USER = "lan"  # the stand-in Hub's account of every token
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    with rehearsal.world(tmp_path_factory.mktemp("rehearsal")) as stand_ins:
+        yield stand_ins
+
+
+def run(world: rehearsal.World, number: str, token: str | None = hub_stand_in.WRITE_TOKEN, **env: str):
+    """Notebook `number` executed in a fresh kernel with the rehearsal's environment, `HF_TOKEN` and `env`."""
+    with pytest.MonkeyPatch.context() as patch:  # the kernel inherits this environment
+        for name, value in {**world.env, **env}.items():
+            patch.setenv(name, value)
+        for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "TUTORIAL_SESSION_MINUTES"):
+            patch.delenv(name, raising=False)
+        if token is not None:
+            patch.setenv("HF_TOKEN", token)
+        for name, value in env.items():
+            patch.setenv(name, value)
+        executed = series.execute(NOTEBOOKS[number])
+    folder = world.root / "executed"
+    folder.mkdir(exist_ok=True)
+    nbformat.write(executed, folder / NOTEBOOKS[number].name)
+    return executed
+
+
+def text(notebook: nbformat.NotebookNode) -> str:
+    return "\n".join(
+        output.get("text", "") + output.get("data", {}).get("text/plain", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.outputs
+    )
+
+
+def full(world: rehearsal.World) -> runtime.Profile:
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in world.env.items():
+            patch.setenv(name, value)
+        return runtime.profile()
+
+
+def uploaded(world: rehearsal.World, repo_name: str, repo_type: str = "model") -> list[str]:
+    folder = world.root / "hub" / f"{repo_type}s" / USER / repo_name
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_01_scrapes_the_sites_through_the_mirror(world):
+    notebook = run(world, "01")
+    assert "profile=full" in text(notebook)
+    items, _ = jsonl.read(full(world).output_dir("scraped") / "manifest.jsonl")
+    assert {item["site"] for item in items} == {"foody", "cooky"}
+
+
+def test_02_builds_from_the_review_log_and_pushes_the_dataset(world):
+    rehearsal.write_review_log(full(world), reject=1, edit=1)
+    notebook = run(world, "02")
+    info = json.loads(
+        (full(world).output_dir("dish_captions") / "build_info.json").read_text(encoding="utf-8")
+    )
+    assert "rejected" in json.dumps(info)
+    assert any(name.endswith(".parquet") for name in uploaded(world, "vi-dish-captions", "dataset"))
+    assert "pushed (private)" in text(notebook)
+
+
+def test_03_trains_writes_predictions_then_uploads_the_adapter(world):
+    notebook = run(world, "03")
+    assert "adapter_model.safetensors" in uploaded(world, "blip2-opt-2.7b-vi-dishes-lora")
+    assert "caption" in set(predictions.load(full(world).output_dir("predictions"))["task"])
+    assert "profile=full" in text(notebook)
+
+
+def test_04_with_a_read_only_token_skips_the_upload_after_writing_predictions(world):
+    notebook = run(world, "04", token=hub_stand_in.READ_TOKEN)
+    assert "push_to_hub skipped: the HF_TOKEN token is read-only" in text(notebook)
+    assert not world.hub.refused  # no write was even tried
+    written = predictions.load(full(world).output_dir("predictions"))
+    assert {"blip-vqa-zero-shot", "blip-vqa-lora"} <= set(written["model"])
+
+
+@pytest.mark.parametrize(
+    ("token", "words"),
+    [(None, "HF_TOKEN"), (hub_stand_in.NO_ACCESS_TOKEN, "licence")],
+    ids=["no token", "no gated access"],
+)
+def test_05_pre_flight_stops_without_access_to_llama_2(world, token, words):
+    with pytest.raises(series.NotebookFailed) as failure:
+        run(world, "05", token=token)
+    message = str(failure.value)
+    assert "meta-llama/Llama-2-7b-chat-hf" in message and words in message
+    assert "cell 4 failed" in message or "preflight" in message
+
+
+def test_05_stops_at_the_session_limit_and_a_fresh_kernel_resumes_reusing_zero_shot_answers(world):
+    first = text(run(world, "05", TUTORIAL_SESSION_MINUTES="0.001"))
+    assert "training stopped for this session" in first and "from an earlier session" not in first
+    assert not uploaded(world, "minigpt-v2-vivqa-lora")  # a half-trained adapter is not uploaded
+    second, questions = text(run(world, "05")), full(world).recipe("vivqa").eval_questions
+    assert "resuming from" in second and "checkpoint-" in second
+    for tag in ("minigpt-v2-zero-shot", "minigpt-v2-lora-dropped", "minigpt-v2-zero-shot-original-layout"):
+        assert f"{tag}: {questions} answers read back from an earlier session's predictions file" in second
+    assert "adapter_model.safetensors" in uploaded(world, "minigpt-v2-vivqa-lora")
+
+
+def test_06_detects_defects_and_uploads(world):
+    notebook = run(world, "06")
+    assert "profile=full" in text(notebook)
+    assert "adapter_model.safetensors" in uploaded(world, "minigpt-v2-mvtec-lora")
+
+
+def test_07_scores_every_chapter(world):
+    notebook = run(world, "07")
+    assert "skipped:" not in text(notebook)
+
+
+def test_the_rehearsal_environment_names_only_loopback_stand_ins(world):
+    mirror = json.loads(Path(world.env["TUTORIAL_MIRROR"]).read_text(encoding="utf-8"))
+    assert all(url.startswith("http://127.0.0.1:") for url in [*mirror.values(), world.env["HF_ENDPOINT"]])
+    assert os.environ.get("TUTORIAL_MIRROR") is None  # the test process itself stays unmirrored
