@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from helpers.bad_input import BadInput
+
 
 def atomic_write(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file."""
@@ -40,7 +42,8 @@ def append(path: Path, record: dict) -> None:
 
 def read(path: Path, *, repair: bool = False) -> tuple[list[dict], bool]:
     """(records, cut): a bad line raises naming file and line; a last line cut short by a kill is dropped
-    from the file when `repair` (appendable logs), else raises too."""
+    from the file when `repair` (appendable logs, where a missing file is an empty log), else raises too, as a
+    missing file does."""
     numbered, cut = read_numbered(path, repair=repair)
     return [record for _, record in numbered], cut
 
@@ -49,7 +52,9 @@ def read_numbered(path: Path, *, repair: bool = False) -> tuple[list[tuple[int, 
     """As `read`, each record with its line number (blank lines are skipped, not renumbered)."""
     path = Path(path)
     if not path.exists():
-        return [], False
+        if repair:  # an appendable log not started yet
+            return [], False
+        raise FileNotFoundError(f"{path}: no such file")
     raw = path.read_bytes()
     lines = raw.split(b"\n")
     cut = bool(lines[-1])  # every complete record ends with a newline
@@ -65,8 +70,8 @@ def read_numbered(path: Path, *, repair: bool = False) -> tuple[list[tuple[int, 
         try:
             record = json.loads(line)
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{path}:{lineno}: not valid JSON ({err}); fix or delete that line") from err
+            raise BadInput(f"{path}:{lineno}: not valid JSON ({err}); fix or delete that line") from err
         if not isinstance(record, dict):
-            raise ValueError(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
+            raise BadInput(f"{path}:{lineno}: expected a JSON object, got {type(record).__name__}")
         records.append((lineno, record))
     return records, cut and repair

@@ -6,7 +6,7 @@ from __future__ import annotations
 import shutil
 
 import torch
-from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
 
 from helpers import runtime
 from helpers.models import audit
@@ -67,6 +67,13 @@ def gated_access_problems(keys: list[str], token: str) -> list[str]:
                          " take a while) with the account the token belongs to")  # fmt: skip
         except RepositoryNotFoundError:
             found.append(f"{repo_id} was not found with your token: check that HF_TOKEN is a valid token")
+        except (
+            HfHubHTTPError
+        ) as error:  # what the Hub answers for a token that is not one (revoked, mistyped)
+            if error.response is None or error.response.status_code != 401:
+                raise
+            found.append("the Hub refused HF_TOKEN as invalid (revoked or mistyped?): make a new one at"
+                         " https://huggingface.co/settings/tokens and update the secret")  # fmt: skip
     return found
 
 

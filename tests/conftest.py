@@ -3,12 +3,13 @@ tests."""
 
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import torch
 from PIL import Image
+
+from helpers import runtime
+from helpers.smoke import hub_stand_in as stand_in
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest-xdist workers share the machine's cores: torch's default (all cores in every process) oversubscribes
@@ -74,62 +75,15 @@ def prediction_folder(tmp_path):
     return folder
 
 
-# The Hub's whoami-v2 answers for three tokens, modelled on the public API's shape (auth.accessToken.role, and the
-# permissions of a fine-grained token); any other token gets 401 as on the Hub.
-HUB_IDENTITIES = {
-    "hf_read": {"type": "user", "name": "lan", "auth": {"type": "access_token",
-                "accessToken": {"displayName": "colab", "role": "read"}}},
-    "hf_write": {"type": "user", "name": "lan", "auth": {"type": "access_token",
-                 "accessToken": {"displayName": "colab", "role": "write"}}},
-    "hf_fine": {"type": "user", "name": "lan", "auth": {"type": "access_token", "accessToken": {
-        "displayName": "colab", "role": "fineGrained", "fineGrained": {"global": ["discussion.write"], "scoped": [
-            {"entity": {"type": "user", "name": "lan"}, "permissions": ["repo.content.read", "repo.write"]}]}}}},
-}  # fmt: skip
-
-
-GATED_ACCESS = {"hf_write", "hf_fine"}  # tokens whose account accepted the gated licences; hf_read's did not
-
-
-class _HubStandIn(BaseHTTPRequestHandler):
-    def do_GET(self):  # noqa: N802 (http.server's name)
-        token = self.headers.get("Authorization", "").removeprefix("Bearer ")
-        headers = {}
-        if self.path == "/api/whoami-v2" and token in HUB_IDENTITIES:
-            status, body = 200, HUB_IDENTITIES[token]
-        elif self.path.endswith("/auth-check") and token in GATED_ACCESS:
-            status, body = 200, {}
-        elif self.path.endswith("/auth-check") and token in HUB_IDENTITIES:
-            status, body, headers = (
-                403,
-                {"error": "Access to this model is restricted"},
-                {"X-Error-Code": "GatedRepo"},
-            )
-        else:
-            status, body, headers = 401, {"error": "Invalid credentials"}, {"X-Error-Code": "RepoNotFound"}
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        for name, value in {
-            "Content-Type": "application/json",
-            "Content-Length": str(len(data)),
-            **headers,
-        }.items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
-
-
 @pytest.fixture
-def hub_stand_in(monkeypatch):
-    """A stand-in Hub on 127.0.0.1, named by HF_ENDPOINT: whoami for the tokens of HUB_IDENTITIES, and auth-check of
-    gated repositories (403 GatedRepo for a token whose account has no access, as the Hub answers)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _HubStandIn)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{server.server_port}")
-    monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
-    yield
-    server.shutdown()
-    server.server_close()
+def hub_stand_in(monkeypatch, tmp_path):
+    """The rehearsal's stand-in Hub (`helpers.smoke.hub_stand_in`) on 127.0.0.1, named by HF_ENDPOINT, with Llama-2
+    published and gated (its tokens: READ_TOKEN, WRITE_TOKEN, NO_ACCESS_TOKEN)."""
+    llama = runtime.HUB_MODELS["llama-2-chat"]
+    (tmp_path / "llama").mkdir()
+    (tmp_path / "llama" / "config.json").write_text("{}", encoding="utf-8")
+    stand_in.publish(tmp_path / "hub", llama, tmp_path / "llama")
+    with stand_in.StandInHub(tmp_path / "hub", gated={llama}) as hub:
+        monkeypatch.setenv("HF_ENDPOINT", hub.endpoint)
+        monkeypatch.delenv("HUGGING_FACE_HUB_TOKEN", raising=False)
+        yield hub

@@ -3,6 +3,7 @@
 import pytest
 
 from helpers import preflight, runtime
+from helpers.smoke.hub_stand_in import NO_ACCESS_TOKEN, WRITE_TOKEN
 
 PLENTY = {"free_gpu_gb": 15.0, "free_data_gb": 100.0, "free_output_gb": 15.0}
 
@@ -20,7 +21,7 @@ def test_nothing_stops_a_run_with_room_and_no_gated_model():
     ],
 )
 def test_too_little_room_is_named_with_what_is_needed(hub_stand_in, room, said):
-    found = preflight.problems("vivqa", "hf_write", **{**PLENTY, **room})
+    found = preflight.problems("vivqa", WRITE_TOKEN, **{**PLENTY, **room})
     assert len(found) == 1 and said in found[0]
 
 
@@ -35,9 +36,9 @@ def test_checkpoints_kept_for_resuming_fit_a_free_drive():
             None,
             "meta-llama/Llama-2-7b-chat-hf is gated: accept its licence at https://huggingface.co/meta-llama",
         ),
-        ("hf_read", "your token cannot read meta-llama/Llama-2-7b-chat-hf yet: accept its licence"),
-        ("hf_unknown", "was not found with your token"),
-        ("hf_write", None),
+        (NO_ACCESS_TOKEN, "your token cannot read meta-llama/Llama-2-7b-chat-hf yet: accept its licence"),
+        ("hf_unknown", "the Hub refused HF_TOKEN as invalid"),
+        (WRITE_TOKEN, None),
     ],
 )
 def test_gated_llama_needs_a_token_whose_account_accepted_the_licence(hub_stand_in, token, said):
@@ -54,7 +55,7 @@ def test_full_profile_stops_with_every_problem_in_one_error(hub_stand_in, monkey
         preflight.check(full, "vivqa", full.recipe("vivqa"))
     out = capsys.readouterr().out
     assert "pre-flight: " in out and "ESTIMATE on a T4" in out
-    monkeypatch.setenv("HF_TOKEN", "hf_write")
+    monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
     assert preflight.check(full, "vivqa", full.recipe("vivqa")).steps == 800
 
 

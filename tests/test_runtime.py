@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from helpers import runtime
+from helpers.smoke.hub_stand_in import READ_TOKEN, WRITE_TOKEN
 
 
 @pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("full", "full"), (" FULL ", "full")])
@@ -107,9 +108,8 @@ def test_hub_upload_skipped_with_reason(monkeypatch, capsys, profile, token, rea
 @pytest.mark.parametrize(
     ("token", "target", "said"),
     [
-        ("hf_write", ("lan/demo", "hf_write"), ""),
-        ("hf_fine", ("lan/demo", "hf_fine"), ""),
-        ("hf_read", None, "push_to_hub skipped: the HF_TOKEN token is read-only"),
+        (WRITE_TOKEN, ("lan/demo", WRITE_TOKEN), ""),
+        (READ_TOKEN, None, "push_to_hub skipped: the HF_TOKEN token is read-only"),
     ],
 )
 def test_hub_upload_needs_a_token_that_can_write(hub_stand_in, monkeypatch, capsys, token, target, said):
@@ -197,3 +197,12 @@ def test_what_differs_on_a_cpu_is_decided_from_the_device(monkeypatch):
     monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
     assert runtime.device_map() == {"": 0}
     assert (runtime.llm_bits("one-session"), runtime.llm_bits("reproduce")) == (4, 8)
+
+
+def test_a_fine_grained_token_with_repo_write_may_upload():
+    """The Hub's whoami answer for a fine-grained token (its permissions per scope), as the public API shapes it."""
+    scoped = [{"entity": {"type": "user", "name": "lan"}, "permissions": ["repo.content.read", "repo.write"]}]
+    token = {"role": "fineGrained", "fineGrained": {"global": ["discussion.write"], "scoped": scoped}}
+    assert runtime.can_write({"auth": {"accessToken": token}})
+    scoped[0]["permissions"] = ["repo.content.read"]
+    assert not runtime.can_write({"auth": {"accessToken": token}})

@@ -17,6 +17,7 @@ import ipywidgets as widgets
 from PIL import Image
 
 from helpers import jsonl, runtime
+from helpers.bad_input import BadInput
 
 GLOSSARY_PATH = runtime.DATA_DIR / "caption_glossary.json"
 TEMPLATE_EN = "A photo of {name_en} ({name_vi}), {gloss_en}{with_ingredients}."
@@ -152,7 +153,7 @@ def captioner_draft(record: Mapping[str, Any], glossary: Glossary, continuation:
     (no Vietnamese captioner is at hand), so the reviewer sees both and edits them together."""
     words = " ".join(continuation.split()).strip(" ,")
     if not words:
-        raise ValueError(f"record {record['id']!r}: {model_id} wrote nothing after the prompt")
+        raise BadInput(f"record {record['id']!r}: {model_id} wrote nothing after the prompt")
     template = draft_caption(record, glossary)
     caption = f"{captioner_prompt(record, glossary)}{words}".strip()
     return Draft(caption[0].upper() + caption[1:], template.caption_vi, template.ingredients_vi, [], model_id)
@@ -174,16 +175,16 @@ class ReviewLog:
             try:
                 decision = Decision(**record)
             except TypeError as error:
-                raise ValueError(f"{self.path}:{number}: not a review decision ({error})") from None
+                raise BadInput(f"{self.path}:{number}: not a review decision ({error})") from None
             if decision.decision not in DECISIONS:
-                raise ValueError(f"{self.path}:{number}: decision must be one of {DECISIONS}")
+                raise BadInput(f"{self.path}:{number}: decision must be one of {DECISIONS}")
             decisions[decision.id] = decision
         return decisions
 
     def record(self, item: ReviewItem, decision: str, caption: str, caption_vi: str) -> Decision:
         """Append one decision and flush it to disk before returning."""
         if decision not in DECISIONS:
-            raise ValueError(f"decision must be one of {DECISIONS}, not {decision!r}")
+            raise BadInput(f"decision must be one of {DECISIONS}, not {decision!r}")
         entry = Decision(
             id=item.id,
             decision=decision,
@@ -218,7 +219,7 @@ class CaptionReviewer:
 
     def __post_init__(self) -> None:
         if not self.items:
-            raise ValueError("nothing to review: the list of items is empty")
+            raise BadInput("nothing to review: the list of items is empty")
         self.decisions = self.log.load()
         self.image = widgets.Image(format="jpeg", layout=widgets.Layout(max_width=f"{THUMBNAIL_SIDE}px"))
         self.info = widgets.HTML()

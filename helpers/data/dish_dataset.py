@@ -16,14 +16,16 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import imagehash
 import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, List, Value, load_from_disk
 from datasets import Dataset as HFDataset
 from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
+from scipy.sparse import csr_matrix
+from scipy.sparse.csgraph import connected_components
 
 from helpers import jsonl, runtime
+from helpers.bad_input import BadInput
 from helpers.data.caption_review import (
     TEMPLATE_EN,
     TEMPLATE_VI,
@@ -203,38 +205,29 @@ def final_captions(
     return captions, problems
 
 
-def _phash_bits(hashes: Sequence[str]) -> np.ndarray:
-    """Hex perceptual hashes as an (n, 64) boolean array, for vectorised Hamming distances."""
-    return np.array([imagehash.hex_to_hash(h).hash.flatten() for h in hashes], dtype=bool).reshape(
-        len(hashes), -1
-    )
+def _phash_words(hashes: Sequence[str]) -> np.ndarray:
+    """64-bit hex perceptual hashes as uint64 words, for Hamming distances by XOR and popcount."""
+    return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
+
+
+def _hamming(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
+    """(len(a), len(b)) differing bits between every pair of hashes."""
+    return np.bitwise_count(_phash_words(a)[:, None] ^ _phash_words(b)[None, :])
 
 
 def closest_across_splits(dataset: DatasetDict, first: str = "train", second: str = "test") -> int:
     """Fewest differing phash bits between any image of one split and any of another: the leakage check."""
-    a, b = _phash_bits(dataset[first]["phash"]), _phash_bits(dataset[second]["phash"])
-    return int((a[:, None, :] != b[None, :, :]).sum(axis=-1).min())
+    return int(_hamming(dataset[first]["phash"][:], dataset[second]["phash"][:]).min())
 
 
 def near_duplicate_groups(
     records: Sequence[dict[str, Any]], threshold: int = PHASH_THRESHOLD
 ) -> dict[str, int]:
-    """A group number per id: records whose phash differ by <= threshold bits are linked, transitively."""
-    bits = _phash_bits([r["phash"] for r in records])
-    distances = (bits[:, None, :] != bits[None, :, :]).sum(axis=-1)
-    parent = list(range(len(records)))  # union-find by hand: a few lines, no graph library needed
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in zip(*np.nonzero(np.triu(distances <= threshold, k=1)), strict=True):
-        parent[root(int(i))] = root(int(j))
-    roots = [root(i) for i in range(len(records))]
-    numbering = {r: n for n, r in enumerate(dict.fromkeys(roots))}
-    return {record["id"]: numbering[r] for record, r in zip(records, roots, strict=True)}
+    """A group number per id (in order of first appearance): records whose phash differ by <= threshold bits are
+    linked, transitively (the connected components of that graph)."""
+    hashes = [r["phash"] for r in records]
+    _, groups = connected_components(csr_matrix(_hamming(hashes, hashes) <= threshold), directed=False)
+    return {record["id"]: int(group) for record, group in zip(records, groups, strict=True)}
 
 
 def _targets(total: int, groups: int, fractions: Sequence[float]) -> dict[str, int]:
@@ -258,7 +251,7 @@ def assign_splits(
     A group spanning dishes is stratified under its most common dish.
     """
     if len(fractions) != len(SPLITS) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(f"fractions must be three numbers summing to 1, got {fractions}")
+        raise BadInput(f"fractions must be three numbers summing to 1, got {fractions}")
     members: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         members[groups[record["id"]]].append(record)
@@ -341,7 +334,7 @@ def to_dataset_dict(
         )
     empty = [s for s in SPLITS if not rows[s]]
     if empty:
-        raise ValueError(
+        raise BadInput(
             f"split(s) {', '.join(empty)} got no image: {len(set(groups.values()))} near-duplicate groups are too few"
             " to fill every split; lower the near-duplicate threshold, change the fractions or add images"
         )
@@ -568,14 +561,14 @@ def build(
     checked = check_manifest(manifest, glossary, strict=strict)
     local = local_records(checked.records)
     if local and not profile.is_smoke and not runtime.mirror_in_use():
-        raise ValueError(
+        raise BadInput(
             f"{manifest}: {len(local)} record(s) (e.g. {local[0]}) come from the offline fixture sites on "
             "127.0.0.1; a full-profile dataset is built from notebook 01's live scrape only"
         )
     drafts = drafts or {r["id"]: draft_caption(r, glossary) for r in checked.records}
     missing = [r["id"] for r in checked.records if r["id"] not in drafts]
     if missing:
-        raise ValueError(f"no caption draft for {len(missing)} record(s), e.g. {missing[0]!r}")
+        raise BadInput(f"no caption draft for {len(missing)} record(s), e.g. {missing[0]!r}")
     decisions = ReviewLog(review_log).load()
     captions, caption_problems = final_captions(checked, drafts, decisions)
     excluded = checked.problems + caption_problems
@@ -611,5 +604,5 @@ def load(profile: runtime.Profile) -> DatasetDict:
     info_path = profile.require("dataset")
     built_by = json.loads(info_path.read_text(encoding="utf-8"))["profile"]
     if built_by != profile.name:
-        raise ValueError(f"{info_path.parent} was built in the {built_by} profile, not {profile.name}")
+        raise BadInput(f"{info_path.parent} was built in the {built_by} profile, not {profile.name}")
     return load_from_disk(str(info_path.parent))

@@ -14,6 +14,7 @@ from pathlib import Path, PurePosixPath
 import requests
 
 from helpers import jsonl, runtime
+from helpers.bad_input import BadInput
 
 FETCH_TIMEOUT_S = 60
 
@@ -43,7 +44,7 @@ def check_file(path: Path, verify: Callable[[Path], None], hint: str) -> None:
     try:
         verify(path)
     except ValueError as error:
-        raise ValueError(
+        raise BadInput(
             f"{path} ({path.stat().st_size:,} bytes) is not the expected file ({error}): {hint}"
         ) from error
 
@@ -135,18 +136,18 @@ def safe_unzip(zip_path: Path, target: Path, max_bytes: int) -> Path:
             infos = archive.infolist()
             for info in infos:
                 if problem := _member_problem(info):
-                    raise ValueError(
+                    raise BadInput(
                         f"{zip_path}: refusing member {info.filename!r}: {problem}; nothing extracted"
                     )
             total = sum(info.file_size for info in infos)
             if total > max_bytes:
-                raise ValueError(
+                raise BadInput(
                     f"{zip_path}: {total:,} bytes uncompressed exceed the limit of {max_bytes:,}; nothing extracted"
                 )
             if (bad := archive.testzip()) is not None:
-                raise ValueError(f"{zip_path}: member {bad!r} is corrupt (CRC mismatch); nothing extracted")
+                raise BadInput(f"{zip_path}: member {bad!r} is corrupt (CRC mismatch); nothing extracted")
             archive.extractall(target)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
-        raise ValueError(f"{zip_path}: not a readable zip archive ({error}); download it again") from error
+        raise BadInput(f"{zip_path}: not a readable zip archive ({error}); download it again") from error
     jsonl.atomic_write(marker, stamp.encode("utf-8"))
     return target

@@ -33,6 +33,7 @@ from datasets import Image as ImageFeature
 from PIL import Image, UnidentifiedImageError
 
 from helpers import jsonl, runtime
+from helpers.bad_input import BadInput
 
 HUB_REPO = "lmms-lab/ICON-QA"
 # The dataset card's schema (README.md of lmms-lab/ICON-QA): every column a string but the three images.
@@ -82,20 +83,20 @@ def _check_image(source: Path | bytes, where: str) -> None:
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             problem = runtime.pixel_limit_problem(*image.size)
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{where}: not a readable image ({error})") from error
+        raise BadInput(f"{where}: not a readable image ({error})") from error
     if problem:
-        raise ValueError(f"{where}: {problem}; not read")
+        raise BadInput(f"{where}: {problem}; not read")
 
 
 def _text(record: dict, field: str, where: str) -> str:
     """A required non-empty string field, stripped."""
     if field not in record:
-        raise ValueError(f"{where}: field {field!r} is missing (fields: {', '.join(record) or 'none'})")
+        raise BadInput(f"{where}: field {field!r} is missing (fields: {', '.join(record) or 'none'})")
     value = record[field]
     if not isinstance(value, str):
-        raise ValueError(f"{where}: field {field!r} is {value!r} ({type(value).__name__}), expected a string")
+        raise BadInput(f"{where}: field {field!r} is {value!r} ({type(value).__name__}), expected a string")
     if not value.strip():
-        raise ValueError(f"{where}: field {field!r} is empty")
+        raise BadInput(f"{where}: field {field!r} is empty")
     return value.strip()
 
 
@@ -103,7 +104,7 @@ def _image_in(folder: Path, where: str, field: str) -> str:
     """The path of `folder/image.png`, checked from its header; a missing or bad image names `field`."""
     path = folder / "image.png"
     if not path.is_file():
-        raise ValueError(f"{where}: field {field!r} {folder.name!r}: no image at {path}")
+        raise BadInput(f"{where}: field {field!r} {folder.name!r}: no image at {path}")
     _check_image(path, f"{where}: field {field!r} {folder.name!r}: {path}")
     return str(path)
 
@@ -119,12 +120,12 @@ def _read_train(root: Path) -> Dataset:
         where = f"{path}:{line}"
         pid = _text(record, "pid", where)
         if not _SAFE_NAME.fullmatch(pid):
-            raise ValueError(f"{where}: field 'pid' is {pid!r}, not a folder name")
+            raise BadInput(f"{where}: field 'pid' is {pid!r}, not a folder name")
         if pid in seen:
-            raise ValueError(f"{where}: field 'pid' {pid!r} repeats line {seen[pid]}")
+            raise BadInput(f"{where}: field 'pid' {pid!r} repeats line {seen[pid]}")
         seen[pid] = line
         if record.get("ques_type", FILL_IN_BLANK) != FILL_IN_BLANK:
-            raise ValueError(
+            raise BadInput(
                 f"{where}: field 'ques_type' is {record['ques_type']!r}, expected {FILL_IN_BLANK!r}"
             )
         question, answer = _text(record, "question", where), _text(record, "answer", where)
@@ -137,7 +138,7 @@ def _read_train(root: Path) -> Dataset:
             }
         )
     if not rows:
-        raise ValueError(f"{path}: no records")
+        raise BadInput(f"{path}: no records")
     return Dataset.from_list(rows, features=TRAIN_FEATURES)
 
 
@@ -156,20 +157,20 @@ def _read_test(root: Path) -> Dataset:
     for item in _test_folders(folder):
         path = item / "data.json"
         if not path.is_file():
-            raise ValueError(f"{item}: no data.json")
+            raise BadInput(f"{item}: no data.json")
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            raise ValueError(f"{path}: not valid JSON ({error})") from error
+            raise BadInput(f"{path}: not valid JSON ({error})") from error
         if not isinstance(record, dict):
-            raise ValueError(f"{path}: expected a JSON object, got {type(record).__name__}")
+            raise BadInput(f"{path}: expected a JSON object, got {type(record).__name__}")
         item_id = _text(record, "id", str(path))
         if item_id != item.name:
-            raise ValueError(f"{path}: field 'id' is {item_id!r}, but the folder is {item.name!r}")
+            raise BadInput(f"{path}: field 'id' is {item_id!r}, but the folder is {item.name!r}")
         question = _text(record, "question", str(path))
         rows.append({"pid": item_id, "question": question, "image": _image_in(item, str(path), "id")})
     if not rows:
-        raise ValueError(f"{folder}: no item folders")
+        raise BadInput(f"{folder}: no item folders")
     return Dataset.from_list(rows, features=TEST_FEATURES)
 
 
@@ -191,23 +192,23 @@ def check_hub_columns(ds: DatasetDict) -> None:
         found = table.column_names
         missing = [name for name in HUB_FEATURES if name not in found]
         if missing:
-            raise ValueError(f"split {split!r}: column(s) {missing} missing; found {found}")
+            raise BadInput(f"split {split!r}: column(s) {missing} missing; found {found}")
         for name in ("question_id", "question", "answer", "query_image", "ques_type"):
             if table.features[name] != HUB_FEATURES[name]:
-                raise ValueError(
+                raise BadInput(
                     f"split {split!r}: column {name!r} is {table.features[name]}, expected {HUB_FEATURES[name]}"
                 )
         kinds = Counter(table["ques_type"][:])
         unexpected = sorted(set(kinds) - set(QUES_TYPES), key=str)
         if unexpected:
-            raise ValueError(
+            raise BadInput(
                 f"split {split!r}: unexpected ques_type value(s) {unexpected}; found {dict(kinds)}, "
                 f"expected {list(QUES_TYPES)}"
             )
         rows = zip(table["ques_type"][:], table["answer"][:], table["question_id"][:], strict=True)
         for row, (kind, answer, question_id) in enumerate(rows):
             if kind == FILL_IN_BLANK and not (answer or "").strip():
-                raise ValueError(
+                raise BadInput(
                     f"split {split!r} row {row} (question_id {question_id!r}): field 'answer' is empty"
                 )
 
@@ -221,7 +222,7 @@ def _fill_in_blank(table: Dataset, split: str) -> Dataset:
     for row, (pid, image) in enumerate(zip(raw["pid"][:], raw["image"][:], strict=True)):
         where = f"split {split!r} row {row} (question_id {pid!r}): field 'query_image'"
         if image is None:
-            raise ValueError(f"{where}: no image")
+            raise BadInput(f"{where}: no image")
         _check_image(image["bytes"] if image["bytes"] is not None else Path(image["path"]), where)
     return table
 
@@ -232,7 +233,7 @@ def load_hub_copy(repo_id: str = HUB_REPO, splits: Sequence[str] = ("val", "test
     loaded = datasets.load_dataset(repo_id)
     absent = [split for split in splits if split not in loaded]
     if absent:
-        raise ValueError(f"{repo_id}: split(s) {absent} not found; it has {list(loaded)}")
+        raise BadInput(f"{repo_id}: split(s) {absent} not found; it has {list(loaded)}")
     chosen = DatasetDict({split: loaded[split] for split in splits})
     check_hub_columns(chosen)
     return DatasetDict({split: _fill_in_blank(table, split) for split, table in chosen.items()})
@@ -258,18 +259,18 @@ def image_disjoint_splits(
     """train/validation/test holding `fractions` of the distinct images (by sha256), all questions on an image in
     one split; a DatasetDict is pooled first (e.g. the Hub copy's val and test). Same input and seed, same splits."""
     if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"fractions must be three positive numbers summing to 1, got {tuple(fractions)}")
+        raise BadInput(f"fractions must be three positive numbers summing to 1, got {tuple(fractions)}")
     if isinstance(ds, DatasetDict):
         tables = list(ds.values())
         if any(table.features != tables[0].features for table in tables):
             found = {split: list(table.features) for split, table in ds.items()}
-            raise ValueError(f"cannot pool splits with different columns: {found}")
+            raise BadInput(f"cannot pool splits with different columns: {found}")
         ds = datasets.concatenate_datasets(tables)
     hashes = image_hashes(ds, column)
     images = sorted(set(hashes))
     n_validation, n_test = (max(1, round(f * len(images))) for f in fractions[1:])
     if len(images) - n_validation - n_test < 1:
-        raise ValueError(f"{len(images)} distinct image(s) are too few for three splits")
+        raise BadInput(f"{len(images)} distinct image(s) are too few for three splits")
     random.Random(seed).shuffle(images)
     split_of = {image: 1 for image in images[:n_validation]}
     split_of.update({image: 2 for image in images[n_validation : n_validation + n_test]})

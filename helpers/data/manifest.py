@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from helpers import jsonl
+from helpers.bad_input import BadInput
 
 FIELDS: dict[str, type] = {
     "id": str,
@@ -73,9 +74,9 @@ class Manifest:
         for lineno, item in numbered:
             problem = field_problem(item)
             if problem:
-                raise ValueError(f"{self.path}:{lineno}: {problem}")
+                raise BadInput(f"{self.path}:{lineno}: {problem}")
             if not (self.dir / item["image_path"]).is_file():
-                raise ValueError(
+                raise BadInput(
                     f"{self.path}:{lineno}: image {item['image_path']} is missing; delete that line"
                 )
         self.items = [item for _, item in numbered]
@@ -93,7 +94,7 @@ class Manifest:
         """Write the image atomically, then append its line: a kill in between leaves only an orphan image."""
         problem = field_problem(item)
         if problem:
-            raise ValueError(f"item {item.get('id')!r} does not follow the manifest schema: {problem}")
+            raise BadInput(f"item {item.get('id')!r} does not follow the manifest schema: {problem}")
         jsonl.atomic_write(self.dir / item["image_path"], image)
         jsonl.append(self.path, item)
         self.items.append(item)

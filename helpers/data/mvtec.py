@@ -22,7 +22,7 @@ import random
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 from datasets import Dataset, Features, Value
@@ -31,6 +31,7 @@ from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
 from helpers import runtime
+from helpers.bad_input import BadInput
 from helpers.data import downloads
 
 DRIVE_ID = "1eOlJVGKLIyIPoGA5kQLS3LJtWmC8obK8"
@@ -69,7 +70,7 @@ def label(category: str, is_broken: bool) -> str:
 
 def _verify_zip(path: Path) -> None:
     if not zipfile.is_zipfile(path):
-        raise ValueError("not a zip archive; a Drive quota or error page is HTML")
+        raise BadInput("not a zip archive; a Drive quota or error page is HTML")
 
 
 def download(folder: Path) -> Path:
@@ -100,12 +101,12 @@ def discover(root: Path) -> dict[str, Path]:
         if split is None:
             continue
         if split in splits:
-            raise ValueError(
+            raise BadInput(
                 f"{root}: both {splits[split].name} and {path.name} look like the {split} split; found: {listing}"
             )
         splits[split] = path
     if "train" not in splits or not ({"validation", "test"} & set(splits)):
-        raise ValueError(
+        raise BadInput(
             f"{root}: expected a train file and a val or test file (JSON lists of records with "
             f"{', '.join(FIELDS)}); found: {listing}"
         )
@@ -130,7 +131,7 @@ def _widened(low: int, high: int) -> tuple[int, int]:
     return (low, high + 1) if high < GRID else (low - 1, high)
 
 
-def check_box(value: object, where: str) -> tuple[list[int] | None, str | None]:
+def check_box(value: object, where: str, field: str = "bbox") -> tuple[list[int] | None, str | None]:
     """(box, note) for a box of four integers on the 0-100 grid: a valid box with no note; one repaired without
     ambiguity (corners just off the grid clamped, a zero width or height widened to one grid unit) with a note
     saying how; a reversed box (x1 > x2 or y1 > y2, which corner is wrong?) as None with a note. Any other
@@ -140,9 +141,9 @@ def check_box(value: object, where: str) -> tuple[list[int] | None, str | None]:
         or len(value) != 4
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        raise ValueError(f"{where}: field 'bbox' is {value!r}, expected four integers [x1, y1, x2, y2]")
+        raise BadInput(f"{where}: field {field!r} is {value!r}, expected four integers [x1, y1, x2, y2]")
     if any(not -OFF_GRID <= v <= GRID + OFF_GRID for v in value):
-        raise ValueError(f"{where}: field 'bbox' {value} is outside the 0-{GRID} grid")
+        raise BadInput(f"{where}: field {field!r} {value} is outside the 0-{GRID} grid")
     x1, y1, x2, y2 = (min(max(v, 0), GRID) for v in value)
     notes = ["clamped to the grid"] if [x1, y1, x2, y2] != value else []
     if x1 > x2 or y1 > y2:
@@ -159,9 +160,9 @@ def _image_size(path: Path, where: str) -> tuple[int, int]:
         with Image.open(path) as image:
             size = image.size
     except (OSError, UnidentifiedImageError) as error:
-        raise ValueError(f"{where}: field 'image_path' {path}: not a readable image ({error})") from error
+        raise BadInput(f"{where}: field 'image_path' {path}: not a readable image ({error})") from error
     if problem := runtime.pixel_limit_problem(*size):
-        raise ValueError(f"{where}: field 'image_path' {path}: {problem}")
+        raise BadInput(f"{where}: field 'image_path' {path}: {problem}")
     return size
 
 
@@ -171,29 +172,42 @@ def check_record(
     """(row of FEATURES or None when every box was skipped, notes): fields, class, boxes (`check_box`), the image
     present and, when the record states them, its width and height; a structural problem raises naming `where`."""
     if not isinstance(record, dict):
-        raise ValueError(f"{where}: expected an object with {', '.join(FIELDS)}, got {type(record).__name__}")
+        raise BadInput(f"{where}: expected an object with {', '.join(FIELDS)}, got {type(record).__name__}")
     missing = [name for name in FIELDS if name not in record]
     if missing:
-        raise ValueError(f"{where}: field(s) {missing} missing (fields: {', '.join(record) or 'none'})")
+        raise BadInput(f"{where}: field(s) {missing} missing (fields: {', '.join(record) or 'none'})")
     if record["class"] not in classes:
-        raise ValueError(f"{where}: field 'class' is {record['class']!r}, not one of {', '.join(classes)}")
+        raise BadInput(f"{where}: field 'class' is {record['class']!r}, not one of {', '.join(classes)}")
     if not isinstance(record["is_broken"], bool):
-        raise ValueError(f"{where}: field 'is_broken' is {record['is_broken']!r}, expected true or false")
-    checked = [check_box(box, where) for box in record.get("boxes", [record["bbox"]])]
+        raise BadInput(f"{where}: field 'is_broken' is {record['is_broken']!r}, expected true or false")
+    boxes = record.get("boxes", [record["bbox"]])
+    if not isinstance(boxes, list):
+        raise BadInput(f"{where}: field 'boxes' is {boxes!r}, expected a list of [x1, y1, x2, y2] boxes")
+    if record["is_broken"] and not boxes:
+        raise BadInput(
+            f"{where}: field 'boxes' is empty on a defect record (is_broken true); expected at least one"
+        )
+    fields = [f"boxes[{k}]" for k in range(len(boxes))] if "boxes" in record else ["bbox"]
+    checked = [check_box(box, where, field) for box, field in zip(boxes, fields, strict=True)]
     notes = [f"{where}: {note}" for _, note in checked if note]
     boxes = [box for box, _ in checked if box is not None]
     if not boxes:
         return None, notes
+    relative = PurePosixPath(str(record["image_path"]).replace("\\", "/"))
+    if relative.is_absolute() or ".." in relative.parts:
+        raise BadInput(
+            f"{where}: field 'image_path' {record['image_path']!r} leads outside the dataset root {root}"
+        )
     image = _image_file(str(record["image_path"]), root)
     if image is None:
-        raise ValueError(f"{where}: field 'image_path' {record['image_path']!r}: no such image under {root}")
+        raise BadInput(f"{where}: field 'image_path' {record['image_path']!r}: no such image under {root}")
     width, height = _image_size(image, where)
     for name, actual in (("width", width), ("height", height)):
         stated = record.get(name, actual)
         if not isinstance(stated, int) or isinstance(stated, bool):
-            raise ValueError(f"{where}: field '{name}' is {stated!r}, expected an integer (pixels)")
+            raise BadInput(f"{where}: field '{name}' is {stated!r}, expected an integer (pixels)")
         if stated != actual:
-            raise ValueError(f"{where}: field '{name}' says {stated}, the image is {width}x{height}")
+            raise BadInput(f"{where}: field '{name}' says {stated}, the image is {width}x{height}")
     row = {"image_path": str(record["image_path"]), "file": str(image), "class": record["class"],
            "is_broken": record["is_broken"], "boxes": boxes, "width": width, "height": height}  # fmt: skip
     return row, notes
@@ -215,7 +229,7 @@ def checked_dataset(
             more = f" (and {len(these) - 3} more)" if len(these) > 3 else ""
             print(f"{source}: {len(these)} box(es) {kind}: " + "; ".join(these[:3]) + more)
     if not rows:
-        raise ValueError(f"{source}: no record left after skipping the unusable boxes")
+        raise BadInput(f"{source}: no record left after skipping the unusable boxes")
     return Dataset.from_list(rows, features=FEATURES)
 
 
@@ -228,9 +242,9 @@ def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = 
     try:
         records = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not valid JSON ({error})") from error
+        raise BadInput(f"{path}: not valid JSON ({error})") from error
     if not isinstance(records, list) or not records:
-        raise ValueError(f"{path}: expected a non-empty JSON list of records")
+        raise BadInput(f"{path}: expected a non-empty JSON list of records")
     return checked_dataset(records, str(path), Path(root), classes)
 
 
@@ -266,7 +280,7 @@ def convert_official(root: Path, categories: Sequence[str] | None = None) -> lis
     root = Path(root)
     categories = categories or sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "test").is_dir())
     if not categories:
-        raise ValueError(f"{root}: no category folder with a test/ folder (expected e.g. bottle/test/good)")
+        raise BadInput(f"{root}: no category folder with a test/ folder (expected e.g. bottle/test/good)")
     records = []
     for category in categories:
         for image in sorted((root / category).glob("*/*/*.png")):
@@ -286,11 +300,11 @@ def convert_official(root: Path, categories: Sequence[str] | None = None) -> lis
                 continue
             mask_path = root / category / "ground_truth" / kind / f"{image.stem}_mask.png"
             if not mask_path.is_file():
-                raise ValueError(f"{image}: no mask at {mask_path}")
+                raise BadInput(f"{image}: no mask at {mask_path}")
             with Image.open(mask_path) as mask:
                 boxes = mask_boxes(np.asarray(mask.convert("L")))
             if not boxes:
-                raise ValueError(f"{mask_path}: the mask is empty, so {image} has no defect to box")
+                raise BadInput(f"{mask_path}: the mask is empty, so {image} has no defect to box")
             records.append({**record, "is_broken": True, "bbox": boxes[0], "boxes": boxes})
     return records
 
@@ -300,7 +314,7 @@ def split_records(
 ) -> dict[str, list[dict]]:
     """train/validation/test holding `fractions` of each (class, good/defect) group, shuffled with `seed`."""
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise ValueError(
+        raise BadInput(
             f"fractions {tuple(fractions)} must be three non-negative shares (train, validation, test) summing to 1"
         )
     groups: dict[tuple[str, bool], list[dict]] = defaultdict(list)

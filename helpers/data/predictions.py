@@ -15,6 +15,7 @@ import pandas as pd
 from datasets import Dataset, Image
 
 from helpers import jsonl, runtime
+from helpers.bad_input import BadInput
 from helpers.data import mvtec
 
 TASKS = ("caption", "vqa", "boxes")
@@ -30,7 +31,7 @@ def caption_rows(
 ) -> list[dict]:
     """One line per example: id, task, model, prediction, references, dish, split, profile."""
     if len(predictions) != len(dataset):
-        raise ValueError(f"{len(predictions)} predictions for {len(dataset)} examples")
+        raise BadInput(f"{len(predictions)} predictions for {len(dataset)} examples")
     dish_names = dataset.features["dish"].names
     rows = dataset.select_columns(["id", "dish", "caption"]).to_list()
     return [
@@ -61,7 +62,7 @@ def vqa_rows(
     """One line per question: id, task, model, prediction, references ([answer]), question_type, question,
     image_path (an `image_path` column, else the file behind an `image` column, else none), dataset, split, profile."""
     if not len(predictions) == len(question_types) == len(dataset):
-        raise ValueError(
+        raise BadInput(
             f"{len(predictions)} predictions and {len(question_types)} question types for {len(dataset)} examples"
         )
     if "image_path" in dataset.column_names:
@@ -103,7 +104,7 @@ def box_rows(
     """One line per MVTec image (notebook 06): id (the full relative image path, never the bare file name), task,
     model, prediction, references (the answer text), image_path, width, height, gt_boxes, is_broken, class, raw."""
     if not len(answers) == len(raw) == len(references) == len(table):
-        raise ValueError(
+        raise BadInput(
             f"{len(answers)} answers, {len(raw)} raw outputs and {len(references)} references for {len(table)} images"
         )
     rows = table.select_columns(
@@ -149,24 +150,24 @@ def check_line(record: dict, where: str) -> dict:
     """The record if it follows the contract, else a ValueError naming file, line and field."""
     for name in REQUIRED:
         if name not in record:
-            raise ValueError(f"{where}: missing field {name!r}")
+            raise BadInput(f"{where}: missing field {name!r}")
     if isinstance(record["id"], bool) or not isinstance(record["id"], (str, int)):
-        raise ValueError(f"{where}: field 'id' is {record['id']!r}, expected a string (or an integer)")
+        raise BadInput(f"{where}: field 'id' is {record['id']!r}, expected a string (or an integer)")
     record = {**record, "id": str(record["id"])}  # 1 and "1" are the same example
     if record["task"] not in TASKS:
-        raise ValueError(f"{where}: field 'task' is {record['task']!r}, expected one of {TASKS}")
+        raise BadInput(f"{where}: field 'task' is {record['task']!r}, expected one of {TASKS}")
     if not isinstance(record["prediction"], str):
-        raise ValueError(f"{where}: field 'prediction' must be a string")
+        raise BadInput(f"{where}: field 'prediction' must be a string")
     refs = record["references"]
     if not isinstance(refs, list) or not refs or not all(isinstance(r, str) for r in refs):
-        raise ValueError(f"{where}: field 'references' must be a non-empty list of strings")
+        raise BadInput(f"{where}: field 'references' must be a non-empty list of strings")
     if record["task"] == "vqa" and "question_type" not in record:
-        raise ValueError(f"{where}: vqa line without field 'question_type'")
+        raise BadInput(f"{where}: vqa line without field 'question_type'")
     if record["task"] == "boxes":
         for name in ("width", "height"):
             size = record.get(name)
             if isinstance(size, bool) or not isinstance(size, int) or size < 1:
-                raise ValueError(
+                raise BadInput(
                     f"{where}: boxes line with field {name!r} = {size!r}, expected the image's pixels (> 0)"
                 )
     return record
@@ -185,7 +186,7 @@ def load(folder: Path) -> pd.DataFrame:
     duplicated = frame[frame.duplicated(["task", "model", "id"], keep=False)]
     if len(duplicated):
         first = duplicated.iloc[0]
-        raise ValueError(
+        raise BadInput(
             f"{first['file']}: id {first['id']!r} appears twice for {first['task']}/{first['model']}"
         )
     return frame

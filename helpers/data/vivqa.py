@@ -25,6 +25,7 @@ from pathlib import Path
 
 from datasets import Dataset, Features, Image, Value
 
+from helpers.bad_input import BadInput
 from helpers.data import downloads
 
 REPOSITORY_RAW = "https://raw.githubusercontent.com/kh4nh12/ViVQA/main"
@@ -85,21 +86,21 @@ def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        raise ValueError(
+        raise BadInput(
             f"{path}:{line}: not UTF-8 text (byte {error.start}); save the CSV as UTF-8"
         ) from error
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
-        raise ValueError(f"{path}:{line}: a NUL byte; this is not a text CSV")
+        raise BadInput(f"{path}:{line}: a NUL byte; this is not a text CSV")
     with io.StringIO(text, newline="") as handle:
         reader = csv.reader(handle)
         header = next(reader, None)
         if header is None:
-            raise ValueError(f"{path}:1: empty file, expected the header {','.join(HEADER)}")
+            raise BadInput(f"{path}:1: empty file, expected the header {','.join(HEADER)}")
         missing = [name for name in HEADER if name not in header]
         if missing or len(header) != len(HEADER):
             named = ", ".join(repr(name) for name in missing) or "none"
-            raise ValueError(
+            raise BadInput(
                 f"{path}:1: header {','.join(header)!r} is not {','.join(HEADER)!r} (missing column(s): {named})"
             )
         order = [header.index(name) for name in HEADER]
@@ -107,13 +108,13 @@ def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
         for fields in reader:
             line, end = end + 1, reader.line_num
             if len(fields) != len(HEADER):
-                raise ValueError(f"{path}:{line}: {len(fields)} fields, the header has {len(HEADER)}")
+                raise BadInput(f"{path}:{line}: {len(fields)} fields, the header has {len(HEADER)}")
             yield line, [fields[i] for i in order]
 
 
 def _integer(value: str, where: str, field: str) -> int:
     if not _DIGITS.fullmatch(value.strip()):
-        raise ValueError(f"{where}: field {field!r} is {value!r}, not a non-negative integer")
+        raise BadInput(f"{where}: field {field!r} is {value!r}, not a non-negative integer")
     return int(value)
 
 
@@ -138,20 +139,20 @@ def read_split(csv_path: Path, images_dir: Path) -> Dataset:
         where = f"{csv_path}:{line}"
         row_id = _integer(index, where, "(unnamed index column)")
         if row_id in seen:
-            raise ValueError(f"{where}: index {row_id} repeats line {seen[row_id]}")
+            raise BadInput(f"{where}: index {row_id} repeats line {seen[row_id]}")
         seen[row_id] = line
         question, answer = clean_text(question), clean_text(answer)
         for field, value in (("question", question), ("answer", answer)):
             if not value:
-                raise ValueError(f"{where}: field {field!r} is empty")
+                raise BadInput(f"{where}: field {field!r} is empty")
         image_id = _integer(img_id, where, "img_id")
         code = int(kind) if _DIGITS.fullmatch(kind.strip()) else None
         if code not in QUESTION_TYPES:
             known = ", ".join(f"{k}={v}" for k, v in QUESTION_TYPES.items())
-            raise ValueError(f"{where}: field 'type' is {kind!r}, expected one of {known}")
+            raise BadInput(f"{where}: field 'type' is {kind!r}, expected one of {known}")
         image = images.get(image_name(image_id))
         if image is None:
-            raise ValueError(
+            raise BadInput(
                 f"{where}: field 'img_id' {image_id}: no {image_name(image_id)} under {images_dir}"
             )
         rows.append(
@@ -177,7 +178,7 @@ def _verify_csv(split: str, expected_rows: int) -> Callable[[Path], None]:
     def verify(path: Path) -> None:
         count = sum(1 for _ in _csv_rows(path))
         if count != expected_rows:
-            raise ValueError(f"{count:,} rows, ViVQA's {split}.csv has {expected_rows:,}")
+            raise BadInput(f"{count:,} rows, ViVQA's {split}.csv has {expected_rows:,}")
 
     return verify
 
@@ -191,12 +192,12 @@ def _referenced_images(files: Sequence[Path]) -> set[str]:
 def _verify_zip(needed: set[str]) -> Callable[[Path], None]:
     def verify(path: Path) -> None:
         if not zipfile.is_zipfile(path):
-            raise ValueError("not a zip archive; a Drive quota or error page is HTML")
+            raise BadInput("not a zip archive; a Drive quota or error page is HTML")
         with zipfile.ZipFile(path) as archive:
             present = {Path(name).name for name in archive.namelist()}
         missing = sorted(needed - present)
         if missing:
-            raise ValueError(
+            raise BadInput(
                 f"{len(missing):,} of the {len(needed):,} images the CSVs use are absent, e.g. {missing[:3]}"
             )
 
@@ -220,7 +221,7 @@ def read_answers(csv_path: Path) -> list[str]:
     for line, fields in _csv_rows(Path(csv_path)):
         answer = clean_text(fields[2])
         if not answer:
-            raise ValueError(f"{csv_path}:{line}: field 'answer' is empty")
+            raise BadInput(f"{csv_path}:{line}: field 'answer' is empty")
         answers.append(answer)
     return answers
 
@@ -249,7 +250,7 @@ def _column(split: Dataset, name: str) -> list:
 def validation_split(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """(train, validation) carved from `train` by image: a `fraction` of its images, with all their questions."""
     if not 0 < fraction < 1:
-        raise ValueError(f"fraction must be between 0 and 1, got {fraction}")
+        raise BadInput(f"fraction must be between 0 and 1, got {fraction}")
     img_ids = _column(train, "img_id")
     images = sorted(set(img_ids))
     random.Random(seed).shuffle(images)
@@ -289,7 +290,7 @@ def _most_common(answers: Iterable[str]) -> str:
     """The most frequent answer; ties go to the alphabetically first, so the result never depends on row order."""
     counts = Counter(answers)
     if not counts:
-        raise ValueError("no training answers to take a majority from")
+        raise BadInput("no training answers to take a majority from")
     return min(counts, key=lambda answer: (-counts[answer], answer))
 
 

@@ -1,23 +1,28 @@
-"""Percentile bootstrap confidence intervals for accuracy-like means and corpus BLEU.
-
-Written with NumPy (about ten lines) because scipy, whose `stats.bootstrap` does this, is not a declared
-dependency; BLEU resamples sacrebleu's per-caption statistics instead of re-tokenising every resample.
-"""
+"""Percentile bootstrap confidence intervals (`scipy.stats.bootstrap`) for accuracy-like means and corpus BLEU;
+BLEU resamples sacrebleu's per-caption statistics instead of re-tokenising every resample."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
+from scipy.stats import bootstrap
 
 from helpers.metrics.caption_metrics import bleu_from_statistics, bleu_statistics
 
 
-def resample_indices(n: int, n_resamples: int, seed: int) -> np.ndarray:
-    """(n_resamples, n) indices drawn with replacement."""
-    if n < 1:
+def _interval(
+    data: np.ndarray, statistic: Callable, confidence: float, n_resamples: int, seed: int, vectorized: bool
+) -> tuple[float, float]:
+    """(low, high) of `statistic` over `data` resampled with replacement; a single observation is its own interval."""
+    if len(data) < 1:
         raise ValueError("cannot bootstrap an empty sample")
-    return np.random.default_rng(seed).integers(0, n, size=(n_resamples, n))
+    if len(data) == 1:
+        value = float(statistic(data))
+        return value, value
+    result = bootstrap((data,), statistic, n_resamples=n_resamples, confidence_level=confidence,
+                       method="percentile", vectorized=vectorized, rng=np.random.default_rng(seed))  # fmt: skip
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def mean_ci(
@@ -25,10 +30,8 @@ def mean_ci(
 ) -> tuple[float, float, float]:
     """(mean, low, high): the sample mean (e.g. accuracy of 0/1 hits) and its percentile interval."""
     data = np.asarray(values, dtype=float)
-    means = data[resample_indices(len(data), n_resamples, seed)].mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(data.mean()), float(low), float(high)
+    low, high = _interval(data, lambda x, axis=-1: np.mean(x, axis=axis), confidence, n_resamples, seed, True)
+    return float(data.mean()), low, high
 
 
 def bleu_ci(
@@ -42,9 +45,9 @@ def bleu_ci(
     """(BLEU-n, low, high) over captions resampled with replacement; BLEU as `caption_metrics.bleu`."""
     stats = bleu_statistics(hypotheses, references)
     key = f"bleu{order}"
-    scores = [
-        bleu_from_statistics(stats[idx])[key] for idx in resample_indices(len(stats), n_resamples, seed)
-    ]
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(scores, [tail, 100 - tail])
-    return bleu_from_statistics(stats)[key], float(low), float(high)
+
+    def bleu_of(indices: np.ndarray) -> float:
+        return bleu_from_statistics(stats[indices.astype(int)])[key]
+
+    low, high = _interval(np.arange(len(stats)), bleu_of, confidence, n_resamples, seed, False)
+    return bleu_from_statistics(stats)[key], low, high

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from helpers.bad_input import BadInput
 from helpers.data.predictions import TASKS
 from helpers.metrics import bootstrap, box_metrics, caption_metrics, vqa_metrics
 
@@ -94,14 +95,14 @@ def truth_boxes(record: pd.Series) -> list[box_metrics.Box]:
             if not (
                 isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)
             ):
-                raise ValueError(
+                raise BadInput(
                     f"{record['file']}: id {record['id']!r}: each 'gt_boxes' item needs 'bbox': [x1, y1, x2, y2]"
                 )
             boxes.append(box_metrics.Box(*map(float, bbox), box_metrics.normalize_label(g.get("label"))))
         return boxes
     boxes = [b for ref in record["references"] for b in box_metrics.parse_boxes(ref).boxes]
     if not boxes:
-        raise ValueError(
+        raise BadInput(
             f"{record['file']}: id {record['id']!r} has no ground-truth box in 'gt_boxes' or 'references'"
         )
     return boxes

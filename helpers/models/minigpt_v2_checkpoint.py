@@ -28,6 +28,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
 from helpers import runtime
+from helpers.bad_input import BadInput
 from helpers.data import downloads
 from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
 from helpers.models.minigpt_v2_prompts import make_image_processor
@@ -52,10 +53,10 @@ def download_stage3_checkpoint(destination: Path) -> Path:
 def _check_stage3(path: Path) -> None:
     """A whole torch.save archive (a zip holding its data.pkl); a Drive page or a cut download is neither."""
     if not zipfile.is_zipfile(path):
-        raise ValueError("not a torch file (a Drive quota or error page is HTML)")
+        raise BadInput("not a torch file (a Drive quota or error page is HTML)")
     with zipfile.ZipFile(path) as archive:
         if not any(name.endswith("/data.pkl") for name in archive.namelist()):
-            raise ValueError("a zip archive, but not one torch.save wrote")
+            raise BadInput("a zip archive, but not one torch.save wrote")
 
 
 def verify_stage3_file(path: Path) -> None:
@@ -76,12 +77,10 @@ def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
             if head.startswith((b"<!doctype html", b"<html"))
             else ""
         )
-        raise ValueError(
-            f"{path}: not a PyTorch checkpoint{hint} ({type(error).__name__}: {error})"
-        ) from error
+        raise BadInput(f"{path}: not a PyTorch checkpoint{hint} ({type(error).__name__}: {error})") from error
     state_dict = checkpoint.get("model", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state_dict, dict) or not all(isinstance(v, torch.Tensor) for v in state_dict.values()):
-        raise ValueError(f"{path}: expected {{'model': state_dict}} of tensors")
+        raise BadInput(f"{path}: expected {{'model': state_dict}} of tensors")
     return state_dict
 
 
@@ -138,7 +137,7 @@ def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, to
         if renamed[name].shape != trainable[name].shape
     ]
     if missing or unexpected or mismatched:
-        raise ValueError(
+        raise BadInput(
             f"{origin} does not match the model: {len(state_dict)} tensors in the checkpoint,"
             f" {len(trainable)} trainable tensors in the model; {len(missing)} missing {missing[:3]},"
             f" {len(unexpected)} unexpected {unexpected[:3]}, {len(mismatched)} with other shapes {mismatched[:3]}"
@@ -193,7 +192,7 @@ def lora_dropped(model: PeftModel) -> Iterator[PeftModel]:
     LoRA tensor dropped (lora_B zero, so the adapters add nothing); the weights come back on exit."""
     lora_b = {name: param for name, param in model.named_parameters() if ".lora_B." in name}
     if not lora_b:
-        raise ValueError("the model has no LoRA tensors to drop: wrap it with attach_lora first")
+        raise BadInput("the model has no LoRA tensors to drop: wrap it with attach_lora first")
     saved = {name: param.detach().clone() for name, param in lora_b.items()}
     with torch.no_grad():
         for param in lora_b.values():
