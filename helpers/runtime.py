@@ -27,8 +27,6 @@ COLAB_DATA = Path("/content/vi-vlm-data")  # the VM's own disk: large and fast, 
 # Seconds between two requests to a site served from this machine (fixtures, the rehearsal's mirror): the
 # configured courtesy pause is for other people's servers.
 LOOPBACK_REQUEST_INTERVAL = 0.01
-# Decompression-bomb limit for every image the series reads, checked from the header before decoding.
-MAX_IMAGE_PIXELS = 40_000_000
 # The hub checkpoints of the full profile; the smoke profile builds tiny models of the same classes.
 HUB_MODELS = {
     "blip2": "Salesforce/blip2-opt-2.7b",
@@ -345,13 +343,6 @@ def start(notebook: str, seed: int = 42) -> Profile:
     current.banner(notebook)
     seed_everything(seed)
     return current
-
-
-def pixel_limit_problem(width: int, height: int) -> str | None:
-    """'(w, h) exceeds N pixels' when an image (its size read from the header) is over MAX_IMAGE_PIXELS, else None."""
-    if width * height > MAX_IMAGE_PIXELS:
-        return f"({width}, {height}) exceeds {MAX_IMAGE_PIXELS:,} pixels"
-    return None
 
 
 def seed_everything(seed: int = 42) -> None:

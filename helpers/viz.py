@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -15,7 +14,7 @@ import pandas as pd
 from IPython.display import display
 from PIL import Image
 
-from helpers import jsonl, runtime
+from helpers import images, jsonl
 from helpers.metrics import box_metrics
 
 
@@ -47,9 +46,7 @@ def draw_example(record: pd.Series, task: str, folder: Path):
     path = resolve_image(record, folder)
     if path is None:
         return None
-    with Image.open(path) as image:
-        if problem := runtime.pixel_limit_problem(*image.size):
-            raise ValueError(f"{path}: {problem}; not drawn")
+    with images.open_checked(path, str(path)) as image:
         picture = image.convert("RGB")
     fig, ax = plt.subplots(figsize=(4, 4))
     ax.imshow(picture)
@@ -268,13 +265,8 @@ def uploaded_image(upload: widgets.FileUpload) -> Image.Image:
         if isinstance(upload.value, dict)
         else (upload.value[0]["name"], upload.value[0])
     )
-    try:
-        image = Image.open(io.BytesIO(bytes(item["content"])))
-    except (OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{name}: not a readable image ({error})") from error
-    if problem := runtime.pixel_limit_problem(*image.size):
-        raise ValueError(f"{name}: {problem}; not read")
-    return image.convert("RGB")
+    with images.open_checked(bytes(item["content"]), name) as image:
+        return image.convert("RGB")
 
 
 def ask_widget(answer: Callable[[Image.Image, str], str], placeholder: str = "") -> widgets.VBox:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import runtime
+from helpers import images
 from helpers.data import iconqa
 from helpers.smoke import icon_scenes
 
@@ -203,7 +203,7 @@ def test_a_missing_image_names_the_path(copy):
 
 
 def test_an_oversized_image_raises_from_its_header(copy, monkeypatch):
-    monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 64 * 64 - 1)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 64 * 64 - 1)
     with pytest.raises(ValueError, match=r"train.jsonl:1: field 'pid' .*\(64, 64\) exceeds 4,095 pixels"):
         iconqa.read_exercise_layout(copy)
 
@@ -283,7 +283,7 @@ def test_load_hub_copy_names_a_split_it_lacks(hub, monkeypatch):
 
 def test_load_hub_copy_checks_the_pixel_limit(hub, monkeypatch):
     monkeypatch.setattr(datasets, "load_dataset", lambda repo_id: hub)
-    monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 64 * 64 - 1)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 64 * 64 - 1)
     with pytest.raises(
         ValueError, match=r"split 'val' row 0 \(question_id '\d+'\): field 'query_image'.*exceeds"
     ):

@@ -10,7 +10,7 @@ PACKAGE = runtime.REPO_ROOT / "helpers"
 # Lower ranks never import higher ones; units of the same rank never import each other.
 RANKS = {
     "bad_input": -1,  # imports nothing: every reader may raise it
-    "library_noise": 0, "runtime": 0, "jsonl": 0, "colab_install": 0,
+    "library_noise": 0, "runtime": 0, "jsonl": 0, "colab_install": 0, "vi_text": 0, "images": 0,
     "": 1,  # the package's __init__, which runs first: rank 0 only
     "data": 1,
     "models": 2, "metrics": 2,

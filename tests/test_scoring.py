@@ -6,7 +6,7 @@ import re
 import matplotlib
 import pytest
 
-from helpers import runtime, viz
+from helpers import images, runtime, viz
 from helpers.data import predictions
 from helpers.metrics import caption_metrics, scoring
 
@@ -154,7 +154,7 @@ def test_explorer_shows_errors_and_draws_boxes(prediction_folder):
 def test_explorer_refuses_an_oversized_image(prediction_folder, monkeypatch):
     frame = predictions.load(prediction_folder)
     record = scoring.score_boxes(frame)[2].iloc[0]
-    monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 64 * 48 - 1)  # the fixture images are 64x48
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 64 * 48 - 1)  # the fixture images are 64x48
     with pytest.raises(ValueError, match="exceeds 3,071 pixels"):
         viz.draw_example(record, "boxes", prediction_folder)
 

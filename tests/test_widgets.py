@@ -8,7 +8,7 @@ import ipywidgets as widgets
 import pytest
 from PIL import Image
 
-from helpers import runtime, viz
+from helpers import images, viz
 from helpers.data import predictions
 from helpers.metrics import scoring
 
@@ -40,7 +40,7 @@ def test_uploaded_image_reads_checks_and_names_problems(monkeypatch):
     assert image.mode == "RGB" and image.size == (30, 20)
     with pytest.raises(ValueError, match="notes.png: not a readable image"):
         viz.uploaded_image(fill_upload(widgets.FileUpload(), b"not an image", "notes.png"))
-    monkeypatch.setattr(runtime, "MAX_IMAGE_PIXELS", 100)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 100)
     with pytest.raises(ValueError, match="photo.png: \\(30, 20\\) exceeds 100 pixels"):
         viz.uploaded_image(fill_upload(widgets.FileUpload(), png((30, 20))))
 

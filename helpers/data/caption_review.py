@@ -6,7 +6,6 @@ import html
 import io
 import json
 import re
-import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -14,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
-from PIL import Image
 
-from helpers import jsonl, runtime
+from helpers import images, jsonl, runtime, vi_text
 from helpers.bad_input import BadInput
 
 GLOSSARY_PATH = runtime.DATA_DIR / "caption_glossary.json"
@@ -86,13 +84,8 @@ def load_glossary(path: Path = GLOSSARY_PATH) -> Glossary:
     """Read the dish list and ingredient glossary (see `data/caption_glossary.json`)."""
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
     dishes = {slug: Dish(slug=slug, **fields) for slug, fields in raw["dishes"].items()}
-    ingredients = {_normalise(k): v for k, v in raw["ingredients"].items()}
+    ingredients = {vi_text.folded(k): v for k, v in raw["ingredients"].items()}
     return Glossary(dishes=dishes, ingredients=ingredients)
-
-
-def _normalise(text: str) -> str:
-    """NFC and casefold, so composed and decomposed Vietnamese letters match."""
-    return unicodedata.normalize("NFC", text).casefold()
 
 
 def _join(items: Sequence[str], conjunction: str) -> str:
@@ -106,7 +99,7 @@ def find_ingredients(text: str, glossary: Glossary) -> list[str]:
     """Glossary words found in `text`, in order, longest match first ('mắm tôm' before 'tôm')."""
     keys = sorted(glossary.ingredients, key=len, reverse=True)
     pattern = re.compile(r"(?<!\w)(" + "|".join(re.escape(k) for k in keys) + r")(?!\w)")
-    return [m.group(1) for m in pattern.finditer(_normalise(text))]
+    return [m.group(1) for m in pattern.finditer(vi_text.folded(text))]
 
 
 def draft_caption(record: Mapping[str, Any], glossary: Glossary) -> Draft:
@@ -115,15 +108,15 @@ def draft_caption(record: Mapping[str, Any], glossary: Glossary) -> Draft:
     The dish's own name is removed before matching, so 'bún bò' does not add 'beef' twice.
     """
     dish = glossary.dishes[record["dish"]]
-    name = _normalise(record["dish_name"])
+    name = vi_text.folded(record["dish_name"])
     found: list[str] = []
     untranslated: list[str] = []
     for ingredient in record["ingredients"]:
-        hits = find_ingredients(_normalise(ingredient).replace(name, " "), glossary)
+        hits = find_ingredients(vi_text.folded(ingredient).replace(name, " "), glossary)
         found += hits
         if not hits:
             untranslated.append(ingredient)
-    found += find_ingredients(_normalise(record["text_vi"]).replace(name, " "), glossary)
+    found += find_ingredients(vi_text.folded(record["text_vi"]).replace(name, " "), glossary)
     chosen: list[str] = []
     for word in found:
         english = glossary.ingredients[word]
@@ -199,8 +192,8 @@ class ReviewLog:
 
 
 def thumbnail_bytes(path: Path, side: int = THUMBNAIL_SIDE) -> bytes:
-    """A JPEG thumbnail for the widget (PIL's decompression-bomb limit applies)."""
-    with Image.open(path) as image:
+    """A JPEG thumbnail for the widget, the image opened within the pixel limit."""
+    with images.open_checked(path, str(path)) as image:
         image = image.convert("RGB")
         image.thumbnail((side, side))
         buffer = io.BytesIO()

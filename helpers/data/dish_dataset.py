@@ -20,11 +20,10 @@ import numpy as np
 from datasets import ClassLabel, DatasetDict, Features, List, Value, load_from_disk
 from datasets import Dataset as HFDataset
 from datasets import Image as ImageFeature
-from PIL import Image, UnidentifiedImageError
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 
-from helpers import jsonl, runtime
+from helpers import images, jsonl, runtime
 from helpers.bad_input import BadInput
 from helpers.data.caption_review import (
     TEMPLATE_EN,
@@ -104,11 +103,11 @@ def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | No
     if not path.is_file():
         return "missing image", f"{raw['image_path']} does not exist"
     try:
-        with Image.open(path) as image:
-            if problem := runtime.pixel_limit_problem(*image.size):
-                return "unreadable image", f"{raw['image_path']}: {problem}"
-            image.load()
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
+        with images.open_checked(path, raw["image_path"]) as image:
+            image.load()  # a truncated file fails only when decoded
+    except BadInput as error:
+        return "unreadable image", str(error)
+    except OSError as error:
         return "unreadable image", f"{raw['image_path']}: {error}"
     if hashlib.sha256(path.read_bytes()).hexdigest() != raw["sha256"]:
         return "image changed since scraping", f"{raw['image_path']} does not match the manifest sha256"

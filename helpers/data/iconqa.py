@@ -19,7 +19,6 @@ Notebook-facing API:
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import random
 import re
@@ -30,9 +29,8 @@ from pathlib import Path
 import datasets
 from datasets import Dataset, DatasetDict, Features, Value
 from datasets import Image as ImageFeature
-from PIL import Image, UnidentifiedImageError
 
-from helpers import jsonl, runtime
+from helpers import images, jsonl
 from helpers.bad_input import BadInput
 
 HUB_REPO = "lmms-lab/ICON-QA"
@@ -77,17 +75,6 @@ def _folder(root: Path, name: str) -> Path:
     return nested if nested.is_dir() else root / name
 
 
-def _check_image(source: Path | bytes, where: str) -> None:
-    """Raise ValueError naming `where` when `source` is not a readable image within the project's pixel limit."""
-    try:
-        with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
-            problem = runtime.pixel_limit_problem(*image.size)
-    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as error:
-        raise BadInput(f"{where}: not a readable image ({error})") from error
-    if problem:
-        raise BadInput(f"{where}: {problem}; not read")
-
-
 def _text(record: dict, field: str, where: str) -> str:
     """A required non-empty string field, stripped."""
     if field not in record:
@@ -105,7 +92,7 @@ def _image_in(folder: Path, where: str, field: str) -> str:
     path = folder / "image.png"
     if not path.is_file():
         raise BadInput(f"{where}: field {field!r} {folder.name!r}: no image at {path}")
-    _check_image(path, f"{where}: field {field!r} {folder.name!r}: {path}")
+    images.open_checked(path, f"{where}: field {field!r} {folder.name!r}: {path}").close()
     return str(path)
 
 
@@ -223,7 +210,9 @@ def _fill_in_blank(table: Dataset, split: str) -> Dataset:
         where = f"split {split!r} row {row} (question_id {pid!r}): field 'query_image'"
         if image is None:
             raise BadInput(f"{where}: no image")
-        _check_image(image["bytes"] if image["bytes"] is not None else Path(image["path"]), where)
+        images.open_checked(
+            image["bytes"] if image["bytes"] is not None else Path(image["path"]), where
+        ).close()
     return table
 
 

@@ -27,10 +27,9 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from datasets import Dataset, Features, Value
 from datasets import Sequence as SequenceFeature
-from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from helpers import runtime
+from helpers import images
 from helpers.bad_input import BadInput
 from helpers.data import downloads
 
@@ -156,14 +155,8 @@ def check_box(value: object, where: str, field: str = "bbox") -> tuple[list[int]
 
 
 def _image_size(path: Path, where: str) -> tuple[int, int]:
-    try:
-        with Image.open(path) as image:
-            size = image.size
-    except (OSError, UnidentifiedImageError) as error:
-        raise BadInput(f"{where}: field 'image_path' {path}: not a readable image ({error})") from error
-    if problem := runtime.pixel_limit_problem(*size):
-        raise BadInput(f"{where}: field 'image_path' {path}: {problem}")
-    return size
+    with images.open_checked(path, f"{where}: field 'image_path' {path}") as image:
+        return image.size
 
 
 def check_record(
@@ -287,7 +280,7 @@ def convert_official(root: Path, categories: Sequence[str] | None = None) -> lis
             split, kind = image.parent.parent.name, image.parent.name
             if split not in ("train", "test"):
                 continue
-            with Image.open(image) as opened:
+            with images.open_checked(image, str(image)) as opened:
                 width, height = opened.size
             record = {
                 "image_path": str(image.relative_to(root)),
@@ -301,7 +294,7 @@ def convert_official(root: Path, categories: Sequence[str] | None = None) -> lis
             mask_path = root / category / "ground_truth" / kind / f"{image.stem}_mask.png"
             if not mask_path.is_file():
                 raise BadInput(f"{image}: no mask at {mask_path}")
-            with Image.open(mask_path) as mask:
+            with images.open_checked(mask_path, str(mask_path)) as mask:
                 boxes = mask_boxes(np.asarray(mask.convert("L")))
             if not boxes:
                 raise BadInput(f"{mask_path}: the mask is empty, so {image} has no defect to box")

@@ -14,7 +14,6 @@ import io
 import json
 import re
 import string
-import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -27,7 +26,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from helpers import jsonl, runtime
+from helpers import images, jsonl, runtime, vi_text
 from helpers.data.manifest import Manifest, page_key
 from helpers.data.polite_http import Fetched, HttpClient, Skip
 
@@ -80,11 +79,6 @@ class PageData:
     notes: list[str] = field(default_factory=list)
 
 
-def clean_text(text: str) -> str:
-    """NFC-normalised text with whitespace collapsed (Vietnamese diacritics kept)."""
-    return " ".join(unicodedata.normalize("NFC", text or "").split())
-
-
 def listing_text(value: object) -> str:
     """Listing JSON text as a reader sees it: HTML entities undone (some sites escape them twice), tags dropped."""
     text = value if isinstance(value, str) else ""
@@ -93,7 +87,7 @@ def listing_text(value: object) -> str:
         if unescaped == text:
             break
         text = unescaped
-    return clean_text(HTML_TAG.sub(" ", text))
+    return vi_text.clean(HTML_TAG.sub(" ", text))
 
 
 def _join_fractions(soup: BeautifulSoup) -> None:
@@ -170,7 +164,7 @@ class _Page:
         parts = (
             tag.select(self.selectors["ingredient_parts"]) if self.selectors.get("ingredient_parts") else []
         )
-        return clean_text(" ".join(part.get_text(" ") for part in parts or [tag]))
+        return vi_text.clean(" ".join(part.get_text(" ") for part in parts or [tag]))
 
     def find(self, method: str, key: str) -> str | list[str]:
         """What `method` finds for field `key` ('' or [] when nothing)."""
@@ -182,20 +176,20 @@ class _Page:
                 return next((url for url in map(self.image, urls) if url), "")
             if key == "ingredients":
                 return [
-                    clean_text(x)
+                    vi_text.clean(x)
                     for x in (value if isinstance(value, list) else [value])
                     if isinstance(x, str)
                 ]
-            return clean_text(value) if isinstance(value, str) else ""
+            return vi_text.clean(value) if isinstance(value, str) else ""
         if method == "opengraph":  # some pages carry two OpenGraph blocks: the first usable value counts
             values = [
                 t.get("content") for t in self.soup.find_all("meta", attrs={"property": OPENGRAPH[key]})
             ]
-            keep = self.image if key == "image" else clean_text
+            keep = self.image if key == "image" else vi_text.clean
             return next((v for v in (keep(v or "") for v in values) if v), "")
         if method == "listing":
             hint = {"title": self.listing.title_hint, "description": self.listing.text_hint}
-            return self.image(self.listing.image_hint) if key == "image" else clean_text(hint[key])
+            return self.image(self.listing.image_hint) if key == "image" else vi_text.clean(hint[key])
         tags = (
             _microdata(self.soup, ITEMPROPS[key])
             if method == "microdata"
@@ -205,7 +199,7 @@ class _Page:
             return next((url for url in map(self.tag_image, tags) if url), "")
         if key == "ingredients":
             return [text for text in map(self.ingredient, tags) if text]
-        return next((clean_text(t.get("content") or t.get_text(" ")) for t in tags), "")
+        return next((vi_text.clean(t.get("content") or t.get_text(" ")) for t in tags), "")
 
 
 def extract_page(html_text: str, page_url: str, settings: dict, listing: Candidate | None = None) -> PageData:
@@ -366,7 +360,7 @@ class ImageInfo:
 
 
 def validate_image(
-    data: bytes, *, min_side: int = 224, max_pixels: int = runtime.MAX_IMAGE_PIXELS
+    data: bytes, *, min_side: int = 224, max_pixels: int = images.MAX_IMAGE_PIXELS
 ) -> ImageInfo:
     """Check that `data` is a whole JPEG/PNG/WebP of sane size; raises `Skip('bad_image', why)`."""
     try:
@@ -648,7 +642,7 @@ def scrape(
     client: HttpClient,
     *,
     min_side: int = 224,
-    max_pixels: int = runtime.MAX_IMAGE_PIXELS,
+    max_pixels: int = images.MAX_IMAGE_PIXELS,
     near_duplicate_distance: int = 6,
     progress: bool = True,
 ) -> RunReport:

@@ -16,7 +16,6 @@ import csv
 import io
 import random
 import re
-import unicodedata
 import zipfile
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -25,6 +24,7 @@ from pathlib import Path
 
 from datasets import Dataset, Features, Image, Value
 
+from helpers import vi_text
 from helpers.bad_input import BadInput
 from helpers.data import downloads
 
@@ -47,9 +47,6 @@ FEATURES = Features(
         "image_path": Value("string"),
     }
 )
-# Zero-width characters: six real questions hold a pair of U+200B.
-_INVISIBLE = re.compile(r"[\u200b-\u200d\u2060\ufeff]")
-_SPACES = re.compile(r"\s+")
 _DIGITS = re.compile(r"[0-9]+")
 
 
@@ -65,18 +62,6 @@ class Files:
 def image_name(img_id: int) -> str:
     """The file name of an image, e.g. 68857 -> '000000068857.jpg'."""
     return f"{img_id:012d}.jpg"
-
-
-def clean_text(text: str) -> str:
-    """NFC, zero-width characters dropped, runs of whitespace to one space, stripped (the real files need it)."""
-    return _SPACES.sub(" ", _INVISIBLE.sub("", unicodedata.normalize("NFC", text))).strip()
-
-
-def normalize_question(text: str) -> str:
-    """A question's text for matching across splits: clean_text, casefolded, punctuation to spaces."""
-    text = unicodedata.normalize("NFC", clean_text(text).casefold())
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return _SPACES.sub(" ", text).strip()
 
 
 def _csv_rows(path: Path) -> Iterable[tuple[int, list[str]]]:
@@ -129,7 +114,7 @@ def _image_index(images_dir: Path) -> dict[str, Path]:
 def read_split(csv_path: Path, images_dir: Path) -> Dataset:
     """One ViVQA CSV as a Dataset (id, question, answer, img_id, type, type_name, image_path), checked row by row.
 
-    Text goes through `clean_text`; a missing column, empty question or answer, non-integer id or img_id,
+    Text goes through `vi_text.clean`; a missing column, empty question or answer, non-integer id or img_id,
     unknown type or missing image raises ValueError naming file, line and field.
     """
     csv_path = Path(csv_path)
@@ -141,7 +126,7 @@ def read_split(csv_path: Path, images_dir: Path) -> Dataset:
         if row_id in seen:
             raise BadInput(f"{where}: index {row_id} repeats line {seen[row_id]}")
         seen[row_id] = line
-        question, answer = clean_text(question), clean_text(answer)
+        question, answer = vi_text.clean(question), vi_text.clean(answer)
         for field, value in (("question", question), ("answer", answer)):
             if not value:
                 raise BadInput(f"{where}: field {field!r} is empty")
@@ -215,11 +200,11 @@ def download_csvs(folder: Path) -> list[Path]:
 
 
 def read_answers(csv_path: Path) -> list[str]:
-    """The answers of one ViVQA CSV through `clean_text`, for a look at the text alone (no images needed);
+    """The answers of one ViVQA CSV through `vi_text.clean`, for a look at the text alone (no images needed);
     an empty answer raises naming file and line."""
     answers = []
     for line, fields in _csv_rows(Path(csv_path)):
-        answer = clean_text(fields[2])
+        answer = vi_text.clean(fields[2])
         if not answer:
             raise BadInput(f"{csv_path}:{line}: field 'answer' is empty")
         answers.append(answer)
@@ -262,7 +247,7 @@ def validation_split(train: Dataset, fraction: float, seed: int) -> tuple[Datase
 
 def _pairs(split: Dataset) -> list[tuple[str, int]]:
     """(normalised question, img_id) of every row."""
-    questions = [normalize_question(q) for q in _column(split, "question")]
+    questions = [vi_text.match_key(q) for q in _column(split, "question")]
     return list(zip(questions, _column(split, "img_id"), strict=True))
 
 
@@ -317,5 +302,5 @@ def question_prior(train: Dataset, test: Dataset) -> list[str]:
     """Blind baseline: the most common training answer to the same normalised question, else the majority."""
     answers = _column(train, "answer")
     fallback = _most_common(answers)
-    prior = _by_key([normalize_question(q) for q in _column(train, "question")], answers)
-    return [prior.get(normalize_question(q), fallback) for q in _column(test, "question")]
+    prior = _by_key([vi_text.match_key(q) for q in _column(train, "question")], answers)
+    return [prior.get(vi_text.match_key(q), fallback) for q in _column(test, "question")]

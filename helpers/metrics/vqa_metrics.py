@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numbers
 import re
-import unicodedata
 from collections import Counter
 from collections.abc import Sequence
 
@@ -12,15 +11,9 @@ import numpy as np
 
 from helpers.data.vivqa import QUESTION_TYPES
 from helpers.metrics.caption_metrics import check_pairs
+from helpers.vi_text import match_key
 
 SPACES = re.compile(r"\s+")
-
-
-def normalize_answer(text: str) -> str:
-    """NFC, casefold, every Unicode punctuation mark (category P*) to a space, whitespace collapsed."""
-    text = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
-    text = "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
-    return SPACES.sub(" ", text).strip()
 
 
 def question_type_name(code: object) -> str:
@@ -37,7 +30,7 @@ def exact_matches(predictions: Sequence[str], references: Sequence[Sequence[str]
     check_pairs(predictions, references, noun="predictions", subject="answers")
     return np.array(
         [
-            normalize_answer(p) in {normalize_answer(r) for r in refs}
+            match_key(p) in {match_key(r) for r in refs}
             for p, refs in zip(predictions, references, strict=True)
         ]
     )
@@ -76,7 +69,7 @@ def token_f1_per_answer(predictions: Sequence[str], references: Sequence[Sequenc
 
     return np.array(
         [
-            max(f1(normalize_answer(p).split(), normalize_answer(r).split()) for r in refs)
+            max(f1(match_key(p).split(), match_key(r).split()) for r in refs)
             for p, refs in zip(predictions, references, strict=True)
         ]
     )
