@@ -4,6 +4,7 @@ was expected); then fuzzing: no input makes the CSV, JSONL or predictions reader
 from __future__ import annotations
 
 import json
+import shutil
 import string
 from pathlib import Path
 
@@ -205,6 +206,57 @@ def test_a_bad_checkpoint_names_its_file(tmp_path, write, words):
     with pytest.raises(BadInput, match=words) as raised:
         minigpt_v2_checkpoint.read_official_state_dict(path)
     assert str(path) in str(raised.value)
+
+
+# --- the IconQA exercise's folders -----------------------------------------------------------------------------
+
+
+def _exercise(root: Path) -> Path:
+    from helpers.smoke import icon_scenes
+
+    return icon_scenes.write_exercise_layout(root, n_train=4, n_test=2)
+
+
+def _first_test_item(root: Path) -> Path:
+    return sorted(p for p in (root / "test_data").iterdir() if p.is_dir())[0]
+
+
+ICONQA_CASES = {
+    "no train.jsonl": (lambda r: (r / "train.jsonl").unlink(), FileNotFoundError, ["train.jsonl is missing"]),
+    "an empty train.jsonl": (lambda r: (r / "train.jsonl").write_text(""), BadInput, ["train.jsonl: no records"]),
+    "no test folder": (lambda r: shutil.rmtree(r / "test_data"), FileNotFoundError, ["test_data is missing"]),
+    "an empty test folder": (lambda r: [shutil.rmtree(p) for p in (r / "test_data").iterdir()], BadInput,
+                             ["no item folders"]),
+    "an item without data.json": (lambda r: (_first_test_item(r) / "data.json").unlink(), BadInput,
+                                  ["no data.json"]),
+    "data.json that is a list": (lambda r: (_first_test_item(r) / "data.json").write_text("[1]"), BadInput,
+                                 ["data.json: expected a JSON object, got list"]),
+    "data.json that is not JSON": (lambda r: (_first_test_item(r) / "data.json").write_text("{"), BadInput,
+                                   ["data.json: not valid JSON"]),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", ICONQA_CASES)
+def test_iconqa_exercise_layout_bad_input_names_the_file_or_folder(tmp_path, case):
+    from helpers.data import iconqa
+
+    spoil, error, words = ICONQA_CASES[case]
+    root = _exercise(tmp_path / "exercise")
+    spoil(root)
+    with pytest.raises(error) as raised:
+        iconqa.read_exercise_layout(root)
+    assert all(word in str(raised.value) for word in words), str(raised.value)
+
+
+def test_a_review_log_line_with_an_unknown_decision_is_named(tmp_path):
+    from helpers.data import caption_review
+
+    log = tmp_path / "decisions.jsonl"
+    line = {"id": "a", "decision": "maybe", "caption": "c", "caption_vi": "c", "draft_caption": "c",
+            "draft_caption_vi": "c", "decided_at": "2026-01-01T00:00:00+00:00"}  # fmt: skip
+    log.write_text(json.dumps(line) + "\n", encoding="utf-8")
+    with pytest.raises(BadInput, match="decisions.jsonl:1: decision must be one of"):
+        caption_review.ReviewLog(log).load()
 
 
 # --- fuzzing: nothing but BadInput escapes a reader ---------------------------------------------------------------

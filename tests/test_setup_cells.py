@@ -128,3 +128,17 @@ def test_the_setup_cell_imports_nothing_pip_may_replace():
         [sys.executable, "-c", probe], cwd=REPO_ROOT, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "['helpers']", done.stdout
+
+
+def test_the_command_line_writes_checks_and_names_what_is_stale(tmp_path, capsys):
+    shutil.copytree(REPO_ROOT / "notebooks", tmp_path / "notebooks", ignore=shutil.ignore_patterns(".*"))
+    shutil.copy(REPO_ROOT / "README.md", tmp_path / "README.md")
+    (tmp_path / "pyproject.toml").write_text(f'[project.urls]\nRepository = "{URL}"\n')
+    assert setup_cells.main(["--check", "--root", str(tmp_path)]) == 1
+    assert "out of date: notebooks/01_scrape_dishes.ipynb" in capsys.readouterr().out
+    assert setup_cells.main(["--root", str(tmp_path)]) == 0
+    assert "wrote notebooks/01_scrape_dishes.ipynb" in capsys.readouterr().out
+    assert setup_cells.main(["--check", "--root", str(tmp_path)]) == 0
+    (tmp_path / "pyproject.toml").write_text("[project]\n")
+    assert setup_cells.main(["--check", "--root", str(tmp_path)]) == 1
+    assert capsys.readouterr().err.startswith("error: ")

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -32,6 +31,8 @@ from datasets import Image as ImageFeature
 
 from helpers import images, jsonl
 from helpers.bad_input import BadInput
+from helpers.data import splits
+from helpers.data.splits import SPLITS
 
 HUB_REPO = "lmms-lab/ICON-QA"
 # The dataset card's schema (README.md of lmms-lab/ICON-QA): every column a string but the three images.
@@ -57,7 +58,6 @@ TRAIN_FEATURES = Features(
     {"pid": Value("string"), "question": Value("string"), "answer": Value("string"), "image": ImageFeature()}
 )
 TEST_FEATURES = Features({"pid": Value("string"), "question": Value("string"), "image": ImageFeature()})
-SPLITS = ("train", "validation", "test")
 # Coarse question types, first match wins (case-insensitive); anything else is "other". Measuring and clock
 # questions come first because they can also say "how many" ("how many inches long ...").
 QUESTION_TYPES = (
@@ -247,26 +247,14 @@ def image_disjoint_splits(
 ) -> DatasetDict:
     """train/validation/test holding `fractions` of the distinct images (by sha256), all questions on an image in
     one split; a DatasetDict is pooled first (e.g. the Hub copy's val and test). Same input and seed, same splits."""
-    if len(fractions) != 3 or min(fractions) <= 0 or abs(sum(fractions) - 1) > 1e-6:
-        raise BadInput(f"fractions must be three positive numbers summing to 1, got {tuple(fractions)}")
     if isinstance(ds, DatasetDict):
         tables = list(ds.values())
         if any(table.features != tables[0].features for table in tables):
             found = {split: list(table.features) for split, table in ds.items()}
             raise BadInput(f"cannot pool splits with different columns: {found}")
         ds = datasets.concatenate_datasets(tables)
-    hashes = image_hashes(ds, column)
-    images = sorted(set(hashes))
-    n_validation, n_test = (max(1, round(f * len(images))) for f in fractions[1:])
-    if len(images) - n_validation - n_test < 1:
-        raise BadInput(f"{len(images)} distinct image(s) are too few for three splits")
-    random.Random(seed).shuffle(images)
-    split_of = {image: 1 for image in images[:n_validation]}
-    split_of.update({image: 2 for image in images[n_validation : n_validation + n_test]})
-    which = [split_of.get(image, 0) for image in hashes]
-    return DatasetDict(
-        {name: ds.select([i for i, k in enumerate(which) if k == index]) for index, name in enumerate(SPLITS)}
-    )
+    drawn = splits.group_split(image_hashes(ds, column), fractions, seed, at_least_one=True)
+    return DatasetDict({name: ds.select(sorted(drawn[name])) for name in SPLITS})
 
 
 def question_type(question: str) -> str:

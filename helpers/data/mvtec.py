@@ -18,9 +18,8 @@ from __future__ import annotations
 
 import json
 import math
-import random
 import zipfile
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
@@ -31,7 +30,7 @@ from scipy import ndimage
 
 from helpers import images
 from helpers.bad_input import BadInput
-from helpers.data import downloads
+from helpers.data import downloads, splits
 
 DRIVE_ID = "1eOlJVGKLIyIPoGA5kQLS3LJtWmC8obK8"
 ZIP_NAME = "MVTEC_det.zip"
@@ -306,24 +305,9 @@ def split_records(
     records: Sequence[dict], fractions: Sequence[float] = (0.7, 0.1, 0.2), seed: int = 42
 ) -> dict[str, list[dict]]:
     """train/validation/test holding `fractions` of each (class, good/defect) group, shuffled with `seed`."""
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-9:
-        raise BadInput(
-            f"fractions {tuple(fractions)} must be three non-negative shares (train, validation, test) summing to 1"
-        )
-    groups: dict[tuple[str, bool], list[dict]] = defaultdict(list)
-    for record in records:
-        groups[(record["class"], record["is_broken"])].append(record)
-    rng = random.Random(seed)
-    splits: dict[str, list[dict]] = {"train": [], "validation": [], "test": []}
-    for key in sorted(groups):
-        members = list(groups[key])
-        rng.shuffle(members)
-        n_validation = round(fractions[1] * len(members))
-        n_test = round(fractions[2] * len(members))
-        splits["validation"] += members[:n_validation]
-        splits["test"] += members[n_validation : n_validation + n_test]
-        splits["train"] += members[n_validation + n_test :]
-    return splits
+    strata = [(record["class"], record["is_broken"]) for record in records]
+    drawn = splits.group_split(range(len(records)), fractions, seed, strata=strata)
+    return {name: [records[row] for row in rows] for name, rows in drawn.items()}
 
 
 def records_dataset(records: Sequence[dict], root: Path) -> Dataset:

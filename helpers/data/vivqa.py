@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import io
-import random
 import re
 import zipfile
 from collections import Counter, defaultdict
@@ -26,7 +25,7 @@ from datasets import Dataset, Features, Image, Value
 
 from helpers import vi_text
 from helpers.bad_input import BadInput
-from helpers.data import downloads
+from helpers.data import downloads, splits
 
 REPOSITORY_RAW = "https://raw.githubusercontent.com/kh4nh12/ViVQA/main"
 EXPECTED_ROWS = {"train": 11_999, "test": 3_001}
@@ -236,13 +235,8 @@ def validation_split(train: Dataset, fraction: float, seed: int) -> tuple[Datase
     """(train, validation) carved from `train` by image: a `fraction` of its images, with all their questions."""
     if not 0 < fraction < 1:
         raise BadInput(f"fraction must be between 0 and 1, got {fraction}")
-    img_ids = _column(train, "img_id")
-    images = sorted(set(img_ids))
-    random.Random(seed).shuffle(images)
-    held = set(images[: max(1, round(fraction * len(images)))])
-    in_validation = [img_id in held for img_id in img_ids]
-    keep = [i for i, flag in enumerate(in_validation) if not flag]
-    return train.select(keep), train.select([i for i, flag in enumerate(in_validation) if flag])
+    drawn = splits.group_split(_column(train, "img_id"), (1 - fraction, fraction, 0), seed, at_least_one=True)
+    return train.select(sorted(drawn["train"])), train.select(sorted(drawn["validation"]))
 
 
 def _pairs(split: Dataset) -> list[tuple[str, int]]:
