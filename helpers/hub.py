@@ -29,7 +29,7 @@ def weight_format(model: PeftModel) -> str:
     return str(base.dtype).removeprefix("torch.")
 
 
-def adapter_card(model: PeftModel, title: str, data: str, scores: dict[str, float] | None = None) -> str:
+def adapter_card(model: PeftModel, title: str, data: str) -> str:
     """A short model card whose numbers (LoRA settings, trainable and total parameters, bits) come from `model`."""
     trainable, total = model.get_nb_trainable_parameters()
     lora = model.peft_config[model.active_adapter]
@@ -44,8 +44,6 @@ def adapter_card(model: PeftModel, title: str, data: str, scores: dict[str, floa
         f" of {total:,} parameters ({100 * trainable / total:.4f}%); base weights {weight_format(model)}.",
         f"Data: {data}",
     ]  # fmt: skip
-    if scores:
-        lines.append("Held-out test scores: " + ", ".join(f"{k} {v:.3f}" for k, v in scores.items()))
     return "\n\n".join(lines) + "\n"
 
 

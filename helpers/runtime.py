@@ -305,7 +305,8 @@ def profile(name: str | None = None) -> Profile:
     name = name or profile_name()
     if name not in PROFILES:
         raise ValueError(f"{name!r} is not a profile; use one of {', '.join(PROFILES)}")
-    minutes, factor = session_minutes_override(), scale() if name == "full" else 1.0
+    minutes, factor = session_minutes_override(), scale()  # both checked in every profile, scale used in full
+    factor = factor if name == "full" else 1.0
 
     def adjusted(recipe: Recipe) -> Recipe:
         recipe = scaled(recipe, factor)

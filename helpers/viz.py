@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ import pandas as pd
 from IPython.display import display
 from PIL import Image
 
-from helpers import images, jsonl
+from helpers import images, jsonl, runtime
 from helpers.metrics import box_metrics
+
+QUIZZES = runtime.DATA_DIR / "quizzes.json"  # every chapter's self-check questions
 
 
 def resolve_image(record: pd.Series, folder: Path) -> Path | None:
@@ -253,6 +256,56 @@ def quiz(questions: Sequence[Question]) -> widgets.VBox:
         for n, (q, c) in enumerate(zip(questions, choices, strict=True), 1)
     ]
     return widgets.VBox([*rows, button, feedback])
+
+
+STAGE_COLOURS = {
+    "input": "white",
+    "frozen": "#c9d6e8",
+    "LoRA": "#f6b26b",
+    "trained": "#93c47d",
+    "output": "white",
+}
+
+
+def pipeline_figure(stages: Sequence[tuple[str, str, str]], title: str) -> plt.Figure:
+    """A model as boxes left to right, each (name, what comes out of it, state: one of STAGE_COLOURS), coloured by
+    what fine-tuning does to it (notebooks 03 and 04 §1 draw theirs from the published configs)."""
+    unknown = sorted({state for _, _, state in stages} - set(STAGE_COLOURS))
+    if unknown:
+        raise ValueError(f"unknown stage state(s) {unknown}; use {', '.join(STAGE_COLOURS)}")
+    fig, ax = plt.subplots(figsize=(2.3 * len(stages), 2.4))
+    for k, (name, detail, state) in enumerate(stages):
+        ax.add_patch(plt.Rectangle((k * 2.3, 0), 1.9, 1.4, facecolor=STAGE_COLOURS[state], edgecolor="black"))
+        ax.text(
+            k * 2.3 + 0.95,
+            0.95,
+            textwrap.fill(name, 18, break_long_words=False),
+            ha="center",
+            va="center",
+            fontsize=9,
+            weight="bold",
+        )
+        ax.text(k * 2.3 + 0.95, 0.4, textwrap.fill(detail, 22), ha="center", va="center", fontsize=7.5)
+        if k:
+            ax.annotate("", xy=(k * 2.3, 0.7), xytext=(k * 2.3 - 0.4, 0.7), arrowprops={"arrowstyle": "->"})
+    used = [state for state in STAGE_COLOURS if state in {s for _, _, s in stages} - {"input", "output"}]
+    ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, facecolor=STAGE_COLOURS[s], edgecolor="black") for s in used],
+              labels=used, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=len(used), frameon=False)  # fmt: skip
+    ax.set(xlim=(-0.1, 2.3 * len(stages)), ylim=(-0.1, 1.6), title=title)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def chapter_quiz(chapter: str) -> widgets.VBox:
+    """The self-check of `chapter` (e.g. "03_blip2_lora_captioning") from data/quizzes.json, kept out of the notebook
+    so that no answer is on screen before the learner has chosen one."""
+    questions = json.loads(QUIZZES.read_text(encoding="utf-8"))
+    if chapter not in questions:
+        raise KeyError(f"{QUIZZES} has no quiz for {chapter!r}; it has {', '.join(questions)}")
+    return quiz(
+        [Question(q["prompt"], tuple(q["options"]), q["answer"], q["why"]) for q in questions[chapter]]
+    )
 
 
 def uploaded_image(upload: widgets.FileUpload) -> Image.Image:

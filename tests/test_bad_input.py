@@ -4,6 +4,7 @@ was expected); then fuzzing: no input makes the CSV, JSONL or predictions reader
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import string
 from pathlib import Path
@@ -257,6 +258,97 @@ def test_a_review_log_line_with_an_unknown_decision_is_named(tmp_path):
     log.write_text(json.dumps(line) + "\n", encoding="utf-8")
     with pytest.raises(BadInput, match="decisions.jsonl:1: decision must be one of"):
         caption_review.ReviewLog(log).load()
+
+
+# --- the scraping config (data/dishes.json) -----------------------------------------------------------------------
+
+
+def _config_with(change) -> dict:
+    from helpers.data import scraping
+
+    config = json.loads(scraping.CONFIG_PATH.read_text(encoding="utf-8"))
+    change(config)
+    return config
+
+
+CONFIG_CASES = {
+    "no sites": (lambda c: c.pop("sites"), "missing top-level 'sites'"),
+    "a dish without keywords": (lambda c: c["dishes"][0].pop("keywords"), "dishes[0]: missing 'keywords'"),
+    "a slug with spaces": (lambda c: c["dishes"][0].update(slug="bánh bèo"), "must be ASCII lowercase"),
+    "a site without its selectors": (lambda c: c["sites"]["foody"].pop("selectors"), "sites.foody: missing 'selectors'"),
+    "no field holds the page link": (lambda c: c["sites"]["cooky"]["item_fields"].update(url=[]),
+                                     "sites.cooky.item_fields.url"),
+    "an unknown field": (lambda c: c["sites"]["cooky"]["fields"].update(price=["selectors"]),
+                         "sites.cooky.fields.price: unknown field"),
+    "an unknown method": (lambda c: c["sites"]["cooky"]["fields"].update(title=["guess"]), "'guess' is not one of"),
+    "a pattern that is not a regular expression": (lambda c: c["sites"]["foody"].update(image_size_pattern="(["),
+                                                   "sites.foody.image_size_pattern: not a regular expression"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CONFIG_CASES)
+def test_a_broken_scraping_config_names_its_setting(tmp_path, case):
+    from helpers.data import scraping
+
+    change, words = CONFIG_CASES[case]
+    path = tmp_path / "dishes.json"
+    path.write_text(json.dumps(_config_with(change), ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(BadInput) as raised:
+        scraping.load_config(path)
+    assert str(path) in str(raised.value) and words in str(raised.value), str(raised.value)
+
+
+def test_a_scraping_config_that_is_not_json_is_named(tmp_path):
+    from helpers.data import scraping
+
+    (tmp_path / "dishes.json").write_text("{", encoding="utf-8")
+    with pytest.raises(BadInput, match="dishes.json: not valid JSON"):
+        scraping.load_config(tmp_path / "dishes.json")
+
+
+# --- the environment and model sources ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [("TUTORIAL_SCALE", "half", "TUTORIAL_SCALE='half' is not a number in (0, 1]"),
+     ("TUTORIAL_SESSION_MINUTES", "-5", "TUTORIAL_SESSION_MINUTES='-5' is not a positive number"),
+     ("TUTORIAL_PROFILE", "fast", "TUTORIAL_PROFILE='fast' is not a profile")],
+)  # fmt: skip
+def test_a_bad_environment_variable_is_named_with_what_it_takes(monkeypatch, name, value, words):
+    from helpers import runtime
+
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        runtime.profile()
+
+
+def test_a_profile_name_that_is_not_one_is_named():
+    from helpers import runtime
+
+    with pytest.raises(ValueError, match="'fast' is not a profile"):
+        runtime.profile("fast")
+
+
+@pytest.mark.parametrize(
+    ("make", "words"),
+    [(lambda p: None, "no config.json"),
+     (lambda p: (p / "config.json").write_text('{"vision_config": {}}'), "weight file model.safetensors is missing")],
+    ids=["an empty folder", "a config without weights"],
+)  # fmt: skip
+def test_a_vision_source_without_its_files_is_named(tmp_path, make, words):
+    from helpers.models import minigpt_v2
+
+    make(tmp_path)
+    with pytest.raises(FileNotFoundError, match=words):
+        minigpt_v2.read_vision_weights(tmp_path)
+
+
+def test_only_8_or_4_bits():
+    from helpers.models import minigpt_v2
+
+    with pytest.raises(ValueError, match="bits must be 8 or 4, got 16"):
+        minigpt_v2.llm_quantization_config(16)
 
 
 # --- fuzzing: nothing but BadInput escapes a reader ---------------------------------------------------------------

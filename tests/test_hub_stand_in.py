@@ -205,3 +205,53 @@ def test_an_upload_with_a_read_only_token_is_refused_and_recorded(hub, tmp_path,
     ]
     assert not (hub.root / "models" / hub_stand_in.USER / "new").exists()
     assert not (hub.root / "models" / hub_stand_in.USER / "existing" / "x.json").exists()
+
+
+def _request(hub, method: str, path: str, token: str | None = None, body: bytes = b"", headers=None):
+    """One raw HTTP request to the stand-in: (status, headers, body)."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    connection = http.client.HTTPConnection(urlsplit(hub.endpoint).netloc, timeout=30)
+    sent = {**(headers or {}), **({"Authorization": f"Bearer {token}"} if token else {})}
+    connection.request(method, path, body=body, headers=sent)
+    answer = connection.getresponse()
+    return answer.status, dict(answer.getheaders()), answer.read()
+
+
+def test_the_edges_of_the_protocol_answer_as_the_hub_does(hub, tmp_path):
+    folder = tmp_path / "repo"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"a": 1}')
+    hub_stand_in.publish(hub.root, "org/model", folder)
+    status, headers, body = _request(
+        hub, "GET", "/org/model/resolve/main/config.json", headers={"Range": "bytes=1-3"}
+    )
+    assert (status, body, headers["Content-Range"]) == (206, b'"a"', "bytes 1-3/8")
+    assert _request(hub, "GET", "/org/model/resolve/v9/config.json")[1]["X-Error-Code"] == "RevisionNotFound"
+    assert _request(hub, "GET", "/org/model/nothing-here")[0] == 404
+    assert _request(hub, "GET", "/api/whoami-v2")[0] == 401
+    create = json.dumps({"name": "m", "type": "model"}).encode()
+    assert _request(hub, "POST", "/api/repos/create", hub_stand_in.WRITE_TOKEN, create)[0] == 200
+    assert _request(hub, "POST", "/api/repos/create", hub_stand_in.WRITE_TOKEN, create)[0] == 409  # exists
+    assert _request(hub, "POST", "/api/repos/create", None, create)[0] == 401
+    assert _request(hub, "PUT", "/lfs-upload/" + "0" * 64, body=b"x")[0] == 400  # not what the oid says
+    paths = b"paths=config.json&paths=missing.json"
+    status, _, body = _request(hub, "POST", "/api/models/org/model/paths-info/main", body=paths)
+    assert status == 200 and [entry["path"] for entry in json.loads(body)] == ["config.json"]
+
+    def commit(*lines):
+        ndjson = "\n".join(json.dumps(line) for line in [{"key": "header", "value": {}}, *lines]).encode()
+        return _request(hub, "POST", "/api/models/lan/m/commit/main", hub_stand_in.WRITE_TOKEN, ndjson)[0]
+
+    assert commit({"key": "file", "value": {"path": "../escape.txt", "content": ""}}) == 400
+    assert commit({"key": "lfsFile", "value": {"path": "w.bin", "oid": "1" * 64}}) == 400  # never uploaded
+    assert commit({"key": "file", "value": {"path": "d/a.txt", "content": "YQ=="}}) == 200
+    assert (
+        commit(
+            {"key": "deletedFile", "value": {"path": "d/a.txt"}},
+            {"key": "deletedFolder", "value": {"path": "d"}},
+        )
+        == 200
+    )
+    assert not (hub.root / "models" / "lan" / "m" / "d").exists()

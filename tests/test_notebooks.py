@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from helpers import jsonl, runtime, series
+from helpers.data import predictions, vivqa
 from helpers.metrics import scoring
 
 NOTEBOOKS = runtime.notebook_paths()
@@ -112,3 +113,18 @@ def test_kernels_start_without_transport_warnings(tmp_path):
         check=True,
     )
     assert "without encryption" not in done.stderr and "WARNING" not in done.stderr, done.stderr[-2000:]
+
+
+def test_every_chapter_writes_its_blind_baselines_under_one_vocabulary(run):
+    run.executed(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb")  # every chapter before it has run
+    written = predictions.load(run.root / "smoke" / "predictions")
+    blind = written[written["model"].str.startswith(scoring.BLIND_PREFIX)]
+    assert set(blind[blind["task"] == "caption"]["model"]) == {"blind-majority-caption"}
+    for dataset in ("iconqa", "vivqa"):
+        rows = blind[(blind["task"] == "vqa") & (blind["dataset"] == dataset)]
+        assert set(rows["model"]) == set(vivqa.BLIND_BASELINES), dataset
+    assert set(blind[blind["task"] == "boxes"]["model"]) == {"blind-mean-box", "blind-whole-frame"}
+    assert {scoring.model_stage(m) for m in blind["model"]} == {"blind baseline"}
+    for path in NOTEBOOKS:  # the retired names appear nowhere
+        source = "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+        assert "baseline-" not in source and '"blind: ' not in source, path.name

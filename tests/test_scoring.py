@@ -78,7 +78,10 @@ def test_model_stage():
     assert scoring.model_stage("blip2-lora") == "fine-tuned"
     assert scoring.model_stage("mystery") == "unknown"
     assert scoring.model_stage("minigpt-v2-lora-dropped") == "pre-trained"
-    assert scoring.model_stage("baseline-mean-box") == "baseline"
+    assert scoring.model_stage("blind-mean-box") == "blind baseline"
+    assert (
+        scoring.model_stage("baseline-mean-box") == "unknown"
+    )  # one vocabulary: blind baselines are blind-*
 
 
 def test_score_captions_uses_the_metric_functions(prediction_folder):

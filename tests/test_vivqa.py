@@ -261,13 +261,18 @@ def test_overlap_counts_on_a_hand_made_table():
     assert vivqa.unseen_images(TRAIN, TEST)["img_id"] == [8, 9]
 
 
+def blind(train, test):
+    return vivqa.blind_baselines(train, test, train["type"][:], test["type"][:])
+
+
 def test_blind_baselines_on_a_hand_made_table():
     # counts: hai 2, màu đen 2 -> tie, the alphabetically first wins
-    assert vivqa.majority_answer(TRAIN, TEST) == ["hai"] * 4
-    assert vivqa.majority_per_type(TRAIN, TEST) == ["màu đen", "hai", "con chó", "hai"]
-    assert vivqa.question_prior(TRAIN, TEST) == ["màu đen", "hai", "con chó", "hai"]
+    assert list(blind(TRAIN, TEST)) == list(vivqa.BLIND_BASELINES)
+    assert blind(TRAIN, TEST)["blind-majority-answer"] == ["hai"] * 4
+    assert blind(TRAIN, TEST)["blind-majority-per-type"] == ["màu đen", "hai", "con chó", "hai"]
+    assert blind(TRAIN, TEST)["blind-question-prior"] == ["màu đen", "hai", "con chó", "hai"]
     shuffled = TRAIN.select([7, 6, 5, 4, 3, 2, 1, 0])
-    assert vivqa.question_prior(shuffled, TEST) == vivqa.question_prior(TRAIN, TEST)
+    assert blind(shuffled, TEST) == blind(TRAIN, TEST)
 
 
 def test_question_prior_differs_from_the_type_majority():
@@ -279,8 +284,19 @@ def test_question_prior_differs_from_the_type_majority():
         ]
     )
     test = table([("quả bóng màu gì", "màu đỏ", 4, 2), ("trời màu gì", "màu xanh", 5, 2)])
-    assert vivqa.majority_per_type(train, test) == ["màu xanh", "màu xanh"]
-    assert vivqa.question_prior(train, test) == ["màu đỏ", "màu xanh"]
+    assert blind(train, test)["blind-majority-per-type"] == ["màu xanh", "màu xanh"]
+    assert blind(train, test)["blind-question-prior"] == ["màu đỏ", "màu xanh"]
+
+
+def test_an_unseen_question_falls_back_to_the_majority_of_its_type_not_the_overall_majority():
+    train = table([("có mấy con mèo", "hai", 1, 1), ("có mấy con chó", "hai", 2, 1), ("áo màu gì", "màu đỏ", 3, 2),
+                   ("mũ màu gì", "màu xanh", 4, 2), ("xe màu gì", "màu xanh", 5, 2), ("ô màu gì", "màu xanh", 8, 2)])  # fmt: skip
+    test = table([("trời màu gì", "màu xanh", 6, 2)])  # never asked in training; a colour question
+    assert blind(train, test)["blind-majority-answer"] == ["màu xanh"]
+    assert blind(train, test)["blind-question-prior"] == ["màu xanh"]
+    test = table([("có mấy con gà", "hai", 7, 1)])
+    assert blind(train, test)["blind-majority-answer"] == ["màu xanh"]  # the overall majority is a colour
+    assert blind(train, test)["blind-question-prior"] == ["hai"]  # its type's majority answers a count
 
 
 def test_validation_split_is_by_image_and_reproducible(fixture_files):

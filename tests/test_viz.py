@@ -48,3 +48,40 @@ def test_box_grid_draws_truth_solid_and_predictions_dashed_in_pixels():
     assert (truth.get_x(), truth.get_y(), truth.get_width(), truth.get_height()) == (20, 10, 80, 40)
     assert truth.get_linestyle() == "-"
     assert [p.get_linestyle() for p in second.patches] == ["-", "--", "--"]
+
+
+def test_every_chapter_has_its_quiz_out_of_sight_with_right_answers_spread_over_the_options():
+    import json
+    from collections import Counter
+
+    import nbformat
+
+    from helpers import runtime
+
+    quizzes = json.loads(viz.QUIZZES.read_text(encoding="utf-8"))
+    chapters = [path.stem for path in runtime.notebook_paths()]
+    assert sorted(quizzes) == sorted(chapters)
+    for path in runtime.notebook_paths():
+        code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        assert any(source.startswith(f'viz.chapter_quiz("{path.stem}")') for source in code), path.name
+        assert not any("viz.Question(" in source for source in code), f"{path.name} shows its answers"
+    for chapter in chapters:
+        box = viz.chapter_quiz(chapter)  # every answer index is one of its options (quiz checks)
+        assert len(box.children) == len(quizzes[chapter]) + 2
+    positions = Counter(q["answer"] for questions in quizzes.values() for q in questions)
+    assert max(positions.values()) <= 0.5 * sum(positions.values()), positions
+    with pytest.raises(KeyError, match="no quiz for '99_nothing'"):
+        viz.chapter_quiz("99_nothing")
+
+
+def test_a_pipeline_figure_draws_one_box_per_stage_coloured_by_what_training_does():
+    from matplotlib.colors import to_rgba
+
+    stages = [("photo", "3 x 224 x 224", "input"), ("ViT", "257 x 1408", "frozen"), ("OPT", "LoRA on q, k", "LoRA"),
+              ("caption", "tokens", "output")]  # fmt: skip
+    (ax,) = viz.pipeline_figure(stages, "BLIP-2").axes
+    boxes = [patch.get_facecolor() for patch in ax.patches[: len(stages)]]
+    assert boxes == [to_rgba(viz.STAGE_COLOURS[state]) for _, _, state in stages]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["frozen", "LoRA"]
+    with pytest.raises(ValueError, match="unknown stage state"):
+        viz.pipeline_figure([("x", "y", "thawed")], "?")

@@ -27,6 +27,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 from helpers import images, jsonl, runtime, vi_text
+from helpers.bad_input import BadInput
 from helpers.data.manifest import Manifest, page_key
 from helpers.data.polite_http import Fetched, HttpClient, Skip
 
@@ -516,47 +517,50 @@ SITE_KEYS = ("base_url", "listing_path", "listing_params", "listing_headers", "l
 
 def load_config(path: Path = CONFIG_PATH) -> dict:
     """The dish list and per-site settings, checked so a typo names its field instead of failing later."""
-    config = json.loads(Path(path).read_text(encoding="utf-8"))
+    try:
+        config = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise BadInput(f"{path}: not valid JSON ({error})") from error
     for key in ("request_interval", "dishes", "sites"):
         if key not in config:
-            raise ValueError(f"{path}: missing top-level '{key}'")
+            raise BadInput(f"{path}: missing top-level '{key}'")
     for i, dish in enumerate(config["dishes"]):
         for key in ("slug", "name_vi", "keywords"):
             if key not in dish:
-                raise ValueError(f"{path}: dishes[{i}]: missing '{key}'")
+                raise BadInput(f"{path}: dishes[{i}]: missing '{key}'")
         if not re.fullmatch(r"[a-z0-9-]+", dish["slug"]):
-            raise ValueError(f"{path}: dishes[{i}].slug {dish['slug']!r} must be ASCII lowercase with dashes")
+            raise BadInput(f"{path}: dishes[{i}].slug {dish['slug']!r} must be ASCII lowercase with dashes")
     for site, settings in config["sites"].items():
         _check_site(f"{path}: sites.{site}", settings, config["dishes"])
     return config
 
 
 def _check_site(where: str, settings: dict, dishes: list[dict]) -> None:
-    """Raise ValueError, naming the setting, for what would otherwise fail in the middle of a run."""
+    """Raise BadInput, naming the setting, for what would otherwise fail in the middle of a run."""
     for key in SITE_KEYS:
         if key not in settings:
-            raise ValueError(f"{where}: missing '{key}'")
+            raise BadInput(f"{where}: missing '{key}'")
     if not settings["item_fields"].get("url"):
-        raise ValueError(f"{where}.item_fields.url: name at least one listing field that holds the page link")
+        raise BadInput(f"{where}.item_fields.url: name at least one listing field that holds the page link")
     for key, order in settings["fields"].items():
         if key not in FIELD_METHODS:
-            raise ValueError(f"{where}.fields.{key}: unknown field (known: {', '.join(FIELD_METHODS)})")
+            raise BadInput(f"{where}.fields.{key}: unknown field (known: {', '.join(FIELD_METHODS)})")
         for method in order:
             if method not in FIELD_METHODS[key]:
-                raise ValueError(f"{where}.fields.{key}: {method!r} is not one of {FIELD_METHODS[key]}")
+                raise BadInput(f"{where}.fields.{key}: {method!r} is not one of {FIELD_METHODS[key]}")
             if method == "selectors" and not settings["selectors"].get(key):
-                raise ValueError(f"{where}.fields.{key} reads 'selectors' but selectors.{key} is empty")
+                raise BadInput(f"{where}.fields.{key} reads 'selectors' but selectors.{key} is empty")
     templates = [settings["listing_path"], *map(str, settings["listing_params"].values())]
     names = {name for t in templates for _, name, _, _ in string.Formatter().parse(t) if name}
     for name in names - {"keyword", "page"}:
         lacking = [d["slug"] for d in dishes if name not in d]
         if lacking:
-            raise ValueError(f"{where}: the listing uses {{{name}}}, which dishes {lacking} do not give")
+            raise BadInput(f"{where}: the listing uses {{{name}}}, which dishes {lacking} do not give")
     for key in ("image_size_pattern", "image_ignore_pattern", "login_url_pattern"):
         try:
             re.compile(settings.get(key, ""))
         except re.error as err:
-            raise ValueError(f"{where}.{key}: not a regular expression ({err})") from err
+            raise BadInput(f"{where}.{key}: not a regular expression ({err})") from err
 
 
 def with_base_urls(config: dict, base_urls: dict[str, str]) -> dict:

@@ -7,7 +7,7 @@ Notebook-facing API:
     files = download(folder)                      # CSVs + images, verified, unzipped (smoke: write_fixture + unpack)
     train = read_split(files.train, files.images)  # datasets.Dataset; a bad row raises naming file, line and field
     train, validation = validation_split(train, 0.1, seed=42)  # no image on both sides
-    overlap_report(train, test), question_prior(train, test)   # leakage counts and a blind baseline
+    overlap_report(train, test), blind_baselines(...)          # leakage counts and blind baselines
 """
 
 from __future__ import annotations
@@ -280,21 +280,25 @@ def _by_key(keys: Sequence, answers: Sequence[str]) -> dict:
     return {key: _most_common(values) for key, values in grouped.items()}
 
 
-def majority_answer(train: Dataset, test: Dataset) -> list[str]:
-    """Blind baseline: the most common training answer for every test question."""
-    return [_most_common(_column(train, "answer"))] * len(test)
+BLIND_BASELINES = ("blind-majority-answer", "blind-majority-per-type", "blind-question-prior")
 
 
-def majority_per_type(train: Dataset, test: Dataset) -> list[str]:
-    """Blind baseline: the most common training answer of the question's type (overall majority if unseen)."""
+def blind_baselines(
+    train: Dataset, test: Dataset, train_types: Sequence[object], test_types: Sequence[object]
+) -> dict[str, list[str]]:
+    """The three blind baselines, answers that never look at the image, by their tag in predictions files (05 §2):
+    the most common training answer; the most common training answer of the question's type; and the most common
+    training answer to the same question (`vi_text.match_key`), else of its type: the strongest of the three."""
     answers = _column(train, "answer")
-    fallback, per_type = _most_common(answers), _by_key(_column(train, "type"), answers)
-    return [per_type.get(code, fallback) for code in _column(test, "type")]
-
-
-def question_prior(train: Dataset, test: Dataset) -> list[str]:
-    """Blind baseline: the most common training answer to the same normalised question, else the majority."""
-    answers = _column(train, "answer")
-    fallback = _most_common(answers)
+    majority = _most_common(answers)
+    per_type = _by_key(list(train_types), answers)
+    type_answers = [per_type.get(kind, majority) for kind in test_types]
     prior = _by_key([vi_text.match_key(q) for q in _column(train, "question")], answers)
-    return [prior.get(vi_text.match_key(q), fallback) for q in _column(test, "question")]
+    questions = _column(test, "question")
+    return {
+        "blind-majority-answer": [majority] * len(test),
+        "blind-majority-per-type": type_answers,
+        "blind-question-prior": [
+            prior.get(vi_text.match_key(q), t) for q, t in zip(questions, type_answers, strict=True)
+        ],
+    }

@@ -17,17 +17,18 @@ PRODUCERS = {
     "vqa": "notebook 04 (BLIP VQA LoRA) or 05 (MiniGPT-v2 LoRA on ViVQA)",
     "boxes": "notebook 06 (MiniGPT-v2 LoRA on MVTec-AD defect boxes)",
 }
+BLIND_PREFIX = "blind-"  # the model tag of every blind baseline in a predictions file (vivqa.BLIND_BASELINES)
 PRETRAINED_TAGS = ("zero-shot", "zeroshot", "pretrained", "pre-trained", "base", "stage3")
 FINETUNED_TAGS = ("lora", "finetuned", "fine-tuned", "sft")
 CAPTION_ERROR_ROUGE = 0.5  # the explorer's "errors only" shows captions under this ROUGE-L
 
 
 def model_stage(model: str) -> str:
-    """'baseline', 'pre-trained' or 'fine-tuned' from a model tag such as baseline-mean-box, blip2-zero-shot,
-    minigpt-v2-lora-dropped (the pre-trained model with its LoRA dropped) or blip2-lora."""
+    """'blind baseline', 'pre-trained' or 'fine-tuned' from a model tag such as blind-question-prior,
+    blip2-zero-shot, minigpt-v2-lora-dropped (the pre-trained model with its LoRA dropped) or blip2-lora."""
     tag = model.casefold()
-    if tag.startswith(("baseline", "blind")):
-        return "baseline"
+    if tag.startswith(BLIND_PREFIX):
+        return "blind baseline"
     if "dropped" in tag:
         return "pre-trained"
     if any(t in tag for t in FINETUNED_TAGS):

@@ -174,7 +174,9 @@ def _build(name: str, make: Callable[[Path], None]) -> Path:
     return cache.folder(f"tiny-models/{name}", [Path(__file__), CORPUS], seeded)
 
 
-def _make_blip2(path: Path, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> None:
+def _make_blip2(
+    path: Path, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH, max_shard_size: str = "5GB"
+) -> None:
     tokenizer = train_byte_bpe(["<s>", "<pad>", "</s>", "<unk>"], bos="</s>")
     tokenizer.add_special_tokens(
         {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "</s>", "unk_token": "<unk>"}
@@ -214,7 +216,7 @@ def _make_blip2(path: Path, image_size: int = TINY_IMAGE_SIZE, patch_size: int =
     model = Blip2ForConditionalGeneration(config)
     # Trained checkpoints carry distinct query tokens; the random-init default (all zeros) makes them identical.
     torch.nn.init.normal_(model.query_tokens, std=TINY_QFORMER_STD)
-    model.save_pretrained(path)
+    model.save_pretrained(path, max_shard_size=max_shard_size)
     processor.save_pretrained(path)
 
 
@@ -294,6 +296,9 @@ def build(key: str) -> Path:
 
 # The hub checkpoints' image size and patch: BLIP-2's ViT-g 224 px / 14, BLIP VQA's ViT-B 384 px / 16.
 HUB_GEOMETRY = {"blip2": (224, 14), "blip-vqa": (384, 16)}
+HUB_SHARDED = {
+    "blip2": "200KB"
+}  # Salesforce/blip2-opt-2.7b is sharded: its safetensors index names the shards
 
 
 def build_hub_shaped(key: str) -> Path:
@@ -303,4 +308,6 @@ def build_hub_shaped(key: str) -> Path:
         return build(key)
     name, make = BUILDERS[key]
     size, patch = HUB_GEOMETRY[key]
+    if key in HUB_SHARDED:
+        return _build(f"{name}-{size}px-sharded", lambda path: make(path, size, patch, HUB_SHARDED[key]))
     return _build(f"{name}-{size}px", lambda path: make(path, size, patch))

@@ -101,11 +101,12 @@ def learning_check(shuffle: bool = False, n_images: int = 128, seed: int = 0) ->
         for g in minigpt_answers(model, tokenizer, image_processor, images, prompts, recipe.max_new_tokens)
     ]
     references = [[answer] for answer in test["answer"][:]]
+    blind = vivqa.blind_baselines(train, test, train["type_name"][:], test["type_name"][:])
     return {
         "accuracy": vqa_metrics.accuracy(answers, references),
         "by_type": vqa_metrics.accuracy_by_type(answers, references, test["type_name"][:]),
-        "prior": vqa_metrics.accuracy(vivqa.question_prior(train, test), references),
-        "majority": vqa_metrics.accuracy(vivqa.majority_answer(train, test), references),
+        "prior": vqa_metrics.accuracy(blind["blind-question-prior"], references),
+        "majority": vqa_metrics.accuracy(blind["blind-majority-answer"], references),
         "questions": test["question"][:],
         "answers": test["answer"][:],
         "predictions": answers,

@@ -119,11 +119,13 @@ def learning_check(shuffle: bool = False, n_train: int = 192, seed: int = 0) -> 
     model.eval()
     predicted = answer_questions(model, processor, test["image"], test["question"], recipe.max_new_tokens)
     references = [[answer] for answer in test["answer"]]
-    majority, prior = vivqa.majority_answer(train, test), vivqa.question_prior(train, test)
+    blind = vivqa.blind_baselines(
+        train, test, *([iconqa.question_type(q) for q in s["question"]] for s in (train, test))
+    )
     return {
         "accuracy": vqa_metrics.accuracy(predicted, references),
-        "majority": vqa_metrics.accuracy(majority, references),
-        "blind": vqa_metrics.accuracy(prior, references),
+        "majority": vqa_metrics.accuracy(blind["blind-majority-answer"], references),
+        "blind": vqa_metrics.accuracy(blind["blind-question-prior"], references),
         "predictions": predicted,
         "answers": test["answer"][:],
         "questions": test["question"][:],
