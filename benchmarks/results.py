@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.jsonl import atomic_write
+from helpers import atomic
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 
@@ -43,6 +43,6 @@ def write_results(name: str, figures: dict[str, object], command: str) -> Path:
         "figures": figures,
     }
     path = RESULTS_DIR / f"{name}.json"
-    atomic_write(path, (json.dumps(record, indent=2, ensure_ascii=False) + "\n").encode("utf-8"))
+    atomic.write_text(path, json.dumps(record, indent=2, ensure_ascii=False) + "\n")
     print(f"figures written to {path}")
     return path

@@ -1,4 +1,5 @@
-"""JSON Lines files that survive a kill: line-numbered read errors, fsync'd appends, atomic whole-file writes."""
+"""JSON Lines files that survive a kill: line-numbered read errors, fsync'd appends, atomic whole-file writes
+(`helpers.atomic`)."""
 
 from __future__ import annotations
 
@@ -7,28 +8,14 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from helpers import atomic
 from helpers.bad_input import BadInput
-
-
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write to a temp file in the same folder, fsync, then rename: readers never see a partial file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write(path: Path, records: Iterable[dict]) -> Path:
     """Replace `path` atomically with one UTF-8 JSON object per line."""
     text = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-    atomic_write(Path(path), text.encode("utf-8"))
-    return Path(path)
+    return atomic.write_text(Path(path), text)
 
 
 def append(path: Path, record: dict) -> None:
@@ -59,7 +46,7 @@ def read_numbered(path: Path, *, repair: bool = False) -> tuple[list[tuple[int, 
     lines = raw.split(b"\n")
     cut = bool(lines[-1])  # every complete record ends with a newline
     if cut and repair:
-        atomic_write(path, raw[: len(raw) - len(lines[-1])])
+        atomic.write_bytes(path, raw[: len(raw) - len(lines[-1])])
         lines = lines[:-1]
     elif not cut:
         lines = lines[:-1]

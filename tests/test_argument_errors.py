@@ -101,3 +101,43 @@ def test_the_explorer_says_when_there_is_nothing_to_explore(tmp_path):
     from helpers import viz
 
     assert "Nothing to explore" in viz.explorer({"caption": pd.DataFrame()}, tmp_path).value
+
+
+def test_downloads_and_archives_that_are_not_what_they_claim_are_named(tmp_path):
+    import stat
+    import zipfile
+
+    from helpers.data import downloads, mvtec
+    from helpers.models import minigpt_v2_checkpoint
+
+    (tmp_path / mvtec.ZIP_NAME).write_text("<html>Quota exceeded</html>")
+    with pytest.raises(ValueError, match="not a zip archive"):
+        mvtec.download(tmp_path)
+    with pytest.raises(BadInput, match="no category folder"):
+        mvtec.convert_official(tmp_path)  # a folder without bottle/test/...
+    plain = tmp_path / "checkpoint_stage3.pth"
+    with zipfile.ZipFile(plain, "w") as archive:
+        archive.writestr("notes.txt", "not a checkpoint")
+    with pytest.raises(ValueError, match="not one torch.save wrote"):
+        minigpt_v2_checkpoint.verify_stage3_file(plain)
+    fifo = zipfile.ZipInfo("pipe")
+    fifo.external_attr = (stat.S_IFIFO | 0o644) << 16
+    archive_path = tmp_path / "special.zip"
+    with zipfile.ZipFile(archive_path, "w") as archive:
+        archive.writestr(fifo, b"")
+    with pytest.raises(ValueError, match="it is not a regular file or folder"):
+        downloads.safe_unzip(archive_path, tmp_path / "out", max_bytes=1_000)
+
+
+def test_an_mvtec_record_that_is_not_an_object_and_a_layout_without_rows_are_named(tmp_path):
+    import json
+
+    from helpers.data import mvtec
+    from helpers.vi_text import nfc
+
+    (tmp_path / "test_data.json").write_text(json.dumps([5]))
+    with pytest.raises(BadInput, match="record 0: expected an object"):
+        mvtec.read_records(tmp_path / "test_data.json")
+    with pytest.raises(ValueError, match="n_train and n_test must be at least 1"):
+        icon_scenes.write_exercise_layout(tmp_path / "icons", n_train=0)
+    assert nfc("e\u0301") == "\u00e9"  # a decomposed accent composed

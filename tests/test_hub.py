@@ -5,32 +5,35 @@ import os
 from huggingface_hub import DatasetCard, ModelCard
 
 from helpers import hub, runtime
-from helpers.smoke.hub_stand_in import WRITE_TOKEN
+from helpers.smoke.hub_stand_in import USER, WRITE_TOKEN
 
 
 class Recorder:
-    def __init__(self):
-        self.calls = []
+    """An artefact whose upload creates its repository on the stand-in Hub and records the call."""
+
+    def __init__(self, repo_type):
+        self.calls, self.repo_type = [], repo_type
 
     def push_to_hub(self, repo_id, **kwargs):
         self.calls.append((repo_id, kwargs))
+        runtime.hub_api().create_repo(repo_id, repo_type=self.repo_type, token=kwargs["token"], private=True)
 
 
 def test_push_uploads_privately_with_its_card_in_full_only(hub_stand_in, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
-    cards = []
-    monkeypatch.setattr(
-        DatasetCard, "push_to_hub", lambda self, repo_id, token: cards.append((repo_id, token))
-    )
-    monkeypatch.setattr(ModelCard, "push_to_hub", lambda self, repo_id, token: cards.append((repo_id, token)))
-    dataset, adapter = Recorder(), Recorder()
-    assert hub.push(runtime.profile("smoke"), dataset, DatasetCard("---\n---\n"), "d") is None
-    assert dataset.calls == [] and cards == []
-    assert hub.push(runtime.profile("full"), dataset, DatasetCard("---\n---\n"), "d") == "lan/d"
-    assert hub.push(runtime.profile("full"), adapter, ModelCard("---\n---\n"), "m") == "lan/m"
-    assert dataset.calls == [("lan/d", {"token": WRITE_TOKEN, "private": True})]
-    assert adapter.calls == [("lan/m", {"token": WRITE_TOKEN, "private": True})]
-    assert cards == [("lan/d", WRITE_TOKEN), ("lan/m", WRITE_TOKEN)]
+    dataset, adapter = Recorder("dataset"), Recorder("model")
+    cards = {
+        "d": DatasetCard("---\nlicense: other\n---\n# d\n"),
+        "m": ModelCard("---\nlibrary_name: peft\n---\n# m\n"),
+    }
+    assert hub.push(runtime.profile("smoke"), dataset, cards["d"], "d") is None
+    assert dataset.calls == []
+    assert hub.push(runtime.profile("full"), dataset, cards["d"], "d") == f"{USER}/d"
+    assert hub.push(runtime.profile("full"), adapter, cards["m"], "m") == f"{USER}/m"
+    assert dataset.calls == [(f"{USER}/d", {"token": WRITE_TOKEN, "private": True})]
+    assert adapter.calls == [(f"{USER}/m", {"token": WRITE_TOKEN, "private": True})]
+    for kind, name in (("datasets", "d"), ("models", "m")):  # each card landed beside its artefact
+        assert (hub_stand_in.root / kind / USER / name / "README.md").read_text() == str(cards[name])
     out = capsys.readouterr().out
     endpoint = os.environ["HF_ENDPOINT"]  # the Hub the upload went to: here the stand-in
-    assert f"{endpoint}/datasets/lan/d" in out and f"{endpoint}/lan/m" in out and WRITE_TOKEN not in out
+    assert f"{endpoint}/datasets/{USER}/d" in out and f"{endpoint}/{USER}/m" in out and WRITE_TOKEN not in out

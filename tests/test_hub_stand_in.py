@@ -162,19 +162,20 @@ def test_a_dataset_dict_pushed_with_a_write_token_lands_and_loads_back(hub):
     assert not hub.refused
 
 
-def test_a_lora_adapter_and_its_card_pushed_with_a_write_token_load_back(hub, tmp_path):
+def test_a_lora_adapter_and_its_card_pushed_with_a_write_token_load_back(hub, tmp_path, monkeypatch):
     hub_stand_in.publish(hub.root, "org/tiny-bert", tiny_bert(tmp_path / "bert"))
+    monkeypatch.setenv("HF_TOKEN", hub_stand_in.WRITE_TOKEN)  # hub.push reads it, as in the full profile
     seen = client(f"""
         import json, torch
-        from huggingface_hub import RepoCard, hf_hub_download
+        from huggingface_hub import ModelCard, hf_hub_download
         from peft import LoraConfig, PeftModel, get_peft_model
         from transformers import AutoModel
+        from helpers import hub, runtime
         torch.manual_seed(0)
         model = get_peft_model(AutoModel.from_pretrained("org/tiny-bert"),
                                LoraConfig(r=2, target_modules=["query", "value"], init_lora_weights=False))
-        model.push_to_hub("{hub_stand_in.USER}/tiny-lora", token="{hub_stand_in.WRITE_TOKEN}", private=True)
-        RepoCard("---\\nlibrary_name: peft\\n---\\n# A tiny adapter\\n").push_to_hub(
-            "{hub_stand_in.USER}/tiny-lora", token="{hub_stand_in.WRITE_TOKEN}")
+        hub.push(runtime.profile("full"), model, ModelCard("---\\nlibrary_name: peft\\n---\\n# A tiny adapter\\n"),
+                 "tiny-lora")
         back = PeftModel.from_pretrained(AutoModel.from_pretrained("org/tiny-bert"), "{hub_stand_in.USER}/tiny-lora",
                                          token="{hub_stand_in.WRITE_TOKEN}")
         same = all(torch.equal(a, b) for (n, a), (_, b) in zip(model.named_parameters(), back.named_parameters()))

@@ -9,7 +9,7 @@ from helpers import runtime
 PACKAGE = runtime.REPO_ROOT / "helpers"
 # Lower ranks never import higher ones; units of the same rank never import each other.
 RANKS = {
-    "bad_input": -1,  # imports nothing: every reader may raise it
+    "bad_input": -1, "atomic": -1,  # import nothing from helpers
     "library_noise": 0, "runtime": 0, "jsonl": 0, "colab_install": 0, "vi_text": 0, "images": 0,
     "": 1,  # the package's __init__, which runs first: rank 0 only
     "data": 1,

@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 import requests
 
-from helpers import jsonl, runtime
+from helpers import atomic, runtime
 from helpers.bad_input import BadInput
 
 FETCH_TIMEOUT_S = 60
@@ -99,7 +99,7 @@ def fetch_url(url: str, destination: Path, verify: Callable[[Path], None] | None
         except requests.RequestException as error:
             raise RuntimeError(f"could not fetch {url} ({error}); {hint}") from error
         partial = destination.with_name(destination.name + ".part")
-        jsonl.atomic_write(partial, response.content)
+        atomic.write_bytes(partial, response.content)
         _place(partial, destination, verify, hint)
     check_file(destination, verify, hint)
     return destination
@@ -149,5 +149,5 @@ def safe_unzip(zip_path: Path, target: Path, max_bytes: int) -> Path:
             archive.extractall(target)
     except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as error:
         raise BadInput(f"{zip_path}: not a readable zip archive ({error}); download it again") from error
-    jsonl.atomic_write(marker, stamp.encode("utf-8"))
+    atomic.write_text(marker, stamp)
     return target

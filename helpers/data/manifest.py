@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from helpers import jsonl
+from helpers import atomic, jsonl
 from helpers.bad_input import BadInput
 
 FIELDS: dict[str, type] = {
@@ -95,7 +95,7 @@ class Manifest:
         problem = field_problem(item)
         if problem:
             raise BadInput(f"item {item.get('id')!r} does not follow the manifest schema: {problem}")
-        jsonl.atomic_write(self.dir / item["image_path"], image)
+        atomic.write_bytes(self.dir / item["image_path"], image)
         jsonl.append(self.path, item)
         self.items.append(item)
         self.by_page[page_key(item["site"], item["page_url"])] = item

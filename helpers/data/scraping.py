@@ -26,7 +26,7 @@ from bs4 import BeautifulSoup, NavigableString, Tag
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from helpers import images, jsonl, runtime, vi_text
+from helpers import atomic, images, runtime, vi_text
 from helpers.bad_input import BadInput
 from helpers.data.manifest import Manifest, page_key
 from helpers.data.polite_http import Fetched, HttpClient, Skip
@@ -687,7 +687,7 @@ def scrape(
     finally:
         report.http = {"stats": dict(client.stats), "robots": client.robots_status}
         report_json = json.dumps(report.to_json(), ensure_ascii=False, indent=1)
-        jsonl.atomic_write(Path(out_dir) / "report.json", report_json.encode())
+        atomic.write_text(Path(out_dir) / "report.json", report_json)
     report.check()
     return report
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from helpers import jsonl, runtime
+from helpers import atomic, runtime
 
 # The libraries whose numerics or file formats reach a tiny model or a learning check.
 LIBRARIES = (
@@ -78,7 +78,7 @@ def result(name: str, compute: Callable[[], dict], **arguments: object) -> dict:
     with FileLock(f"{path}.lock"):
         if not path.exists():
             value = compute()
-            jsonl.atomic_write(path, json.dumps(value, ensure_ascii=False, indent=1).encode("utf-8"))
+            atomic.write_text(path, json.dumps(value, ensure_ascii=False, indent=1))
     return json.loads(path.read_text(encoding="utf-8"))
 
 
