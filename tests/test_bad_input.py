@@ -165,6 +165,10 @@ PREDICTION_CASES = {
     "vqa without its type": ({"question_type": None}, ["p.jsonl:1", "question_type"]),
     "a box line without width": ({"task": "boxes", "height": 4}, ["p.jsonl:1", "field 'width'"]),
     "a box line with width 0": ({"task": "boxes", "height": 4, "width": 0}, ["field 'width'", "> 0"]),
+    "a true box without bbox": (
+        {"task": "boxes", "height": 4, "width": 4, "gt_boxes": [{"box": [1, 2, 3, 4]}]},
+        ["p.jsonl:1", "each 'gt_boxes' item needs 'bbox'"],
+    ),
 }
 
 
@@ -354,7 +358,7 @@ def test_only_8_or_4_bits():
 
 # --- fuzzing: nothing but BadInput escapes a reader ---------------------------------------------------------------
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
 def read_fuzzed(read, path: Path, body: bytes) -> None:
@@ -390,7 +394,7 @@ def test_fuzzed_jsonl_raises_only_bad_input(tmp_path, body):
 LINES = st.fixed_dictionaries(
     {"id": JSON_VALUES, "task": st.sampled_from(["caption", "vqa", "boxes", "other"]), "model": st.text(max_size=4),
      "prediction": JSON_VALUES, "references": JSON_VALUES},
-    optional={"question_type": JSON_VALUES, "width": JSON_VALUES, "height": JSON_VALUES},
+    optional={"question_type": JSON_VALUES, "width": JSON_VALUES, "height": JSON_VALUES, "gt_boxes": JSON_VALUES},
 )  # fmt: skip
 
 

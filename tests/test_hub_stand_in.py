@@ -20,6 +20,8 @@ from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokeniz
 from helpers import runtime
 from helpers.smoke import hub_stand_in
 
+# The rehearsal's machinery: run with it (`pytest -m rehearsal`), which keeps the README's test command short.
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 LLAMA = "meta-llama/Llama-2-7b-chat-hf"
 WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "một", "bát", "phở", "bò"]
 

@@ -190,8 +190,8 @@ def test_boxes_read_gt_boxes_and_is_broken_when_given(tmp_path):
     assert values["AP@0.5"] == pytest.approx(1.0) and values["defect_accuracy"] == 1.0
     line["gt_boxes"] = [{"label": "cable-defect", "box": [1, 2, 3, 4]}]
     (tmp_path / "b.jsonl").write_text(json.dumps(line) + "\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"b.jsonl: id 'a/000.png': each 'gt_boxes' item needs 'bbox'"):
-        scoring.score_boxes(predictions.load(tmp_path))
+    with pytest.raises(ValueError, match=r"b.jsonl:1: each 'gt_boxes' item needs 'bbox'"):
+        predictions.load(tmp_path)  # refused when read, not later when scored
 
 
 @pytest.mark.parametrize(

@@ -170,6 +170,14 @@ def check_line(record: dict, where: str) -> dict:
                 raise BadInput(
                     f"{where}: boxes line with field {name!r} = {size!r}, expected the image's pixels (> 0)"
                 )
+        if not isinstance(record.get("gt_boxes", []), list):
+            raise BadInput(f"{where}: field 'gt_boxes' is {record['gt_boxes']!r}, expected a list of boxes")
+        for item in record.get("gt_boxes", []):
+            bbox = item.get("bbox") if isinstance(item, dict) else None
+            if not (
+                isinstance(bbox, list) and len(bbox) == 4 and all(isinstance(v, int | float) for v in bbox)
+            ):
+                raise BadInput(f"{where}: each 'gt_boxes' item needs 'bbox': [x1, y1, x2, y2], got {item!r}")
     return record
 
 
