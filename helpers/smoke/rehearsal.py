@@ -1,5 +1,6 @@
 """The full profile's offline rehearsal (README "Rehearsal"): Hub, Drive, GitHub and the two sites stood in on
-127.0.0.1 by files this package makes, named to the notebooks by `TUTORIAL_MIRROR` and `HF_ENDPOINT` only."""
+127.0.0.1 by files this package makes, named to the notebooks by `TUTORIAL_MIRROR` and `HF_ENDPOINT` only (and
+`HF_HUB_DISABLE_XET`: Xet storage has no stand-in)."""
 
 from __future__ import annotations
 
@@ -28,9 +29,8 @@ from helpers.smoke import (
     vivqa_fixtures,
 )
 
-SCALE = (
-    0.01  # TUTORIAL_SCALE: 800 training steps become 8, 400 evaluation questions 16 (runtime.MIN_EVAL_ROWS)
-)
+# TUTORIAL_SCALE: 800 training steps become 8, 400 evaluation questions 16 (runtime.MIN_EVAL_ROWS).
+SCALE = 0.01
 DRIVE = "https://drive.google.com"
 GITHUB_RAW = "https://raw.githubusercontent.com"
 
