@@ -25,7 +25,6 @@ from scipy.sparse.csgraph import connected_components
 
 from helpers import images, jsonl, runtime
 from helpers.bad_input import BadInput
-from helpers.data import splits
 from helpers.data.caption_review import (
     TEMPLATE_EN,
     TEMPLATE_VI,
@@ -38,7 +37,7 @@ from helpers.data.caption_review import (
     load_glossary,
 )
 from helpers.data.manifest import field_problem
-from helpers.data.splits import SPLITS
+from helpers.data.splits import SPLITS, check_fractions
 
 SPLIT_FRACTIONS = (0.7, 0.15, 0.15)
 PHASH_THRESHOLD = 10  # of 64 bits; notebook 01 drops copies within 6, this also groups looser near-copies
@@ -250,7 +249,7 @@ def assign_splits(
     Hand-written because scikit-learn's StratifiedGroupKFold makes folds, not train/validation/test fractions.
     A group spanning dishes is stratified under its most common dish.
     """
-    splits.check_fractions(fractions)
+    check_fractions(fractions)
     members: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         members[groups[record["id"]]].append(record)

@@ -32,7 +32,6 @@ from datasets import Image as ImageFeature
 from helpers import images, jsonl
 from helpers.bad_input import BadInput
 from helpers.data import splits
-from helpers.data.splits import SPLITS
 
 HUB_REPO = "lmms-lab/ICON-QA"
 # The dataset card's schema (README.md of lmms-lab/ICON-QA): every column a string but the three images.
@@ -254,7 +253,7 @@ def image_disjoint_splits(
             raise BadInput(f"cannot pool splits with different columns: {found}")
         ds = datasets.concatenate_datasets(tables)
     drawn = splits.group_split(image_hashes(ds, column), fractions, seed, at_least_one=True)
-    return DatasetDict({name: ds.select(sorted(drawn[name])) for name in SPLITS})
+    return DatasetDict({name: ds.select(sorted(drawn[name])) for name in splits.SPLITS})
 
 
 def question_type(question: str) -> str:
