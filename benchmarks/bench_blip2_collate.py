@@ -17,7 +17,7 @@ from benchmarks.results import write_results
 from helpers import runtime
 from helpers.collate import CaptionCollator, with_token_lengths
 from helpers.data import dish_dataset
-from helpers.smoke.learning import load_blip2_with_lora
+from helpers.models.blip2_lora import load_blip2_with_lora
 from helpers.training import caption_images
 
 COMMAND = "PYTHONPATH=$PWD python benchmarks/bench_blip2_collate.py"

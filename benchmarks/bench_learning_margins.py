@@ -1,6 +1,6 @@
 """Margins of the four smoke learning proofs (trained vs image-shuffled control vs blind baselines) over seeds.
 
-Each proof is the one its test checks (`helpers.smoke.*.proof`); a margin above 0 means that bound holds. Run it
+Each proof is the one its test checks (`helpers.smoke.learning_check`); a margin above 0 means that bound holds. Run it
 under each CI package set and name the set: `python -m benchmarks.bench_learning_margins newest 0 1 2 3 4`.
 """
 
@@ -13,26 +13,26 @@ from importlib import metadata
 
 from benchmarks.results import write_results
 
-CHECKS = {  # proof name -> (module, keyword of its control switch)
-    "captioning (03)": ("learning", "shuffle_captions"),
-    "BLIP VQA (04)": ("vqa_learning", "shuffle"),
-    "MiniGPT-v2 ViVQA (05)": ("vivqa_learning", "shuffle"),
-    "MiniGPT-v2 MVTec boxes (06)": ("mvtec_learning", "shuffle"),
+CHECKS = {
+    "captioning (03)": "captioning",
+    "BLIP VQA (04)": "vqa",
+    "MiniGPT-v2 ViVQA (05)": "vivqa",
+    "MiniGPT-v2 MVTec boxes (06)": "mvtec",
 }
 
 
 def margins(seeds: list[int]) -> dict[str, dict]:
     """{proof: {seed: {bound: margin}, ...}, with each proof's smallest margin per bound and its seconds}."""
-    import importlib
+    from helpers.smoke import learning_check
 
     figures = {}
-    for proof_name, (module_name, switch) in CHECKS.items():
-        module = importlib.import_module(f"helpers.smoke.{module_name}")
+    for proof_name, name in CHECKS.items():
+        proof = learning_check.task(name).proof
         per_seed, start = {}, time.perf_counter()
         for seed in seeds:
-            trained = module.learning_check(**{switch: False}, seed=seed)
-            control = module.learning_check(**{switch: True}, seed=seed)
-            per_seed[str(seed)] = {b.name: round(float(b.margin), 4) for b in module.proof(trained, control)}
+            trained = learning_check.learning_check(name, seed=seed)
+            control = learning_check.learning_check(name, shuffle=True, seed=seed)
+            per_seed[str(seed)] = {b.name: round(float(b.margin), 4) for b in proof(trained, control)}
             print(proof_name, seed, per_seed[str(seed)], flush=True)
         bounds = next(iter(per_seed.values()))
         figures[proof_name] = {

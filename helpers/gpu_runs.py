@@ -66,12 +66,14 @@ CHAPTERS = {"captioning": "03", "vqa": "04", "vivqa": "05", "defects": "06"}
 
 def t4_table(path: Path = GPU_RUNS) -> str:
     """The README's "Will it fit on a T4?" table: each GPU chapter's run planned on the published data sizes, with
-    the latest measured speeds where a GPU run recorded them and "estimate" elsewhere."""
+    the latest measured speeds where a GPU run recorded them and "estimate" elsewhere; beside it, the same run on
+    2 x T4 (appendix A2), an estimate until a two-GPU run measures it."""
     records, _ = jsonl.read(path) if path.exists() else ([], False)
     latest = {(r["chapter"], r["run"]): r for r in records}
     lines = [
-        "| chapter | RUN | steps | test questions | minutes (plan) | T4 sessions | s/step | questions/s | source |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| chapter | RUN | steps | test questions | minutes (plan) | T4 sessions | s/step | questions/s | source |"
+        " 2 x T4: steps | minutes | sessions | s/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     full = runtime.profile("full")
     for chapter, number in CHAPTERS.items():
@@ -84,9 +86,11 @@ def t4_table(path: Path = GPU_RUNS) -> str:
                 if seen
                 else (f"{plan.step_seconds:.2f}", f"{1 / plan.answer_seconds:.1f}", "estimate")
             )  # fmt: skip
+            pair = session_plan(chapter, full.recipe(chapter, run), processes=2)  # A2: always an estimate
             lines.append(
                 f"| {number} | {run} | {plan.steps:,} | {plan.eval_questions:,} | {plan.total_minutes:.0f} |"
-                f" {plan.sessions} | {' | '.join(speeds)} |"
+                f" {plan.sessions} | {' | '.join(speeds)} | {pair.steps:,} | {pair.total_minutes:.0f} |"
+                f" {pair.sessions} | {pair.step_seconds:.2f} |"
             )
     return "\n".join(lines)
 

@@ -1,9 +1,8 @@
-"""Cards computed from what they describe, and the one private upload of datasets and adapters."""
+"""Cards computed from what they describe, and the one private upload of adapters (02 §9 shows the dataset's)."""
 
 from __future__ import annotations
 
-from datasets import Dataset, DatasetDict
-from huggingface_hub import DatasetCard, RepoCard
+from huggingface_hub import ModelCard
 from peft import PeftModel
 from transformers.utils import PushToHubMixin
 
@@ -47,19 +46,18 @@ def adapter_card(model: PeftModel, title: str, data: str) -> str:
     return "\n\n".join(lines) + "\n"
 
 
-def push(
-    profile: runtime.Profile, artefact: PushToHubMixin | Dataset | DatasetDict, card: RepoCard, repo_name: str
-) -> str | None:
-    """Uploads a dataset or an adapter privately with its card when a token is present (full profile); else says why not."""
+def push(profile: runtime.Profile, adapter: PushToHubMixin, card: ModelCard, repo_name: str) -> str | None:
+    """Uploads an adapter privately with its card when a token is present (full profile), else says why not: the
+    calls notebook 02 §9 shows for the dataset."""
     target = runtime.hub_upload_target(profile, repo_name)
     if target is None:
         return None
     repo_id, token = target
-    artefact.push_to_hub(repo_id, token=token, private=True)
-    api, kind = runtime.hub_api(), "dataset" if isinstance(card, DatasetCard) else "model"
+    adapter.push_to_hub(repo_id, token=token, private=True)
+    api = runtime.hub_api()
     # Through the one Hub client, not card.push_to_hub: huggingface_hub 1.x (Colab's) validates a card against
     # huggingface.co itself, whatever HF_ENDPOINT says.
     api.upload_file(path_or_fileobj=str(card).encode("utf-8"), path_in_repo="README.md", repo_id=repo_id,
-                    repo_type=kind, token=token, commit_message="Add the card")  # fmt: skip
-    print(f"pushed (private): {api.endpoint}/{'datasets/' if kind == 'dataset' else ''}{repo_id}")
+                    token=token, commit_message="Add the card")  # fmt: skip
+    print(f"pushed (private): {api.endpoint}/{repo_id}")
     return repo_id

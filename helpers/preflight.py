@@ -19,14 +19,13 @@ CHAPTER_MODELS = {
     "defects": ("minigpt-vision", "llama-2-chat"),
 }
 LICENCES = {"llama-2-chat": "https://huggingface.co/meta-llama/Llama-2-7b-chat-hf"}
-CHECKPOINTS_KEPT = 1  # resuming needs the last checkpoint only
 SLACK_GB = 1.0  # room for caches, logs and predictions files
 
 
 def output_gb(chapter: str) -> float:
     """GiB the chapter writes where outputs go: its checkpoints (trained weights, AdamW's two moments) and adapter."""
     trainable = audit.setup_of(chapter).trainable_params
-    return (CHECKPOINTS_KEPT * trainable * 12 + trainable * 4) / audit.GB + SLACK_GB
+    return (runtime.CHECKPOINTS_KEPT * trainable * 12 + trainable * 4) / audit.GB + SLACK_GB
 
 
 def problems(chapter: str, token: str | None, free_gpu_gb: float | None, free_data_gb: float,

@@ -280,6 +280,7 @@ def scale() -> float:
     return factor
 
 
+CHECKPOINTS_KEPT = 1  # MiniGPT-v2's runs keep the last checkpoint only: resuming needs no other (05 §6)
 MIN_EVAL_ROWS = 16  # a scaled evaluation keeps at least this many rows: a few per question type or class
 
 
@@ -364,8 +365,11 @@ def pick_device_dtype() -> tuple[torch.device, torch.dtype]:
 
 
 def device_map() -> dict[str, int | str]:
-    """Where `from_pretrained` puts a whole model: the current GPU, else the CPU."""
-    return {"": torch.cuda.current_device() if torch.cuda.is_available() else "cpu"}
+    """Where `from_pretrained` puts a whole model: this process's GPU (`LOCAL_RANK`, set by `accelerate launch`,
+    torchrun and `notebook_launcher`: appendix A2), else the current GPU, else the CPU."""
+    if not torch.cuda.is_available():
+        return {"": "cpu"}
+    return {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
 
 
 def llm_bits(run: str) -> int:

@@ -1,4 +1,5 @@
-"""What the training chapters share once shown: stopping on purpose, the loss table, batched captions and answers."""
+"""What the training chapters share once shown: their `TrainingArguments`, stopping on purpose, the loss table,
+batched captions and answers."""
 
 from __future__ import annotations
 
@@ -7,13 +8,20 @@ import random
 import time
 from collections.abc import Sequence
 from functools import partial
+from pathlib import Path
 
 import torch
 from datasets import Dataset
 from datasets import Image as ImageFeature
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import Blip2Processor, BlipProcessor, PreTrainedTokenizerBase, TrainerCallback
+from transformers import (
+    Blip2Processor,
+    BlipProcessor,
+    PreTrainedTokenizerBase,
+    TrainerCallback,
+    TrainingArguments,
+)
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 
 from helpers import runtime
@@ -21,6 +29,51 @@ from helpers.collate import generation_batch
 from helpers.data import mvtec, vivqa
 from helpers.metrics.box_metrics import Box, format_boxes
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, Generated, blip_caption_text, generate_answers
+
+# 03 §7 and 04 §7: validate and save every epoch, keep the best two checkpoints.
+PER_EPOCH = {
+    "eval_strategy": "epoch",
+    "save_strategy": "epoch",
+    "logging_strategy": "epoch",
+    "save_total_limit": 2,
+    "load_best_model_at_end": True,
+    "metric_for_best_model": "eval_loss",
+}
+
+
+def training_arguments(
+    chapter: str, recipe: runtime.Recipe, output_dir: str | Path, **changes: object
+) -> TrainingArguments:
+    """The `TrainingArguments` of a chapter's cell ("captioning" 03 §7, "vqa" 04 §7, "minigpt" 05 §6, which 06 uses),
+    `changes` on top; each chapter asserts its own cell still equals this, so the smoke checks and A2 train alike."""
+    device, dtype = runtime.pick_device_dtype()
+    own = {
+        "captioning": {"learning_rate": recipe.learning_rate, **PER_EPOCH},
+        "vqa": PER_EPOCH,  # 04 and 05 build their optimisers themselves
+        "minigpt": {
+            "max_steps": recipe.max_steps,
+            "eval_strategy": "steps",
+            "eval_steps": recipe.save_steps,
+            "save_strategy": "steps",
+            "save_steps": recipe.save_steps,
+            "save_total_limit": runtime.CHECKPOINTS_KEPT,
+            "logging_steps": max(1, recipe.save_steps // 4),
+        },
+    }
+    if chapter not in own:
+        raise ValueError(f"chapter must be one of {sorted(own)}, not {chapter!r}")
+    shared = {
+        "num_train_epochs": recipe.epochs,
+        "per_device_train_batch_size": recipe.batch_size,
+        "per_device_eval_batch_size": recipe.batch_size,
+        "fp16": dtype == torch.float16,
+        "bf16": dtype == torch.bfloat16,
+        "remove_unused_columns": False,  # the collators read the raw columns
+        "label_names": ["labels"],
+        "report_to": "none",
+        "use_cpu": device.type != "cuda",
+    }
+    return TrainingArguments(output_dir=str(output_dir), **shared | own[chapter] | changes)
 
 
 class StopAfterEpochs(TrainerCallback):
@@ -255,6 +308,17 @@ def detection_answer(category: str, is_broken: bool, boxes: Sequence[Sequence[in
     """The fork's answer `<p>{class}-{defect|not-defect}</p>{<x1><y1><x2><y2>}`, more boxes joined by `<delim>`."""
     first = mvtec.label(category, is_broken)
     return format_boxes([Box(*box, first if k == 0 else None) for k, box in enumerate(boxes)])
+
+
+def blind_boxes(train: Dataset) -> dict[str, str]:
+    """The constant-box blind baselines as answers, by their predictions-file tag (06 §6): the mean of the training
+    records' first boxes, called a defect, and the whole frame, called good."""
+    firsts = [boxes[0] for boxes in train["boxes"][:]]
+    mean = [round(sum(column) / len(firsts)) for column in zip(*firsts, strict=True)]
+    return {
+        "blind-mean-box": detection_answer("object", True, [mean]),
+        "blind-whole-frame": detection_answer("object", False, [mvtec.WHOLE_FRAME]),
+    }
 
 
 def detection_rows(table: Dataset) -> Dataset:

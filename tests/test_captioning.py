@@ -8,8 +8,8 @@ from transformers import BitsAndBytesConfig, Blip2ForConditionalGeneration, Blip
 
 from helpers import hub, jsonl, runtime, training, viz
 from helpers.data import predictions
-from helpers.models import audit
-from helpers.smoke import controls, learning, shape_captions, tiny_models
+from helpers.models import audit, blip2_lora
+from helpers.smoke import caption_learning, shape_captions, tiny_models
 
 
 def test_full_lora_is_the_reports_and_prints_its_line():
@@ -38,23 +38,15 @@ def test_tiny_qformer_passes_the_image_on():
     assert spread > 0.3, spread
 
 
-@pytest.mark.slow
-def test_trained_model_reads_the_image_beating_blind_and_shuffled_control():
-    """The proof the path learns: >= 90% named right, above the blind baseline; shuffled captions: not."""
-    trained = learning.learning_check(shuffle_captions=False)
-    control = learning.learning_check(shuffle_captions=True)
-    controls.check(learning.proof(trained, control))  # >= 0.9, > blind + 0.5, control <= 0.5, >= 6 captions
-
-
 def test_checkpoints_resume_adapter_reload_and_card(tmp_path):
     profile = runtime.profile("smoke")
     data = shape_captions.shape_dataset(per_pair=1)
     recipe = runtime.Recipe(2, 1e-2, 3, 2, 8, ("lm_head",))
-    model, processor = learning.load_blip2_with_lora(profile, recipe)
-    first = learning.fit(model, processor, recipe, data, data, tmp_path / "run", stop_after_epochs=1)
+    model, processor = blip2_lora.load_blip2_with_lora(profile, recipe)
+    first = caption_learning.fit(model, processor, recipe, data, data, tmp_path / "run", stop_after_epochs=1)
     steps = -(-len(data) // recipe.batch_size)
     assert first.state.global_step == steps and any("eval_loss" in h for h in first.state.log_history)
-    second = learning.fit(model, processor, recipe, data, data, tmp_path / "run", resume=True)
+    second = caption_learning.fit(model, processor, recipe, data, data, tmp_path / "run", resume=True)
     assert second.state.global_step == 2 * steps
     assert [h["epoch"] for h in second.state.log_history if "eval_loss" in h] == [1.0, 2.0]
     assert [row["epoch"] for row in training.epoch_losses(second.state.log_history)] == [1.0, 2.0]
@@ -108,7 +100,7 @@ def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
 def test_prompted_captions_continue_each_prompt():
     """Notebook 02's captioner drafts: one prompt per image, only the continuation comes back."""
     profile = runtime.profile("smoke")
-    model, processor = learning.load_blip2_with_lora(profile, profile.recipe("captioning"))
+    model, processor = blip2_lora.load_blip2_with_lora(profile, profile.recipe("captioning"))
     images = list(shape_captions.shape_dataset(per_pair=1)["image"])[:3]
     prompts = ["a photo of banh beo, ", "a photo of bun bo Hue, ", "a photo of banh beo, "]
     continued = training.caption_images(model, processor, images, max_new_tokens=6, prompts=prompts)

@@ -1,8 +1,8 @@
-"""One private upload for datasets and adapters: only in full with a token, always private, the card beside it."""
+"""One private upload for adapters: only in full with a token, always private, the card beside it."""
 
 import os
 
-from huggingface_hub import DatasetCard, ModelCard
+from huggingface_hub import ModelCard
 
 from helpers import hub, runtime
 from helpers.smoke.hub_stand_in import USER, WRITE_TOKEN
@@ -21,19 +21,12 @@ class Recorder:
 
 def test_push_uploads_privately_with_its_card_in_full_only(hub_stand_in, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
-    dataset, adapter = Recorder("dataset"), Recorder("model")
-    cards = {
-        "d": DatasetCard("---\nlicense: other\n---\n# d\n"),
-        "m": ModelCard("---\nlibrary_name: peft\n---\n# m\n"),
-    }
-    assert hub.push(runtime.profile("smoke"), dataset, cards["d"], "d") is None
-    assert dataset.calls == []
-    assert hub.push(runtime.profile("full"), dataset, cards["d"], "d") == f"{USER}/d"
-    assert hub.push(runtime.profile("full"), adapter, cards["m"], "m") == f"{USER}/m"
-    assert dataset.calls == [(f"{USER}/d", {"token": WRITE_TOKEN, "private": True})]
+    adapter, card = Recorder("model"), ModelCard("---\nlibrary_name: peft\n---\n# m\n")
+    assert hub.push(runtime.profile("smoke"), adapter, card, "m") is None
+    assert adapter.calls == []
+    assert hub.push(runtime.profile("full"), adapter, card, "m") == f"{USER}/m"
     assert adapter.calls == [(f"{USER}/m", {"token": WRITE_TOKEN, "private": True})]
-    for kind, name in (("datasets", "d"), ("models", "m")):  # each card landed beside its artefact
-        assert (hub_stand_in.root / kind / USER / name / "README.md").read_text() == str(cards[name])
+    assert (hub_stand_in.root / "models" / USER / "m" / "README.md").read_text() == str(card)  # beside it
     out = capsys.readouterr().out
     endpoint = os.environ["HF_ENDPOINT"]  # the Hub the upload went to: here the stand-in
-    assert f"{endpoint}/datasets/{USER}/d" in out and f"{endpoint}/{USER}/m" in out and WRITE_TOKEN not in out
+    assert f"{endpoint}/{USER}/m" in out and WRITE_TOKEN not in out

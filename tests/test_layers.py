@@ -16,7 +16,7 @@ RANKS = {
     "models": 2, "metrics": 2,
     "collate": 3,
     "training": 4, "viz": 4, "hub": 4, "gpu_runs": 4, "preflight": 4,
-    "series": 5, "setup_cells": 5, "smoke": 5,
+    "series": 5, "setup_cells": 5, "smoke": 5, "launch": 5,
 }  # fmt: skip
 SWITCH = "runtime"  # the one module allowed to reach into smoke, and only through importlib
 

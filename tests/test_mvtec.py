@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from helpers.data import mvtec
-from helpers.smoke import controls, mvtec_fixtures, mvtec_learning
+from helpers.smoke import mvtec_fixtures
 
 
 def write_image(path: Path, size=(40, 20)) -> None:
@@ -266,13 +266,6 @@ def test_box_rows_key_images_by_their_full_path_and_score_in_notebook_07(tmp_pat
     assert values["parsed"] == 0.75 and values["acc@0.5"] == 0.75  # the unparsed image counts as a miss
     with pytest.raises(ValueError, match="1 answers, 4 raw outputs and 4 references for 4 images"):
         predictions.box_rows(table, answers[:1], answers, references, "x", runtime.profile("smoke"))
-
-
-@pytest.mark.slow
-def test_trained_model_boxes_unseen_defects_beating_the_mean_box_and_the_shuffled_control():
-    trained = mvtec_learning.learning_check(shuffle=False)
-    control = mvtec_learning.learning_check(shuffle=True)
-    controls.check(mvtec_learning.proof(trained, control))
 
 
 @pytest.mark.parametrize("fractions", [(0.7, 0.1), (0.7, 0.2, 0.2), (1.2, -0.1, -0.1)])

@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from helpers import jsonl, runtime, series
+from helpers import jsonl, launch, runtime, series
 from helpers.data import predictions
 from helpers.smoke import hub_stand_in, rehearsal
 
@@ -132,6 +132,14 @@ def test_06_detects_defects_and_uploads(world):
 def test_07_scores_every_chapter(world):
     notebook = run(world, "07")
     assert "skipped:" not in text(notebook)
+
+
+def test_a2_trains_notebook_03s_recipe_on_two_processes_from_the_dish_dataset(world):
+    notebook = run(world, "A2")
+    folder = full(world).output_dir("several-gpus")
+    trained = json.loads((folder / "trained" / launch.LOSSES).read_text(encoding="utf-8"))
+    assert trained["processes"] == 2 and trained["losses"]
+    assert "the run above is notebook 03's training" in text(notebook)
 
 
 def test_the_rehearsal_environment_names_only_loopback_stand_ins(world):

@@ -30,19 +30,6 @@ def test_a_result_is_computed_once_per_key(cache_root):
     assert len(calls) == 2 and len(list((cache_root / "results").glob("demo-*.json"))) == 2
 
 
-def test_a_cached_function_is_keyed_by_every_argument_defaults_included(cache_root):
-    calls = []
-
-    @cache.cached("demo")
-    def check(shuffle: bool = False, seed: int = 0) -> dict:
-        calls.append((shuffle, seed))
-        return {"shuffle": shuffle, "seed": seed}
-
-    assert check() == check(seed=0) == check(False, 0) == {"shuffle": False, "seed": 0}
-    assert check(shuffle=True) == {"shuffle": True, "seed": 0}
-    assert calls == [(False, 0), (True, 0)]
-
-
 def test_the_key_follows_file_contents_and_library_versions(tmp_path, monkeypatch):
     source = runtime.REPO_ROOT / "data" / "dishes.json"
     before = cache.key([source], "x")

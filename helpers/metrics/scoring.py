@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from helpers.bad_input import BadInput
+from helpers.data import vivqa
 from helpers.data.predictions import TASKS
 from helpers.metrics import bootstrap, box_metrics, caption_metrics, vqa_metrics
 
@@ -17,7 +18,13 @@ PRODUCERS = {
     "vqa": "notebook 04 (BLIP VQA LoRA) or 05 (MiniGPT-v2 LoRA on ViVQA)",
     "boxes": "notebook 06 (MiniGPT-v2 LoRA on MVTec-AD defect boxes)",
 }
-BLIND_PREFIX = "blind-"  # the model tag of every blind baseline in a predictions file (vivqa.BLIND_BASELINES)
+BLIND_PREFIX = "blind-"  # the model tag of every blind baseline in a predictions file
+# Every blind baseline by task: one name in the chapters, the learning checks, predictions files and 07's tables.
+BLIND_BASELINES = {
+    "caption": ("blind-majority-caption",),
+    "vqa": vivqa.BLIND_BASELINES,  # written once per data set: blind-question-prior-vivqa, ...-iconqa
+    "boxes": ("blind-mean-box", "blind-whole-frame"),
+}
 PRETRAINED_TAGS = ("zero-shot", "zeroshot", "pretrained", "pre-trained", "base", "stage3")
 FINETUNED_TAGS = ("lora", "finetuned", "fine-tuned", "sft")
 CAPTION_ERROR_ROUGE = 0.5  # the explorer's "errors only" shows captions under this ROUGE-L

@@ -166,6 +166,7 @@ def memory_plan_table() -> str:
     return "\n".join(lines)
 
 
+PCIE_GBS = 6.0  # an assumed all-reduce bandwidth between two T4s over PCIe (Kaggle's have no NVLink)
 DOWNLOAD_GB_PER_MINUTE = 3.0  # an assumed ~50 MB/s from the Hub or Drive to a Colab VM
 LOAD_MINUTES = 3.0  # an assumed time to read, quantize and move the weights to the GPU
 T4_BANDWIDTH_GBS = 320.0  # the T4's memory bandwidth
@@ -276,28 +277,38 @@ def setup_of(chapter: str) -> TrainingSetup:
     return next(s for s in full_profile_setups() if s.name == WORKLOADS[chapter].setup)
 
 
+def all_reduce_seconds(s: TrainingSetup, processes: int) -> float:
+    """ESTIMATE of the seconds DDP adds to a step on `processes` T4s: a ring all-reduce of the fp32 gradients of
+    the trained weights (2 x (p - 1) / p of their bytes through each GPU's link), not hidden behind the backward."""
+    return 2 * (processes - 1) / processes * s.trainable_params * 4 / (PCIE_GBS * 1e9)
+
+
 def session_plan(
     chapter: str, recipe: runtime.Recipe, train_rows: int | None = None, validation_rows: int | None = None,
-    test_rows: int | None = None,
+    test_rows: int | None = None, processes: int = 1,
 ) -> SessionPlan:  # fmt: skip
-    """The plan of `chapter`'s full run with `recipe`, on the given data sizes or else the published ones."""
+    """The plan of `chapter`'s full run with `recipe`, on the given data sizes or else the published ones; with
+    `processes` T4s (appendix A2) each takes the recipe's batch, so a step covers `processes` batches and the run
+    takes 1/processes of the steps, each slower by the gradient all-reduce; validation is shared, evaluation (one
+    process generating) is not."""
     w = WORKLOADS[chapter]
     train_rows = w.train_rows if train_rows is None else train_rows
     validation_rows = w.validation_rows if validation_rows is None else validation_rows
     test_rows = w.test_rows if test_rows is None else test_rows
     setup, vision = setup_of(chapter), vision_params(chapter)
-    steps = recipe.steps(train_rows)
+    steps = math.ceil(recipe.steps(train_rows) / processes)
     passes = (
         steps // recipe.save_steps
         if recipe.save_steps
-        else math.ceil(steps / math.ceil(train_rows / recipe.batch_size))
+        else math.ceil(steps / math.ceil(train_rows / (recipe.batch_size * processes)))
     )
     validated = min(recipe.validation_rows or validation_rows, validation_rows)
     return SessionPlan(
         chapter=chapter,
         steps=steps,
-        step_seconds=step_seconds_estimate(setup, vision, w.vision_tokens),
-        validation_batches=passes * math.ceil(validated / recipe.batch_size),
+        step_seconds=step_seconds_estimate(setup, vision, w.vision_tokens)
+        + all_reduce_seconds(setup, processes),
+        validation_batches=passes * math.ceil(validated / (recipe.batch_size * processes)),
         eval_questions=min(recipe.eval_questions or test_rows, test_rows),
         eval_passes=w.eval_passes,
         answer_seconds=answer_seconds_estimate(setup, w, vision),

@@ -12,10 +12,11 @@ from types import ModuleType
 from helpers import runtime
 
 __all__ = [
+    "caption_learning",
     "controls",
     "icon_scenes",
     "init_study",
-    "learning",
+    "learning_check",
     "mvtec_fixtures",
     "mvtec_learning",
     "rebuild",

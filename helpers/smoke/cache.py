@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import inspect
 import json
 import os
 import platform
@@ -80,20 +79,3 @@ def result(name: str, compute: Callable[[], dict], **arguments: object) -> dict:
             value = compute()
             atomic.write_text(path, json.dumps(value, ensure_ascii=False, indent=1))
     return json.loads(path.read_text(encoding="utf-8"))
-
-
-def cached(name: str) -> Callable[[Callable[..., dict]], Callable[..., dict]]:
-    """Decorator: the function's result comes from `result`, keyed by every argument (defaults included)."""
-
-    def wrap(function: Callable[..., dict]) -> Callable[..., dict]:
-        signature = inspect.signature(function)
-
-        @functools.wraps(function)
-        def call(*args: object, **kwargs: object) -> dict:
-            bound = signature.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return result(name, lambda: function(*bound.args, **bound.kwargs), **bound.arguments)
-
-        return call
-
-    return wrap

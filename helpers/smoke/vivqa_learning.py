@@ -1,14 +1,13 @@
-"""Notebook 05's calls, packaged for the offline check: a tiny MiniGPT-v2 must answer ViVQA-style questions from
-the image, on images it never saw. Used by notebook 05 §9 and its test."""
+"""Notebook 05's calls as a learning-check task: a tiny MiniGPT-v2 must answer ViVQA-style questions from the image,
+on images it never saw. Used by `learning_check` (notebook 05 §9) and its test; notebook 06's task trains alike."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from datasets import Dataset
 from peft import PeftModel
-from transformers import PreTrainedTokenizerBase, Trainer, TrainingArguments
+from transformers import PreTrainedTokenizerBase, Trainer
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from transformers.trainer_callback import PrinterCallback
 
@@ -18,9 +17,10 @@ from helpers.data import vivqa
 from helpers.metrics import vqa_metrics
 from helpers.models import minigpt_v2_checkpoint
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
-from helpers.smoke import cache, vivqa_fixtures
-from helpers.smoke.controls import Bound, shuffle_column
-from helpers.training import minigpt_answers, minigpt_vqa_rows, tutorial_optimizer
+from helpers.smoke import vivqa_fixtures
+from helpers.smoke.controls import Bound
+from helpers.smoke.learning_check import CheckResult, Task
+from helpers.training import minigpt_answers, minigpt_vqa_rows, training_arguments, tutorial_optimizer
 
 
 def load_for_training(
@@ -45,23 +45,8 @@ def fit(
     seed: int = 42,
 ) -> Trainer:
     """Notebook 05 §6's `TrainingArguments` + `Trainer` (the tutorial's schedule), without validation or saving."""
-    device, dtype = runtime.pick_device_dtype()
-    args = TrainingArguments(
-        output_dir=str(output_dir),
-        num_train_epochs=recipe.epochs,
-        max_steps=recipe.max_steps,
-        per_device_train_batch_size=recipe.batch_size,
-        fp16=dtype == torch.float16,
-        bf16=dtype == torch.bfloat16,
-        save_strategy="no",
-        logging_strategy="no",
-        remove_unused_columns=False,
-        label_names=["labels"],
-        report_to="none",
-        seed=seed,
-        use_cpu=device.type != "cuda",
-        disable_tqdm=True,
-    )
+    silent = {"eval_strategy": "no", "save_strategy": "no", "logging_strategy": "no"}
+    args = training_arguments("minigpt", recipe, output_dir, **silent, seed=seed, disable_tqdm=True)
     collator = MiniGPTv2Collator(tokenizer, image_processor, model.config.num_image_tokens)
     optimizers = tutorial_optimizer(model, recipe, recipe.steps(len(rows)))
     trainer = Trainer(
@@ -72,28 +57,20 @@ def fit(
     return trainer
 
 
-@cache.cached("vivqa")
-def learning_check(shuffle: bool = False, n_images: int = 128, seed: int = 0) -> dict:
-    """Trains the tiny MiniGPT-v2 on the ViVQA fixture (images shuffled across rows when `shuffle`) and scores it
-    on the test questions whose image is not in training, beside the question prior and the majority answer;
-    computed once (`cache.result`)."""
-    profile = runtime.profile("smoke")
-    recipe = profile.recipe("vivqa")
-    folder = profile.output_dir("vivqa-learning-check", "shuffled" if shuffle else "trained")
-    files = vivqa.unpack(vivqa_fixtures.write_fixture(folder / "data", n_images))
+def fixture(folder: Path, n_images: int = 128) -> tuple[Dataset, Dataset]:
+    """The ViVQA fixture's train split and its test questions on images absent from training."""
+    files = vivqa.unpack(vivqa_fixtures.write_fixture(folder, n_images))
     train = vivqa.read_split(files.train, files.images)
-    test = vivqa.unseen_images(train, vivqa.read_split(files.test, files.images))
-    runtime.seed_everything(seed)  # the LoRA weights are drawn before Trainer seeds
+    return train, vivqa.unseen_images(train, vivqa.read_split(files.test, files.images))
+
+
+def train_and_score(
+    profile: runtime.Profile, train: Dataset, test: Dataset, output_dir: Path, seed: int
+) -> CheckResult:
+    """Notebook 05's calls on the fixture; accuracy on `test` beside the blind baselines (05 §2), per type too."""
+    recipe = profile.recipe("vivqa")
     model, tokenizer, image_processor = load_for_training(profile, recipe)
-    fit(
-        model,
-        tokenizer,
-        image_processor,
-        recipe,
-        minigpt_vqa_rows(shuffle_column(train, "image_path") if shuffle else train),
-        folder,
-        42 + seed,
-    )
+    fit(model, tokenizer, image_processor, recipe, minigpt_vqa_rows(train), output_dir, seed)
     prompts = [build_prompt("vqa", VQA_INSTRUCTIONS[1].format(q)) for q in test["question"][:]]
     images = vivqa.with_images(test)["image"]
     answers = [
@@ -102,24 +79,31 @@ def learning_check(shuffle: bool = False, n_images: int = 128, seed: int = 0) ->
     ]
     references = [[answer] for answer in test["answer"][:]]
     blind = vivqa.blind_baselines(train, test, train["type_name"][:], test["type_name"][:])
-    return {
-        "accuracy": vqa_metrics.accuracy(answers, references),
-        "by_type": vqa_metrics.accuracy_by_type(answers, references, test["type_name"][:]),
-        "prior": vqa_metrics.accuracy(blind["blind-question-prior"], references),
-        "majority": vqa_metrics.accuracy(blind["blind-majority-answer"], references),
-        "questions": test["question"][:],
-        "answers": test["answer"][:],
-        "predictions": answers,
-    }
+    by_type = vqa_metrics.accuracy_by_type(answers, references, test["type_name"][:])
+    return CheckResult(
+        score=vqa_metrics.accuracy(answers, references),
+        blind={name: vqa_metrics.accuracy(given, references) for name, given in blind.items()},
+        predictions=answers,
+        references=test["answer"][:],
+        details={f"accuracy on {kind}": value for kind, value in by_type.items()},
+    )
 
 
-def proof(trained: dict, control: dict) -> list[Bound]:
+def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:
     """Notebook 05 §9's bounds on test images unseen in training: enough questions, 20 points above the question
     prior and 40 above the majority answer, the control within 10 points of its prior, 20 points above it."""
+    prior, majority = trained.blind["blind-question-prior"], trained.blind["blind-majority-answer"]
     return [
-        Bound("questions >= 50", len(trained["answers"]) - 50, strict=False),
-        Bound("trained >= prior + 0.2", trained["accuracy"] - trained["prior"] - 0.2, strict=False),
-        Bound("trained > majority + 0.4", trained["accuracy"] - trained["majority"] - 0.4),
-        Bound("control <= prior + 0.1", control["prior"] + 0.1 - control["accuracy"], strict=False),
-        Bound("trained > control + 0.2", trained["accuracy"] - control["accuracy"] - 0.2),
+        Bound("questions >= 50", len(trained.references) - 50, strict=False),
+        Bound("trained >= blind-question-prior + 0.2", trained.score - prior - 0.2, strict=False),
+        Bound("trained > blind-majority-answer + 0.4", trained.score - majority - 0.4),
+        Bound(
+            "control <= blind-question-prior + 0.1",
+            control.blind["blind-question-prior"] + 0.1 - control.score,
+            strict=False,
+        ),
+        Bound("trained > control + 0.2", trained.score - control.score - 0.2),
     ]
+
+
+TASK = Task(data=fixture, column="image_path", run=train_and_score, proof=proof)

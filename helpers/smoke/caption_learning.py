@@ -1,0 +1,116 @@
+"""Notebook 03's calls as a learning-check task: a tiny BLIP-2 must name the colour and shape each image shows.
+
+Used by `learning_check` (notebook 03 §9, appendices A1 §4 and A2).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from datasets import Dataset
+from peft import PeftModel
+from transformers import (
+    Blip2Processor,
+    EarlyStoppingCallback,
+    Trainer,
+)
+from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_utils import get_last_checkpoint
+
+from helpers import runtime
+from helpers.collate import CaptionCollator
+from helpers.models import blip2_lora
+from helpers.smoke.controls import Bound
+from helpers.smoke.learning_check import CheckResult, Task
+from helpers.smoke.shape_captions import names_image, shape_dataset
+from helpers.training import StopAfterEpochs, caption_images, training_arguments
+
+# 18 shape images x 150 epochs = 900 steps, ~20 s on two CPU cores; the output layer is trained as in smoke. At 100
+# epochs one seed in five confused a shape under some library versions (benchmarks/results/learning_margins_*.json).
+SHAPES_CHECK = runtime.Recipe(
+    epochs=150, learning_rate=1e-2, batch_size=3, patience=0, max_new_tokens=12, modules_to_save=("lm_head",)
+)
+
+
+def fit(
+    model: PeftModel,
+    processor: Blip2Processor,
+    recipe: runtime.Recipe,
+    train: Dataset,
+    validation: Dataset | None,
+    output_dir: Path,
+    *,
+    resume: bool = False,
+    stop_after_epochs: int | None = None,
+    seed: int = 42,
+) -> Trainer:
+    """Notebook 03 §7's `TrainingArguments` + `Trainer` (validation, checkpoints, early stopping, resume)."""
+    without_validation = {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
+    args = training_arguments(
+        "captioning",
+        recipe,
+        output_dir,
+        **({} if validation is not None else without_validation),
+        seed=seed,
+        disable_tqdm=True,
+    )
+    callbacks = [EarlyStoppingCallback(recipe.patience)] if validation is not None else []
+    callbacks += [StopAfterEpochs(stop_after_epochs)] if stop_after_epochs else []
+    trainer = Trainer(
+        model=model,
+        args=args,
+        data_collator=CaptionCollator(processor),
+        train_dataset=train,
+        eval_dataset=validation,
+        callbacks=callbacks,
+    )
+    trainer.remove_callback(PrinterCallback)
+    checkpoint = get_last_checkpoint(args.output_dir) if resume else None
+    trainer.train(resume_from_checkpoint=checkpoint)
+    return trainer
+
+
+def shapes(folder: Path) -> tuple[Dataset, Dataset]:
+    """18 coloured shapes, trained on and scored on: captioning is scored on the images it was trained on."""
+    data = shape_dataset(per_pair=3)
+    return data, data
+
+
+def train_and_score(
+    profile: runtime.Profile, train: Dataset, test: Dataset, output_dir: Path, seed: int
+) -> CheckResult:
+    """Notebook 03's calls on the shapes, then `score`."""
+    model, processor = blip2_lora.load_blip2_with_lora(profile, SHAPES_CHECK)
+    fit(model, processor, SHAPES_CHECK, train, None, output_dir, seed=seed)
+    return score(model, processor, test)
+
+
+def score(model: PeftModel, processor: Blip2Processor, test: Dataset) -> CheckResult:
+    """The share of `test` images whose colour and shape the caption names. The blind baseline is the best a model
+    ignoring the image can do: its one caption, right for the commonest pair."""
+    predicted = caption_images(model, processor, test["image"], SHAPES_CHECK.max_new_tokens)
+    truth = list(zip(test["colour"], test["shape"], strict=True))
+    hits = [names_image(p, c, s) for p, (c, s) in zip(predicted, truth, strict=True)]
+    majority = Counter(truth).most_common(1)[0][1] / len(truth)
+    return CheckResult(
+        score=sum(hits) / len(hits),
+        blind={"blind-majority-caption": majority},
+        predictions=predicted,
+        references=test["caption"][:],
+    )
+
+
+def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:
+    """Notebook 03 §9's bounds: >= 90% named right, 50 points above the blind baseline, the control at most 50%,
+    and at least six distinct captions (not one caption for every image)."""
+    blind = trained.blind["blind-majority-caption"]
+    return [
+        Bound("trained >= 0.9", trained.score - 0.9, strict=False),
+        Bound("trained > blind-majority-caption + 0.5", trained.score - blind - 0.5),
+        Bound("control <= 0.5", 0.5 - control.score, strict=False),
+        Bound("distinct captions >= 6", len(set(trained.predictions)) - 6, strict=False),
+    ]
+
+
+TASK = Task(data=shapes, column="image", run=train_and_score, proof=proof)

@@ -1,0 +1,80 @@
+"""The one learning-check driver: a chapter's own calls train a tiny model on its fixture, or on the fixture with
+the images shuffled across rows (the control), and score it on held-out rows beside the blind baselines.
+
+Used by the proof cells of notebooks 03-06 and A2, and by their tests (A1 §4 explains the pattern).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from datasets import Dataset
+
+from helpers import runtime
+from helpers.smoke import cache
+from helpers.smoke.controls import Bound, check, shuffle_column
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """One scored run: `score` (accuracy, or Acc@0.5 for boxes) on the held-out rows, each blind baseline's score
+    on the same rows under its predictions-file name, the predictions and references, and per-task extras."""
+
+    score: float
+    blind: dict[str, float]
+    predictions: list[str]
+    references: list[str]
+    details: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Task:
+    """A chapter's check: its fixture as (train, held-out), the column the control permutes, the chapter's training
+    and scoring calls, and the bounds its proof checks (trained, control)."""
+
+    data: Callable[[Path], tuple[Dataset, Dataset]]
+    column: str
+    run: Callable[[runtime.Profile, Dataset, Dataset, Path, int], CheckResult]
+    proof: Callable[[CheckResult, CheckResult], list[Bound]]
+
+
+# The chapters' tasks, by name: the module of `helpers.smoke` that defines each one's TASK.
+TASKS = {
+    "captioning": "caption_learning",
+    "vqa": "vqa_learning",
+    "vivqa": "vivqa_learning",
+    "mvtec": "mvtec_learning",
+}
+
+
+def task(name: str) -> Task:
+    """The `Task` called `name` (one of `TASKS`)."""
+    if name not in TASKS:
+        raise ValueError(f"learning check must be one of {sorted(TASKS)}, not {name!r}")
+    return importlib.import_module(f"helpers.smoke.{TASKS[name]}").TASK
+
+
+def run(name: str, shuffle: bool = False, seed: int = 0) -> CheckResult:
+    """Trains and scores task `name` once, the images shuffled across training rows when `shuffle`."""
+    chosen = task(name)
+    profile = runtime.profile("smoke")
+    folder = profile.output_dir(f"{name}-learning-check", "shuffled" if shuffle else "trained")
+    train, test = chosen.data(folder / "data")
+    runtime.seed_everything(seed)  # the LoRA weights are drawn before Trainer seeds
+    trained_on = shuffle_column(train, chosen.column, seed) if shuffle else train
+    return chosen.run(profile, trained_on, test, folder / "run", 42 + seed)
+
+
+def learning_check(name: str, shuffle: bool = False, seed: int = 0) -> CheckResult:
+    """`run`, computed once per key of the code, data and library versions (`cache.result`)."""
+    return CheckResult(
+        **cache.result(name, lambda: asdict(run(name, shuffle, seed)), shuffle=shuffle, seed=seed)
+    )
+
+
+def proof(name: str, trained: CheckResult, seed: int = 0) -> list[Bound]:
+    """Task `name`'s bounds for `trained` against its image-shuffled control; raises naming every bound that fails."""
+    return check(task(name).proof(trained, learning_check(name, shuffle=True, seed=seed)))

@@ -1,0 +1,60 @@
+"""Each chapter shows, in its own code cells, the library calls of its lesson; a later chapter calls what an earlier
+one taught (through `helpers`) instead of repeating it."""
+
+import nbformat
+import pytest
+
+from helpers import runtime
+
+NOTEBOOKS = runtime.REPO_ROOT / "notebooks"
+# Per chapter: calls that must appear in its own code cells (not only inside a helper it imports).
+SHOWN = {
+    "01_scrape_dishes": ["RobotFileParser(", ".can_fetch(", "requests.get(", "BeautifulSoup(", ".select"],
+    "02_build_dataset": ["Features(", "ClassLabel(", "Dataset.from_list(", ".save_to_disk(", ".push_to_hub("],
+    "03_blip2_lora_captioning": [
+        "BitsAndBytesConfig(", "Blip2ForConditionalGeneration.from_pretrained(", "LoraConfig(", "get_peft_model(",
+        "[-100] *", "image_processor(", "TrainingArguments(", "Trainer(", "get_last_checkpoint(", ".generate(",
+    ],
+    "04_blip_vqa_lora": [
+        "BitsAndBytesConfig(", "BlipForQuestionAnswering.from_pretrained(", "LoraConfig(", "get_peft_model(",
+        "masked_fill(", "bos_token_id", "TrainingArguments(", "Trainer(", ".generate(",
+    ],
+    "05_minigpt_v2_vivqa": [
+        "BitsAndBytesConfig(", "from_vision_and_llm_pretrained(", "LoraConfig(", "get_peft_model(",
+        "encode_images(", "masked_scatter(", ".generate(", "TrainingArguments(", "Trainer(",
+    ],
+    "06_minigpt_v2_mvtec": ["load_stage3_model(", "training_arguments(", "Trainer("],
+    "07_scoring": ["BLEU(", "CiderScorer(", "COCOeval("],
+}  # fmt: skip
+# Calls a chapter must not repeat: it uses the helper of the chapter that taught them.
+NOT_REPEATED = {"06_minigpt_v2_mvtec": ["BitsAndBytesConfig(", "LoraConfig(", "TrainingArguments("]}
+# Where a chapter shows a config that a helper builds for later chapters, it asserts the two still agree.
+MIRRORED = {
+    "03_blip2_lora_captioning": ['training.training_arguments("captioning"'],
+    "04_blip_vqa_lora": ['training.training_arguments("vqa"'],
+    "05_minigpt_v2_vivqa": [
+        "minigpt_v2.llm_quantization_config(", "minigpt_v2.lora_config(", 'training.training_arguments("minigpt"',
+    ],
+}  # fmt: skip
+
+
+def code(name: str) -> str:
+    notebook = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+    return "\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")
+
+
+@pytest.mark.parametrize("name", sorted(SHOWN))
+def test_each_chapter_shows_the_calls_of_its_lesson(name):
+    source = code(name)
+    assert [call for call in SHOWN[name] if call not in source] == []
+    assert [call for call in NOT_REPEATED.get(name, []) if call in source] == []
+
+
+@pytest.mark.parametrize("name", sorted(MIRRORED))
+def test_a_config_a_later_chapter_reuses_is_asserted_equal_to_its_helper(name):
+    asserts = [line for line in code(name).splitlines() if line.lstrip().startswith("assert ")]
+    assert [helper for helper in MIRRORED[name] if not any(helper in line for line in asserts)] == []
+
+
+def test_every_notebook_of_the_series_is_listed():
+    assert {path.stem for path in runtime.notebook_paths() if path.stem[0].isdigit()} == set(SHOWN)
