@@ -21,9 +21,11 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from datasets import Dataset
+from huggingface_hub.utils import disable_progress_bars
 from transformers import EarlyStoppingCallback, Trainer
 from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
+from transformers.utils import logging as transformers_logging
 
 from helpers import atomic, runtime, training
 from helpers.collate import CaptionCollator
@@ -38,7 +40,7 @@ LOSS_TOLERANCE = 0.05
 
 
 def per_device_batch(global_batch: int, processes: int) -> int:
-    """Rows each process takes per step so that `processes` of them make `global_batch` (A2 §3)."""
+    """Rows each process takes per step so that `processes` of them make `global_batch` (A2 §2)."""
     if global_batch < processes or global_batch % processes:
         raise ValueError(
             f"a global batch of {global_batch} rows does not split evenly over {processes} processes"
@@ -81,6 +83,9 @@ def train(
     if on_cpu and "OMP_NUM_THREADS" in os.environ:
         # a process forked by notebook_launcher keeps the kernel's thread count: take the share the notebook set
         torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+    if not progress:  # a process forked from a notebook cannot draw progress widgets: no bars at all
+        disable_progress_bars()
+        transformers_logging.disable_progress_bar()
     state = PartialState(cpu=on_cpu)  # this process's rank and the number of processes, from the launcher
     profile = runtime.profile()
     recipe, train_rows, validation, scored = data(profile, shuffle, seed)
@@ -88,9 +93,11 @@ def train(
     runtime.seed_everything(seed)
     model, processor = blip2_lora.load_blip2_with_lora(profile, recipe)
     batch = per_device_batch(global_batch, state.num_processes) if global_batch else recipe.batch_size
-    checkpoints = (
-        {"save_strategy": "steps", "save_steps": save_steps} if save_steps else {"save_strategy": "no"}
-    )
+    if save_steps:  # a checkpoint (and, with validation, a validation pass) every save_steps
+        checkpoints = {"save_strategy": "steps", "save_steps": save_steps, "eval_steps": save_steps}
+        checkpoints |= {"eval_strategy": "steps"} if validation is not None else {}
+    else:  # the chapter's per-epoch checkpoints with validation; none without
+        checkpoints = {} if validation is not None else {"save_strategy": "no"}
     validated = {} if validation is not None else {"eval_strategy": "no", "load_best_model_at_end": False}
     args = training.training_arguments(
         "captioning",
@@ -111,7 +118,9 @@ def train(
         data_collator=CaptionCollator(processor),
         train_dataset=train_rows,
         eval_dataset=validation,
-        callbacks=[EarlyStoppingCallback(recipe.patience)] if validation and recipe.patience else [],
+        callbacks=[EarlyStoppingCallback(recipe.patience)]
+        if validation is not None and recipe.patience
+        else [],
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # no per-step lines either: the losses go to LOSSES
