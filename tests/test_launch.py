@@ -12,7 +12,7 @@ from helpers import launch, runtime, series
 from helpers.smoke import caption_learning, controls
 from helpers.smoke.learning_check import CheckResult
 
-pytestmark = [pytest.mark.launch, pytest.mark.slow]
+pytestmark = [pytest.mark.launch, pytest.mark.slow, pytest.mark.xdist_group("launch")]  # one A2 run
 A2 = runtime.REPO_ROOT / "notebooks" / "A2_several_gpus_with_accelerate.ipynb"
 CONFIGS = runtime.REPO_ROOT / "configs" / "accelerate"
 
