@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
+from helpers import runtime, training
 from helpers.bad_input import BadInput
 from helpers.data import vivqa
 from helpers.metrics import bootstrap, box_metrics, caption_metrics
@@ -141,3 +142,12 @@ def test_an_mvtec_record_that_is_not_an_object_and_a_layout_without_rows_are_nam
     with pytest.raises(ValueError, match="n_train and n_test must be at least 1"):
         icon_scenes.write_exercise_layout(tmp_path / "icons", n_train=0)
     assert nfc("e\u0301") == "\u00e9"  # a decomposed accent composed
+
+
+def test_training_arguments_name_the_chapters_they_know():
+    recipe = runtime.profile("smoke").recipe("captioning")
+    with pytest.raises(
+        ValueError, match=r"chapter must be one of \['captioning', 'minigpt', 'vqa'\], not 'vivqa'"
+    ):
+        training.training_arguments("vivqa", recipe, "unused")
+    assert training.training_arguments("vqa", recipe, "unused", seed=7).seed == 7  # changes on top
