@@ -110,6 +110,9 @@ def train(
         logging_steps=1,
         seed=42 + seed,
         ddp_find_unused_parameters=False,  # activation checkpointing recomputes in backward: no unused-layer search
+        # Each process averages the loss over its own rows' tokens, and DDP averages the processes. With True,
+        # transformers < 5.24 (Colab's 5.15) logs the loss multiplied by the number of processes.
+        average_tokens_across_devices=False,
         disable_tqdm=not (progress and state.is_main_process),
     )
     trainer = Trainer(
