@@ -66,6 +66,12 @@ def data(
     return profile.recipe("captioning"), dataset["train"], dataset["validation"], None
 
 
+def prepare(profile: runtime.Profile) -> str:
+    """The model every process loads, made ready before any process group exists (A2 §3): smoke's tiny model is
+    built here, once, since `save_pretrained` writes no weights on a rank other than 0 under torch.distributed."""
+    return profile.model("blip2")
+
+
 def train(
     output_dir: str | Path,
     shuffle: bool = False,
@@ -86,8 +92,9 @@ def train(
     if not progress:  # a process forked from a notebook cannot draw progress widgets: no bars at all
         disable_progress_bars()
         transformers_logging.disable_progress_bar()
-    state = PartialState(cpu=on_cpu)  # this process's rank and the number of processes, from the launcher
     profile = runtime.profile()
+    prepare(profile)  # before the process group exists
+    state = PartialState(cpu=on_cpu)  # this process's rank and the number of processes, from the launcher
     recipe, train_rows, validation, scored = data(profile, shuffle, seed)
     # The same LoRA weights in every process (DDP also copies rank 0's at the start).
     runtime.seed_everything(seed)

@@ -23,6 +23,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATA_DIR = REPO_ROOT / "data"
 DRIVE_MOUNT = Path("/content/drive")
 DRIVE_OUTPUTS = DRIVE_MOUNT / "MyDrive" / "vi-vlm-tutorials" / "outputs"
+KAGGLE_OUTPUTS = Path("/kaggle/working/outputs")
 COLAB_DATA = Path("/content/vi-vlm-data")  # the VM's own disk: large and fast, gone with the session
 # Seconds between two requests to a site served from this machine (fixtures, the rehearsal's mirror): the
 # configured courtesy pause is for other people's servers.
@@ -232,23 +233,29 @@ class Profile:
     def banner(self, notebook: str) -> str:
         """Prints one line naming the profile, device and dtype, and how to switch."""
         other = "full" if self.is_smoke else "smoke"
-        where = "tiny offline models and fixtures" if self.is_smoke else "hub weights, real data, GPU"
+        where = "tiny offline models and fixtures" if self.is_smoke else "hub weights and real data"
         device, dtype = pick_device_dtype()
         line = (
             f"[{notebook}] profile={self.name} ({where}) on {device.type}/{str(dtype).removeprefix('torch.')}"
-            f" - switch with TUTORIAL_PROFILE={other} before starting the kernel"
+            f' - switch with PROFILE = "{other}" in this cell'
         )
         print(line)
         return line
 
 
-def profile_name() -> str:
-    """`TUTORIAL_PROFILE` if set (smoke|full), else `full` when CUDA is available and `smoke` otherwise."""
-    value = os.environ.get("TUTORIAL_PROFILE", "").strip().lower()
-    if not value:
-        return "full" if torch.cuda.is_available() else "smoke"
-    if value not in PROFILES:
-        raise ValueError(f"TUTORIAL_PROFILE={value!r} is not a profile; use one of {', '.join(PROFILES)}")
+def profile_name(setting: str = "auto") -> str:
+    """The profile to run: `setting` ("smoke" or "full", a notebook's `PROFILE`) unless it is "auto"; then
+    `TUTORIAL_PROFILE` if set; else `full` in Colab and Kaggle whatever the device (their learners want the real sites,
+    data and Drive, even on a CPU runtime), elsewhere `full` when CUDA is available and `smoke` otherwise."""
+    value = setting.strip().lower()
+    if value not in ("auto", *PROFILES):
+        raise ValueError(f"PROFILE = {setting!r} is not a profile; use one of 'auto', 'full', 'smoke'")
+    if value == "auto":
+        value = os.environ.get("TUTORIAL_PROFILE", "").strip().lower()
+        if not value:
+            return "full" if in_colab() or in_kaggle() or torch.cuda.is_available() else "smoke"
+        if value not in PROFILES:
+            raise ValueError(f"TUTORIAL_PROFILE={value!r} is not a profile; use one of {', '.join(PROFILES)}")
     return value
 
 
@@ -339,9 +346,12 @@ def mirrored(url: str) -> str:
     return origins[origin] + url[len(origin) :]
 
 
-def start(notebook: str, seed: int = 42) -> Profile:
-    """A notebook's first call: resolve the profile, print its banner, seed every generator."""
-    current = profile()
+def start(notebook: str, setting: str = "auto", seed: int = 42) -> Profile:
+    """A notebook's first call: resolve the profile from its `PROFILE` setting (`profile_name`), keep the choice in
+    `TUTORIAL_PROFILE` so every later call and every process the kernel starts agrees, print the banner, seed."""
+    name = profile_name(setting)
+    os.environ["TUTORIAL_PROFILE"] = name
+    current = profile(name)
     current.banner(notebook)
     seed_everything(seed)
     return current
@@ -383,11 +393,19 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
+def in_kaggle() -> bool:
+    """True inside a Kaggle notebook (Kaggle sets KAGGLE_KERNEL_RUN_TYPE in its kernels)."""
+    return bool(os.environ.get("KAGGLE_KERNEL_RUN_TYPE"))
+
+
 def outputs_root() -> Path:
-    """`TUTORIAL_OUTPUT_DIR` if set, else Drive in Colab (mounted on first use), else `outputs/`."""
+    """`TUTORIAL_OUTPUT_DIR` if set, else Drive in Colab (mounted on first use), `/kaggle/working/outputs` in Kaggle
+    (what a saved Kaggle version keeps), else `outputs/`."""
     override = os.environ.get("TUTORIAL_OUTPUT_DIR")
     if override:
         return Path(override)
+    if in_kaggle():
+        return KAGGLE_OUTPUTS
     if in_colab():
         if not DRIVE_MOUNT.joinpath("MyDrive").exists():
             from google.colab import drive
@@ -398,7 +416,7 @@ def outputs_root() -> Path:
 
 
 def hf_token() -> str | None:
-    """The Hugging Face token from Colab secrets (`HF_TOKEN`) or the environment; None if absent.
+    """The Hugging Face token from Colab's or Kaggle's secrets (`HF_TOKEN`) or the environment; None if absent.
 
     A Colab secret that exists but was not given notebook access raises, saying how to grant it. Pass the token
     straight to the call that needs it; the project never prints or stores it.
@@ -414,6 +432,20 @@ def hf_token() -> str | None:
             raise PermissionError(
                 "the HF_TOKEN secret exists but this notebook may not read it: open Secrets (the key icon on the "
                 "left), switch on 'Notebook access' for HF_TOKEN, then run this cell again"
+            ) from error
+        if token:
+            return token
+    if in_kaggle():
+        from kaggle_secrets import BackendError, CredentialError, UserSecretsClient
+
+        try:
+            token = UserSecretsClient().get_secret("HF_TOKEN")
+        except BackendError:  # no secret of that name
+            token = None
+        except CredentialError as error:
+            raise PermissionError(
+                "Kaggle would not give this notebook the HF_TOKEN secret: Add-ons -> Secrets, tick HF_TOKEN for this "
+                "notebook, then run this cell again"
             ) from error
         if token:
             return token

@@ -26,16 +26,21 @@ BADGE_END = "<!-- colab-badges:end -->"
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 GITHUB_URL = re.compile(r"https://github\.com/([\w.-]+)/([\w.-]+)")
 
-SETUP_CELL = r"""# Colab only: fetch the project and install its requirements (Colab's own torch is kept).
+SETUP_CELL = r"""# Colab and Kaggle only: fetch the project and install its requirements (their own torch is kept).
+import os
 import sys
 
+HOSTED = ""  # where Colab or Kaggle keep the clone
 if "google.colab" in sys.modules:
-    import os
+    HOSTED = "/content"
+elif "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
+    HOSTED = "/kaggle/working"
+if HOSTED:
     import subprocess
     from pathlib import Path
 
     REPO_URL = "@URL@"
-    REPO_DIR = Path("/content/@NAME@")
+    REPO_DIR = Path(HOSTED) / "@NAME@"
     if not REPO_DIR.exists():
         clone = subprocess.run(
             ["git", "clone", "-q", "--depth", "1", REPO_URL, str(REPO_DIR)],
@@ -45,8 +50,8 @@ if "google.colab" in sys.modules:
         )
         if clone.returncode != 0:
             raise RuntimeError(
-                f"git clone {REPO_URL} failed:\n{clone.stderr}\nCheck the URL, make the repository public, "
-                f"or upload the project folder to {REPO_DIR} (Files panel) and run this cell again."
+                f"git clone {REPO_URL} failed:\n{clone.stderr}\nCheck the URL, make the repository public (Kaggle: "
+                f"Settings -> Internet on), or upload the project folder to {REPO_DIR} and run this cell again."
             )
     sys.path.insert(0, str(REPO_DIR))
     from helpers.colab_install import install_requirements  # the standard library only: nothing pip replaces
@@ -86,7 +91,8 @@ def github_owner_name(url: str) -> tuple[str, str]:
 
 
 def setup_cell_source(url: str) -> str:
-    """The first code cell of every notebook: in Colab only, clone `url`, install requirements, import from it."""
+    """The first code cell of every notebook: in Colab and Kaggle only, clone `url`, install requirements, import
+    from it; elsewhere (local Jupyter) nothing."""
     return SETUP_CELL.replace("@URL@", url).replace("@NAME@", github_owner_name(url)[1])
 
 

@@ -4,12 +4,20 @@ tests."""
 import json
 import os
 
-import pytest
-import torch
-from PIL import Image
+# The suite sets the environment it needs, whatever the caller's shell holds (before any Hub client is imported: they
+# read it once): the Hub clients online (a test reaches no Hub but the stand-in on 127.0.0.1), no token, no knob of
+# the rehearsal, and the notebook kernels' own plot backend.
+for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_ENDPOINT", "HF_TOKEN",
+              "HUGGING_FACE_HUB_TOKEN", "MPLBACKEND", "TUTORIAL_MIRROR", "TUTORIAL_SCALE", "TUTORIAL_SESSION_MINUTES",
+              "TUTORIAL_DATA_DIR"):  # fmt: skip
+    os.environ.pop(_name, None)
 
-from helpers import runtime
-from helpers.smoke import hub_stand_in as stand_in
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from helpers import runtime  # noqa: E402
+from helpers.smoke import hub_stand_in as stand_in  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest-xdist workers share the machine's cores: torch's default (all cores in every process) oversubscribes

@@ -1,6 +1,8 @@
 """One private upload for adapters: only in full with a token, always private, the card beside it."""
 
 import os
+import subprocess
+import sys
 
 from huggingface_hub import ModelCard
 
@@ -30,3 +32,19 @@ def test_push_uploads_privately_with_its_card_in_full_only(hub_stand_in, monkeyp
     out = capsys.readouterr().out
     endpoint = os.environ["HF_ENDPOINT"]  # the Hub the upload went to: here the stand-in
     assert f"{endpoint}/{USER}/m" in out and WRITE_TOKEN not in out
+
+
+def test_the_stand_in_hub_tests_pass_whatever_the_shell_says_of_offline_mode():
+    """A shell of an offline machine (HF_HUB_OFFLINE=1 and the like) changes nothing: the suite sets what it needs."""
+    shell = {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "MPLBACKEND": "Agg",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:xdist", "-p", "no:cacheprovider", "-o", "addopts=",
+         "tests/test_hub.py::test_push_uploads_privately_with_its_card_in_full_only"],
+        cwd=runtime.REPO_ROOT, env={**os.environ, **shell}, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:]

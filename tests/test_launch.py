@@ -3,16 +3,19 @@ checked against one process; and the committed accelerate configs. Run with `pyt
 
 import json
 import os
+import socket
+import subprocess
+import sys
 
 import nbformat
 import pytest
 from accelerate.commands.config.config_args import ClusterConfig
 
 from helpers import launch, runtime, series
-from helpers.smoke import caption_learning, controls
+from helpers.smoke import caption_learning, controls, tiny_models
 from helpers.smoke.learning_check import CheckResult
 
-pytestmark = [pytest.mark.launch, pytest.mark.slow, pytest.mark.xdist_group("launch")]  # one A2 run
+pytestmark = [pytest.mark.launch, pytest.mark.slow]
 A2 = runtime.REPO_ROOT / "notebooks" / "A2_several_gpus_with_accelerate.ipynb"
 CONFIGS = runtime.REPO_ROOT / "configs" / "accelerate"
 
@@ -59,6 +62,61 @@ def test_the_two_process_run_learns_from_the_image(a2):
     )
     assert losses(a2 / "trained")["processes"] == losses(a2 / "control")["processes"] == 2
     assert all(bound.holds for bound in controls.check(caption_learning.proof(trained, control)))
+
+
+# Process 0 starts training only once process 1 holds the lock of the tiny model's cache entry (or has built it):
+# the build then happens in process 1, the one `save_pretrained` writes no weights from under torch.distributed.
+RANK_1_FIRST = """
+import os, sys, time
+from filelock import FileLock, Timeout
+from helpers import launch
+from helpers.smoke import cache, tiny_models
+
+
+def process_1_went_first(folder):
+    if any(p.is_dir() and not p.name.startswith(".") for p in folder.glob("*")):
+        return True  # built
+    for path in folder.glob("*.lock"):
+        lock = FileLock(path)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            return True  # held
+        lock.release()
+    return False
+
+
+if os.environ["RANK"] == "0":
+    folder = cache.cache_dir() / "tiny-models" / tiny_models.BUILDERS["blip2"][0]
+    deadline = time.monotonic() + 60
+    while not process_1_went_first(folder):
+        if time.monotonic() > deadline:
+            sys.exit("process 1 never took the tiny model's lock: the race could not be staged")
+        time.sleep(0.05)
+launch.main(sys.argv[1:])
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_a_launch_from_an_empty_cache_builds_a_complete_model_when_process_1_wins_the_lock(tmp_path):
+    script = tmp_path / "rank_1_first.py"
+    script.write_text(RANK_1_FIRST, encoding="utf-8")
+    env = {**os.environ, "TUTORIAL_PROFILE": "smoke", "TUTORIAL_CACHE_DIR": str(tmp_path / "empty-cache"),
+           "TUTORIAL_OUTPUT_DIR": str(tmp_path / "outputs"), "OMP_NUM_THREADS": "1", "PYTHONPATH": str(runtime.REPO_ROOT)}  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()), str(script),
+         str(tmp_path / "run"), "--global-batch", "2", "--max-steps", "1"],
+        cwd=runtime.REPO_ROOT, env=env, capture_output=True, text=True, timeout=540,
+    )  # fmt: skip
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    assert losses(tmp_path / "run")["processes"] == 2
+    (built,) = (p for p in (tmp_path / "empty-cache" / "tiny-models" / "blip2-opt").iterdir() if p.is_dir())
+    assert tiny_models.missing_files(built) == []
 
 
 def test_a_global_batch_must_split_evenly_over_the_processes():

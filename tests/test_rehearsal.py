@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -16,15 +18,92 @@ from helpers import jsonl, launch, runtime, series
 from helpers.data import predictions
 from helpers.smoke import hub_stand_in, rehearsal
 
-pytestmark = [pytest.mark.rehearsal, pytest.mark.slow, pytest.mark.xdist_group("rehearsal")]
+pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 NOTEBOOKS = {path.name[:2]: path for path in runtime.notebook_paths()}
 USER = "lan"  # the stand-in Hub's account of every token
+
+
+@dataclass(frozen=True)
+class Step:
+    """One notebook run of the rehearsal: its notebook, the token, the extra environment, and work done before it."""
+
+    number: str
+    token: str | None = hub_stand_in.WRITE_TOKEN
+    env: dict[str, str] = field(default_factory=dict)
+    before: Callable[[rehearsal.World], object] | None = None
+
+
+# The rehearsal in the order a learner runs it; each case where it meets the learner (02 after the review, 04 with a
+# read-only token, 05 without access, then across two sessions, 07 on a CPU runtime).
+STEPS = {
+    "01": Step("01"),
+    "02": Step("02", before=lambda world: rehearsal.write_review_log(full(world), reject=1, edit=1)),
+    "03": Step("03"),
+    "04 read-only token": Step("04", token=hub_stand_in.READ_TOKEN),
+    "05 no token": Step("05", token=None),
+    "05 no gated access": Step("05", token=hub_stand_in.NO_ACCESS_TOKEN),
+    "05 first session": Step("05", env={"TUTORIAL_SESSION_MINUTES": "0.001"}),
+    "05 second session": Step("05"),
+    "06": Step("06"),
+    # 07 as a learner's CPU runtime in Kaggle or Colab runs it: PROFILE = "auto" there is full, CUDA or not
+    "07 on a CPU runtime": Step("07", env={"TUTORIAL_PROFILE": "", "KAGGLE_KERNEL_RUN_TYPE": "Interactive"}),
+    "A2": Step("A2"),
+}
+
+
+@dataclass
+class Outcome:
+    """What a step left: the executed notebook (or its failure), and the stand-in Hub's uploads and refusals then."""
+
+    notebook: nbformat.NotebookNode | None
+    failure: series.NotebookFailed | None
+    uploads: dict[str, list[str]]
+    refused: list
+
+
+class Rehearsal:
+    """Runs the steps in order on first request, each once, in one world; the tests read what each step left (so no
+    test depends on the order or the worker pytest gives it)."""
+
+    def __init__(self, world: rehearsal.World):
+        self.world, self.done = world, {}
+
+    def outcome(self, name: str) -> Outcome:
+        names = list(STEPS)
+        for earlier in names[: names.index(name) + 1]:
+            if earlier not in self.done:
+                self.done[earlier] = self._run(STEPS[earlier])
+        return self.done[name]
+
+    def executed(self, name: str) -> nbformat.NotebookNode:
+        outcome = self.outcome(name)
+        if outcome.failure is not None:
+            raise outcome.failure
+        return outcome.notebook
+
+    def _run(self, step: Step) -> Outcome:
+        if step.before is not None:
+            step.before(self.world)
+        notebook = failure = None
+        try:
+            notebook = run(self.world, step.number, step.token, **step.env)
+        except series.NotebookFailed as error:
+            failure = error
+        hub = self.world.root / "hub"
+        uploads = {repo.name: uploaded(self.world, repo.name, repo.parent.parent.name[:-1])
+                   for repo in hub.glob(f"*s/{USER}/*")}  # fmt: skip
+        return Outcome(notebook, failure, uploads, list(self.world.hub.refused))
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     with rehearsal.world(tmp_path_factory.mktemp("rehearsal")) as stand_ins:
         yield stand_ins
+
+
+@pytest.fixture(scope="module")
+def rehearsed(world) -> Rehearsal:
+    return Rehearsal(world)
 
 
 def run(world: rehearsal.World, number: str, token: str | None = hub_stand_in.WRITE_TOKEN, **env: str):
@@ -66,76 +145,76 @@ def uploaded(world: rehearsal.World, repo_name: str, repo_type: str = "model") -
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def test_01_scrapes_the_sites_through_the_mirror(world):
-    notebook = run(world, "01")
+def test_01_scrapes_the_sites_through_the_mirror(rehearsed, world):
+    notebook = rehearsed.executed("01")
     assert "profile=full" in text(notebook)
     items, _ = jsonl.read(full(world).output_dir("scraped") / "manifest.jsonl")
     assert {item["site"] for item in items} == {"foody", "cooky"}
 
 
-def test_02_builds_from_the_review_log_and_pushes_the_dataset(world):
-    rehearsal.write_review_log(full(world), reject=1, edit=1)
-    notebook = run(world, "02")
+def test_02_builds_from_the_review_log_and_pushes_the_dataset(rehearsed, world):
+    notebook = rehearsed.executed("02")
     info = json.loads(
         (full(world).output_dir("dish_captions") / "build_info.json").read_text(encoding="utf-8")
     )
     assert "rejected" in json.dumps(info)
-    assert any(name.endswith(".parquet") for name in uploaded(world, "vi-dish-captions", "dataset"))
+    assert any(name.endswith(".parquet") for name in rehearsed.outcome("02").uploads["vi-dish-captions"])
     assert "pushed (private)" in text(notebook)
 
 
-def test_03_trains_writes_predictions_then_uploads_the_adapter(world):
-    notebook = run(world, "03")
-    assert "adapter_model.safetensors" in uploaded(world, "blip2-opt-2.7b-vi-dishes-lora")
+def test_03_trains_writes_predictions_then_uploads_the_adapter(rehearsed, world):
+    notebook = rehearsed.executed("03")
+    assert "adapter_model.safetensors" in rehearsed.outcome("03").uploads["blip2-opt-2.7b-vi-dishes-lora"]
     assert "caption" in set(predictions.load(full(world).output_dir("predictions"))["task"])
     assert "profile=full" in text(notebook)
 
 
-def test_04_with_a_read_only_token_skips_the_upload_after_writing_predictions(world):
-    notebook = run(world, "04", token=hub_stand_in.READ_TOKEN)
+def test_04_with_a_read_only_token_skips_the_upload_after_writing_predictions(rehearsed, world):
+    notebook = rehearsed.executed("04 read-only token")
     assert "push_to_hub skipped: the HF_TOKEN token is read-only" in text(notebook)
-    assert not world.hub.refused  # no write was even tried
+    assert not rehearsed.outcome("04 read-only token").refused  # no write was even tried
     written = predictions.load(full(world).output_dir("predictions"))
     assert {"blip-vqa-zero-shot", "blip-vqa-lora"} <= set(written["model"])
 
 
-@pytest.mark.parametrize(
-    ("token", "words"),
-    [(None, "HF_TOKEN"), (hub_stand_in.NO_ACCESS_TOKEN, "licence")],
-    ids=["no token", "no gated access"],
-)
-def test_05_pre_flight_stops_without_access_to_llama_2(world, token, words):
-    with pytest.raises(series.NotebookFailed) as failure:
-        run(world, "05", token=token)
-    message = str(failure.value)
+@pytest.mark.parametrize(("step", "words"), [("05 no token", "HF_TOKEN"), ("05 no gated access", "licence")])
+def test_05_pre_flight_stops_without_access_to_llama_2(rehearsed, step, words):
+    failure = rehearsed.outcome(step).failure
+    assert failure is not None, f"{step}: notebook 05 ran through"
+    message = str(failure)
     assert "meta-llama/Llama-2-7b-chat-hf" in message and words in message
     assert "cell 4 failed" in message or "preflight" in message
 
 
-def test_05_stops_at_the_session_limit_and_a_fresh_kernel_resumes_reusing_zero_shot_answers(world):
-    first = text(run(world, "05", TUTORIAL_SESSION_MINUTES="0.001"))
+def test_05_stops_at_the_session_limit_and_a_fresh_kernel_resumes_reusing_zero_shot_answers(rehearsed, world):
+    first = text(rehearsed.executed("05 first session"))
     assert "training stopped for this session" in first and "from an earlier session" not in first
-    assert not uploaded(world, "minigpt-v2-vivqa-lora")  # a half-trained adapter is not uploaded
-    second, questions = text(run(world, "05")), full(world).recipe("vivqa").eval_questions
+    assert (
+        "minigpt-v2-vivqa-lora" not in rehearsed.outcome("05 first session").uploads
+    )  # half-trained: kept back
+    second = text(rehearsed.executed("05 second session"))
+    questions = full(world).recipe("vivqa").eval_questions
     assert "resuming from" in second and "checkpoint-" in second
     for tag in ("minigpt-v2-zero-shot", "minigpt-v2-lora-dropped", "minigpt-v2-zero-shot-original-layout"):
         assert f"{tag}: {questions} answers read back from an earlier session's predictions file" in second
-    assert "adapter_model.safetensors" in uploaded(world, "minigpt-v2-vivqa-lora")
+    assert (
+        "adapter_model.safetensors" in rehearsed.outcome("05 second session").uploads["minigpt-v2-vivqa-lora"]
+    )
 
 
-def test_06_detects_defects_and_uploads(world):
-    notebook = run(world, "06")
+def test_06_detects_defects_and_uploads(rehearsed):
+    notebook = rehearsed.executed("06")
     assert "profile=full" in text(notebook)
-    assert "adapter_model.safetensors" in uploaded(world, "minigpt-v2-mvtec-lora")
+    assert "adapter_model.safetensors" in rehearsed.outcome("06").uploads["minigpt-v2-mvtec-lora"]
 
 
-def test_07_scores_every_chapter(world):
-    notebook = run(world, "07")
-    assert "skipped:" not in text(notebook)
+def test_07_on_a_cpu_runtime_scores_every_chapter_of_the_full_profile(rehearsed):
+    notebook = rehearsed.executed("07 on a CPU runtime")
+    assert "profile=full" in text(notebook) and "skipped:" not in text(notebook)
 
 
-def test_a2_trains_notebook_03s_recipe_on_two_processes_from_the_dish_dataset(world):
-    notebook = run(world, "A2")
+def test_a2_trains_notebook_03s_recipe_on_two_processes_from_the_dish_dataset(rehearsed, world):
+    notebook = rehearsed.executed("A2")
     folder = full(world).output_dir("several-gpus")
     trained = json.loads((folder / "trained" / launch.LOSSES).read_text(encoding="utf-8"))
     assert trained["processes"] == 2 and trained["losses"]

@@ -19,6 +19,77 @@ def test_profile_default_follows_cuda(monkeypatch):
     assert runtime.profile_name() == "full"
 
 
+def colab(monkeypatch) -> None:
+    """A stand-in of Colab's kernel: the google.colab module imported."""
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+
+
+@pytest.mark.parametrize("where", ["colab", "kaggle"])
+def test_auto_is_full_in_colab_and_kaggle_even_on_a_cpu_runtime(monkeypatch, where):
+    monkeypatch.delenv("TUTORIAL_PROFILE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    if where == "colab":
+        colab(monkeypatch)
+    else:
+        monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    assert runtime.profile_name() == runtime.profile_name("auto") == "full"
+    assert runtime.profile_name("smoke") == "smoke"  # the notebook's PROFILE setting wins
+
+
+def test_a_notebooks_setting_wins_over_the_environment_and_start_keeps_the_choice(monkeypatch, capsys):
+    monkeypatch.setenv("TUTORIAL_PROFILE", "full")
+    assert runtime.profile_name("smoke") == "smoke" and runtime.profile_name("auto") == "full"
+    assert runtime.start("01 scrape", "smoke").name == "smoke"
+    assert runtime.profile().name == "smoke"  # later calls in the kernel, and processes it starts, agree
+    assert "profile=smoke" in capsys.readouterr().out
+    with pytest.raises(
+        ValueError, match="PROFILE = 'gpu' is not a profile; use one of 'auto', 'full', 'smoke'"
+    ):
+        runtime.profile_name("gpu")
+
+
+def test_kaggle_keeps_outputs_in_its_working_folder_and_reads_its_secrets(monkeypatch):
+    """Kaggle's own client (kaggle_secrets) gives HF_TOKEN; a missing secret falls back to the environment, a secret
+    not attached to the notebook is an error saying how to attach it."""
+    import sys
+    import types
+
+    class BackendError(Exception):
+        pass
+
+    class CredentialError(Exception):
+        pass
+
+    secrets = {"HF_TOKEN": "hf_kaggle"}
+
+    class UserSecretsClient:
+        def get_secret(self, label):
+            if label not in secrets:
+                raise BackendError(label)
+            if secrets[label] is None:
+                raise CredentialError(label)
+            return secrets[label]
+
+    module = types.ModuleType("kaggle_secrets")
+    module.BackendError, module.CredentialError, module.UserSecretsClient = (
+        BackendError, CredentialError, UserSecretsClient
+    )  # fmt: skip
+    monkeypatch.setitem(sys.modules, "kaggle_secrets", module)
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    monkeypatch.delenv("TUTORIAL_OUTPUT_DIR")
+    assert runtime.outputs_root() == runtime.KAGGLE_OUTPUTS == runtime.Path("/kaggle/working/outputs")
+    monkeypatch.setenv("HF_TOKEN", "hf_env")
+    assert runtime.hf_token() == "hf_kaggle"
+    del secrets["HF_TOKEN"]
+    assert runtime.hf_token() == "hf_env"
+    secrets["HF_TOKEN"] = None
+    with pytest.raises(PermissionError, match="Add-ons -> Secrets, tick HF_TOKEN"):
+        runtime.hf_token()
+
+
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv("TUTORIAL_PROFILE", "fast")
     with pytest.raises(ValueError, match="TUTORIAL_PROFILE='fast'.*smoke, full"):
@@ -29,7 +100,7 @@ def test_banner_names_profile_and_switch(monkeypatch, capsys):
     monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
     line = runtime.profile().banner("01 scrape")
     assert line in capsys.readouterr().out
-    assert "profile=smoke" in line and "TUTORIAL_PROFILE=full" in line and "\n" not in line
+    assert "profile=smoke" in line and 'PROFILE = "full" in this cell' in line and "\n" not in line
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,37 @@ def test_setup_cell_does_nothing_outside_colab(monkeypatch):
     assert sys.path == path_before
 
 
+@pytest.mark.parametrize(
+    ("where", "clone_dir"), [("local", None), ("colab", "/content"), ("kaggle", "/kaggle/working")]
+)
+def test_the_setup_cell_clones_and_installs_in_colab_and_kaggle_and_does_nothing_locally(
+    monkeypatch, where, clone_dir
+):
+    """Stand-ins for Colab (its module imported) and Kaggle (its kernel variable): the clone and the install go to the
+    host's working folder; a local Jupyter runs nothing."""
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
+    if where == "colab":
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    elif where == "kaggle":
+        monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    commands, installs = [], []
+    monkeypatch.setattr(
+        subprocess,
+        "run",
+        lambda args, **k: commands.append(args) or subprocess.CompletedProcess(args, 0, "", ""),
+    )
+    monkeypatch.setattr(colab_install, "install_requirements", installs.append)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    exec(setup_cells.setup_cell_source(URL), {})
+    if clone_dir is None:
+        assert commands == installs == []
+        return
+    target = f"{clone_dir}/no-such-tutorials"
+    assert commands == [["git", "clone", "-q", "--depth", "1", URL, target]]
+    assert [str(path) for path in installs] == [target] and sys.path[0] == target
+
+
 def test_failed_clone_names_the_url(monkeypatch):
     def fake_run(args, **kwargs):
         assert args[:2] == ["git", "clone"], f"unexpected command {args}"
@@ -73,7 +104,9 @@ def test_write_then_check_follows_the_url(tmp_path):
     pyproject.write_text('[project.urls]\nRepository = "https://github.com/other/fork"\n')
     notebooks = [p.relative_to(tmp_path).as_posix() for p in runtime.notebook_paths(tmp_path)]
     assert notebooks and sorted(setup_cells.disagreements(tmp_path)) == sorted([*notebooks, "README.md"])
-    assert "/content/fork" in setup_cells.setup_cell_source("https://github.com/other/fork")
+    assert 'REPO_DIR = Path(HOSTED) / "fork"' in setup_cells.setup_cell_source(
+        "https://github.com/other/fork"
+    )
 
 
 def test_install_stops_run_all_once_when_an_imported_package_changed(tmp_path, monkeypatch, capsys):

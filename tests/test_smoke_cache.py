@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from helpers import runtime
-from helpers.smoke import cache, controls
+from helpers.smoke import cache, controls, tiny_models
 
 
 @pytest.fixture
@@ -47,10 +47,46 @@ def test_a_folder_is_built_once_and_never_seen_half_made(cache_root):
         made.append(path)
 
     files = [runtime.REPO_ROOT / "data" / "dishes.json"]
-    first = cache.folder("models", files, make)
-    assert cache.folder("models", files, make) == first and len(made) == 1
+    first = cache.folder("models", files, make, no_missing)
+    assert cache.folder("models", files, make, no_missing) == first and len(made) == 1
     assert json.loads((first / "config.json").read_text()) == {"made": 0}
     assert [p.name for p in (cache_root / "models").iterdir() if not p.name.endswith(".lock")] == [first.name]
+
+
+def no_missing(path):
+    return []
+
+
+def test_an_incomplete_build_is_never_renamed_into_place_and_an_incomplete_entry_is_rebuilt(
+    cache_root, capsys
+):
+    """A build that wrote no weights (a rank other than 0 under torch.distributed) is refused; an entry that lost a
+    file is rebuilt, not loaded."""
+    files = [runtime.REPO_ROOT / "data" / "dishes.json"]
+
+    def config_only(path):
+        (path / "config.json").write_text("{}")
+
+    with pytest.raises(RuntimeError, match="wrote no model.safetensors: nothing was cached"):
+        cache.folder("models", files, config_only, tiny_models.missing_files)
+    assert not [p for p in (cache_root / "models").iterdir() if not p.name.endswith(".lock")]
+
+    def complete(path):
+        config_only(path)
+        (path / "model.safetensors").write_bytes(b"weights")
+
+    built = cache.folder("models", files, complete, tiny_models.missing_files)
+    (built / "model.safetensors").unlink()
+    assert cache.folder("models", files, complete, tiny_models.missing_files) == built
+    assert (built / "model.safetensors").is_file() and "lacks model.safetensors" in capsys.readouterr().out
+
+
+def test_a_sharded_model_lacks_every_shard_its_index_names(tmp_path):
+    (tmp_path / "config.json").write_text("{}")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (tmp_path / "model.safetensors.index.json").write_text(json.dumps(index))
+    (tmp_path / "model-00001-of-00002.safetensors").write_bytes(b"")
+    assert tiny_models.missing_files(tmp_path) == ["model-00002-of-00002.safetensors"]
 
 
 def test_a_proof_names_every_bound_it_misses():

@@ -58,15 +58,24 @@ def project_files() -> tuple[Path, ...]:
     return tuple(sorted([*helpers.rglob("*.py"), *(p for p in runtime.DATA_DIR.glob("*") if p.is_file())]))
 
 
-def folder(name: str, files: Iterable[Path], make: Callable[[Path], None]) -> Path:
-    """`make(path)` fills a folder once per key; it is built beside and renamed into place, so no reader sees half."""
+def folder(
+    name: str, files: Iterable[Path], make: Callable[[Path], None], missing: Callable[[Path], list[str]]
+) -> Path:
+    """`make(path)` fills a folder once per key; it is built beside and renamed into place only when `missing(path)`
+    finds every file its loader needs, so no reader sees half. An incomplete entry found later is rebuilt."""
     path = cache_dir() / name / key(files)
     with FileLock(f"{path}.lock"):
+        if path.exists() and missing(path):
+            print(f"rebuilding {path}: it lacks {', '.join(missing(path))}")
+            shutil.rmtree(path)
         if not path.exists():
             building = path.with_name(f".{path.name}.{os.getpid()}")
             shutil.rmtree(building, ignore_errors=True)
             building.mkdir(parents=True)
             make(building)
+            if lacking := missing(building):
+                shutil.rmtree(building)
+                raise RuntimeError(f"building {path} wrote no {', '.join(lacking)}: nothing was cached")
             os.replace(building, path)
     return path
 

@@ -286,9 +286,15 @@ class StandInHub:
 
     @property
     def env(self) -> dict[str, str]:
-        """A client's environment for this Hub (read at import): its endpoint, uploads by LFS rather than Xet, and
-        no download count sent to datasets' S3 bucket."""
-        return {"HF_ENDPOINT": self.endpoint, "HF_HUB_DISABLE_XET": "1", "HF_UPDATE_DOWNLOAD_COUNTS": "0"}
+        """A client's environment for this Hub (read at import): its endpoint, online whatever the shell says, uploads
+        by LFS rather than Xet, and no download count sent to datasets' S3 bucket."""
+        online = {name: "0" for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")}
+        return {
+            "HF_ENDPOINT": self.endpoint,
+            "HF_HUB_DISABLE_XET": "1",
+            "HF_UPDATE_DOWNLOAD_COUNTS": "0",
+            **online,
+        }
 
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()

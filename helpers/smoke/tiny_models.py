@@ -171,7 +171,18 @@ def _build(name: str, make: Callable[[Path], None]) -> Path:
             torch.manual_seed(0)
             make(path)
 
-    return cache.folder(f"tiny-models/{name}", [Path(__file__), CORPUS], seeded)
+    return cache.folder(f"tiny-models/{name}", [Path(__file__), CORPUS], seeded, missing_files)
+
+
+def missing_files(path: Path) -> list[str]:
+    """What `from_pretrained(path)` needs and `path` lacks: the config and every weights file (one, or the shards its
+    index names). `save_pretrained` writes no weights on a rank other than 0 once torch.distributed is up."""
+    lacking = [name for name in ("config.json",) if not (path / name).is_file()]
+    index = path / "model.safetensors.index.json"
+    if index.is_file():
+        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+        return lacking + sorted(shard for shard in shards if not (path / shard).is_file())
+    return lacking + ([] if (path / "model.safetensors").is_file() else ["model.safetensors"])
 
 
 def _make_blip2(
