@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 
 from helpers import jsonl, runtime
-from helpers.models.audit import GB, SessionPlan, session_plan
+from helpers.models.audit import GB, SessionPlan, memory_estimate, session_plan, setup_of, t4_bits
 
 GPU_RUNS = runtime.REPO_ROOT / "benchmarks" / "results" / "gpu_runs.jsonl"
 
@@ -72,13 +72,14 @@ def t4_table(path: Path = GPU_RUNS) -> str:
     latest = {(r["chapter"], r["run"]): r for r in records}
     lines = [
         "| chapter | RUN | steps | test questions | minutes (plan) | T4 sessions | s/step | questions/s | source |"
-        " 2 x T4: steps | minutes | sessions | s/step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        " training GiB: estimate | measured | 2 x T4: steps | minutes | sessions | s/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     full = runtime.profile("full")
     for chapter, number in CHAPTERS.items():
         for run in runtime.RUNS:
-            plan = session_plan(chapter, full.recipe(chapter, run))
+            bits = t4_bits(chapter, run)
+            plan = session_plan(chapter, full.recipe(chapter, run), bits=bits)
             seen = latest.get((number, run))
             speeds = (
                 (f"{seen['seconds per training step']:.2f}", f"{seen['evaluation questions per second']:.1f}",
@@ -86,11 +87,15 @@ def t4_table(path: Path = GPU_RUNS) -> str:
                 if seen
                 else (f"{plan.step_seconds:.2f}", f"{1 / plan.answer_seconds:.1f}", "estimate")
             )  # fmt: skip
-            pair = session_plan(chapter, full.recipe(chapter, run), processes=2)  # A2: always an estimate
+            pair = session_plan(chapter, full.recipe(chapter, run), processes=2, bits=bits)  # A2: an estimate
+            estimate = memory_estimate(setup_of(chapter, bits), checkpointing=True)["total"]
+            memory = seen or latest.get((number, f"gpu check, {bits}-bit"))  # benchmarks/gpu_check.py's runs
+            measured = (f"{memory['peak_memory_gib']:.1f} ({memory.get('weights', 'the chapter')}, {memory['gpu']})"
+                        if memory else "not yet")  # fmt: skip
             lines.append(
                 f"| {number} | {run} | {plan.steps:,} | {plan.eval_questions:,} | {plan.total_minutes:.0f} |"
-                f" {plan.sessions} | {' | '.join(speeds)} | {pair.steps:,} | {pair.total_minutes:.0f} |"
-                f" {pair.sessions} | {pair.step_seconds:.2f} |"
+                f" {plan.sessions} | {' | '.join(speeds)} | {estimate:.1f} | {measured} | {pair.steps:,} |"
+                f" {pair.total_minutes:.0f} | {pair.sessions} | {pair.step_seconds:.2f} |"
             )
     return "\n".join(lines)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from huggingface_hub import ModelCard
 from peft import PeftModel
 from transformers.utils import PushToHubMixin
@@ -28,8 +30,9 @@ def weight_format(model: PeftModel) -> str:
     return str(base.dtype).removeprefix("torch.")
 
 
-def adapter_card(model: PeftModel, title: str, data: str) -> str:
-    """A short model card whose numbers (LoRA settings, trainable and total parameters, bits) come from `model`."""
+def adapter_card(model: PeftModel, title: str, data: str, revisions: Mapping[str, str]) -> str:
+    """A short model card whose numbers (LoRA settings, trainable and total parameters, bits) come from `model`, with
+    the commit of every Hub repo the base was loaded from (`revisions`: repo id -> commit, `Profile.revision`)."""
     trainable, total = model.get_nb_trainable_parameters()
     lora = model.peft_config[model.active_adapter]
     base = model.get_base_model()
@@ -42,6 +45,7 @@ def adapter_card(model: PeftModel, title: str, data: str) -> str:
         f"LoRA r={lora.r}, alpha={lora.lora_alpha}, dropout {lora.lora_dropout} on {targets}: {trainable:,} trainable"
         f" of {total:,} parameters ({100 * trainable / total:.4f}%); base weights {weight_format(model)}.",
         f"Data: {data}",
+        "Base weights: " + ", ".join(f"`{repo}` at commit `{commit}`" for repo, commit in revisions.items()) + ".",
     ]  # fmt: skip
     return "\n\n".join(lines) + "\n"
 

@@ -128,9 +128,8 @@ def train(
         data_collator=CaptionCollator(processor),
         train_dataset=train_rows,
         eval_dataset=validation,
-        callbacks=[EarlyStoppingCallback(recipe.patience)]
-        if validation is not None and recipe.patience
-        else [],
+        callbacks=[training.StopOnNonFinite()]
+        + ([EarlyStoppingCallback(recipe.patience)] if validation is not None and recipe.patience else []),
     )
     if not progress:
         trainer.remove_callback(PrinterCallback)  # no per-step lines either: the losses go to LOSSES

@@ -204,6 +204,13 @@ class Profile:
             raise KeyError(f"unknown model {key!r}; known: {', '.join(HUB_MODELS)}")
         return str(self.smoke_kit().tiny_models.build(key)) if self.is_smoke else HUB_MODELS[key]
 
+    def revision(self, key: str) -> str:
+        """The commit `model(key)` resolves to on the Hub now (full), recorded in the adapter card so a later edit of
+        the repo cannot change a run unseen; in smoke the tiny model's cache folder, which names its build key."""
+        if self.is_smoke:
+            return f"local {Path(self.model(key)).name}"
+        return hub_api().model_info(HUB_MODELS[key], token=hf_token()).sha
+
     def sites(self, config: dict) -> AbstractContextManager[dict]:
         """The scraping config to use while the block runs: fixture sites on 127.0.0.1 in smoke; in full the real
         sites, or their mirror (`mirrored`), at the loopback pace when it is served from this machine."""

@@ -6,9 +6,10 @@ from __future__ import annotations
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from datasets import Dataset
@@ -30,6 +31,7 @@ from helpers.data import mvtec, vivqa
 from helpers.metrics.box_metrics import Box, format_boxes
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, Generated, blip_caption_text, generate_answers
 
+T = TypeVar("T")
 # 03 §7 and 04 §7: validate and save every epoch, keep the best two checkpoints.
 PER_EPOCH = {
     "eval_strategy": "epoch",
@@ -69,6 +71,7 @@ def training_arguments(
         "fp16": dtype == torch.float16,
         "bf16": dtype == torch.bfloat16,
         "remove_unused_columns": False,  # the collators read the raw columns
+        "logging_nan_inf_filter": False,  # a NaN loss is logged as NaN, so StopOnNonFinite sees it
         "label_names": ["labels"],
         "report_to": "none",
         "use_cpu": device.type != "cuda",
@@ -104,6 +107,40 @@ class StopAfterSeconds(TrainerCallback):
         if time.monotonic() - self.started >= self.seconds:
             control.should_save = True
             control.should_training_stop = True
+        return control
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training produced a NaN or infinite loss or gradient norm."""
+
+
+class StopOnNonFinite(TrainerCallback):
+    """Stops training at the first logged non-finite loss (or gradient norm, outside fp16) before anything is saved,
+    so the last checkpoint on disk is the last good one (fp16 on a T4 is where BLIP-2-style fine-tuning most often
+    diverges). Needs `logging_nan_inf_filter=False`: by default Trainer logs a NaN step's loss as the mean of the
+    others. In fp16 an infinite gradient norm is the loss scaler's overflow: that step is skipped, not a failure."""
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if args.logging_nan_inf_filter:
+            raise ValueError(
+                "StopOnNonFinite needs TrainingArguments(logging_nan_inf_filter=False) to see NaN losses"
+            )
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):
+        control.should_log = control.should_log or control.should_save  # a step is checked before it is saved
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        watched = ("loss",) if args.fp16 else ("loss", "grad_norm")
+        bad = {k: v for k, v in (logs or {}).items() if k in watched and not math.isfinite(v)}
+        if bad:
+            found = ", ".join(f"{name} {value}" for name, value in bad.items())
+            raise NonFiniteLoss(
+                f"step {state.global_step}: {found}. Nothing was saved after it: the last checkpoint in "
+                f"{args.output_dir} is the last good one. Lower the learning rate (e.g. halve it), or train in bf16 "
+                "on a GPU that has it (Ampere or newer; a T4 has fp16 only), then run the training cell again."
+            )
         return control
 
 
@@ -187,6 +224,30 @@ def epoch_losses(log_history: list[dict]) -> list[dict]:
     return rows
 
 
+def in_batches(
+    rows: Sequence[int], batch_size: int, generate: Callable[[list[int]], list[T]]
+) -> dict[int, T]:
+    """`generate(chunk)` over `rows` in chunks of `batch_size` with a progress bar, {row: result}. When the GPU runs
+    out of memory the batch halves, said once per halving, and the same chunk is tried again (down to one row)."""
+    results: dict[int, T] = {}
+    start, size = 0, batch_size
+    with tqdm(total=len(rows), desc="generating", unit="row", leave=False) as bar:
+        while start < len(rows):
+            chunk = list(rows[start : start + size])
+            try:
+                results.update(zip(chunk, generate(chunk), strict=True))
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise
+                size //= 2
+                torch.cuda.empty_cache()
+                print(f"out of GPU memory: generating {size} at a time from here on")
+                continue
+            start += len(chunk)
+            bar.update(len(chunk))
+    return results
+
+
 def stop_tokens(model: torch.nn.Module, processor: Blip2Processor) -> list[int]:
     """EOS ids that end a caption: the tokenizer's (what we train) and the checkpoint's generation EOS."""
     ids = {processor.tokenizer.eos_token_id}
@@ -208,13 +269,13 @@ def caption_images(
     `prompts` (one per image), each continues its prompt and only the continuation is returned."""
     model.eval()
     device, dtype = runtime.pick_device_dtype()
-    images, captions = list(images), []
+    images = list(images)
     prompts = list(prompts) if prompts is not None else [""] * len(images)
     if len(prompts) != len(images):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
-    for start in range(0, len(images), batch_size):
-        chunk = images[start : start + batch_size]
-        batch = generation_batch(processor, chunk, prompts[start : start + batch_size])
+
+    def generate(rows: list[int]) -> list[str]:
+        batch = generation_batch(processor, [images[i] for i in rows], [prompts[i] for i in rows])
         batch = {k: v.to(device) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
         out = model.generate(
@@ -226,10 +287,10 @@ def caption_images(
             pad_token_id=processor.tokenizer.pad_token_id,
         )
         new_tokens = out[:, batch["input_ids"].shape[1] :]
-        captions += [
-            t.strip() for t in processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        ]
-    return captions
+        return [t.strip() for t in processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
+
+    captions = in_batches(range(len(images)), batch_size, generate)
+    return [captions[i] for i in range(len(images))]
 
 
 @torch.no_grad()
@@ -252,17 +313,17 @@ def answer_questions(
     by_length: dict[int, list[int]] = {}
     for index, ids in enumerate(processor.tokenizer(list(questions))["input_ids"]):
         by_length.setdefault(len(ids), []).append(index)
-    chunks = [
-        rows[i : i + batch_size] for rows in by_length.values() for i in range(0, len(rows), batch_size)
-    ]
-    answers: dict[int, str] = {}
-    for rows in tqdm(chunks, desc="answering", unit="batch", leave=False):
+
+    def generate(rows: list[int]) -> list[str]:
         batch = processor(images=[images[i] for i in rows], text=[questions[i] for i in rows],
                           return_tensors="pt").to(device)  # fmt: skip
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
         out = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
-        decoded = processor.tokenizer.batch_decode(out, skip_special_tokens=True)
-        answers.update({i: text.strip() for i, text in zip(rows, decoded, strict=True)})
+        return [text.strip() for text in processor.tokenizer.batch_decode(out, skip_special_tokens=True)]
+
+    answers: dict[int, str] = {}
+    for rows in by_length.values():
+        answers |= in_batches(rows, batch_size, generate)
     return [answers[i] for i in range(len(questions))]
 
 
@@ -283,14 +344,14 @@ def minigpt_answers(
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
     order = sorted(range(len(prompts)), key=lengths.__getitem__)
-    answers: dict[int, Generated] = {}
-    for start in tqdm(range(0, len(order), batch_size), desc="answering", unit="batch", leave=False):
-        rows = order[start : start + batch_size]
+
+    def generate(rows: list[int]) -> list[Generated]:
         pixels = image_processor([images[i] for i in rows], return_tensors="pt")["pixel_values"]
-        generated = generate_answers(
+        return generate_answers(
             model, tokenizer, pixels, [prompts[i] for i in rows], max_new_tokens, **options
         )
-        answers.update(zip(rows, generated, strict=True))
+
+    answers = in_batches(order, batch_size, generate)
     return [answers[i] for i in range(len(prompts))]
 
 

@@ -27,6 +27,12 @@ def folded(text: str) -> str:
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
 
 
+def unaccented(text: str) -> str:
+    """Vietnamese without tone marks and diacritics, as folder names often spell it: "Bún đậu" -> "Bun dau"."""
+    decomposed = unicodedata.normalize("NFD", text.replace("đ", "d").replace("Đ", "D"))
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+
+
 def match_key(text: str) -> str:
     """What two answers (or questions) must share to match: `clean`, `folded`, every Unicode punctuation mark
     (category P*) to a space, whitespace collapsed."""

@@ -322,8 +322,11 @@ def uploaded_image(upload: widgets.FileUpload) -> Image.Image:
         return image.convert("RGB")
 
 
-def ask_widget(answer: Callable[[Image.Image, str], str], placeholder: str = "") -> widgets.VBox:
-    """Upload a photo, type a question, press Ask: shows the photo and `answer(photo, question)` (notebook 05 §8)."""
+def ask_widget(
+    answer: Callable[[Image.Image, str], str], placeholder: str = "", text_required: bool = True
+) -> widgets.VBox:
+    """Upload a photo, type a question (optional text when not `text_required`), press Ask: shows the photo and
+    `answer(photo, text)` (notebook 05 §8; 03 and 06 use it for captions and boxes)."""
     upload = widgets.FileUpload(accept="image/*", multiple=False, description="Photo")
     question = widgets.Text(placeholder=placeholder, layout={"width": "30em"})
     button = widgets.Button(description="Ask")
@@ -332,7 +335,7 @@ def ask_widget(answer: Callable[[Image.Image, str], str], placeholder: str = "")
     def ask(_=None) -> None:
         out.clear_output()
         with out:
-            if not question.value.strip():
+            if text_required and not question.value.strip():
                 print("type a question first")
                 return
             try:
@@ -341,7 +344,8 @@ def ask_widget(answer: Callable[[Image.Image, str], str], placeholder: str = "")
                 print(error)
                 return
             display(image.resize((224, round(224 * image.height / image.width))))
-            print(f"{question.value.strip()} -> {answer(image, question.value.strip())}")
+            text = question.value.strip()
+            print(f"{text} -> {answer(image, text)}" if text else answer(image, text))
 
     button.on_click(ask)
     return widgets.VBox([widgets.HBox([upload, question, button]), out])

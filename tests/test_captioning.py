@@ -1,5 +1,7 @@
 """BLIP-2 captioning as notebook 03 runs it: the report's LoRA, the smoke proof of learning, resume, cards, predictions."""
 
+from pathlib import Path
+
 import pytest
 import torch
 from datasets import ClassLabel, Dataset, Features, Value
@@ -62,9 +64,10 @@ def test_checkpoints_resume_adapter_reload_and_card(tmp_path):
     assert training.caption_images(reloaded, processor, images, max_new_tokens=8) == before
     assert len(viz.plot_losses(second.state.log_history, "t").axes[0].lines) == 2
     trainable, total = model.get_nb_trainable_parameters()
-    card = hub.adapter_card(model, "tiny", "shapes")
+    card = hub.adapter_card(model, "tiny", "shapes", {str(profile.model("blip2")): profile.revision("blip2")})
     assert f"{trainable:,} trainable of {total:,} parameters" in card and "8-bit LLM.int8" in card
     assert "r=16, alpha=32" in card and "k_proj, q_proj" in card
+    assert f"at commit `local {Path(profile.model('blip2')).name}`" in card
 
 
 def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):

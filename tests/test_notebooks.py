@@ -68,6 +68,22 @@ def test_notebook_runs_top_to_bottom_with_at_most_a_few_stderr_lines(run, path):
     assert "profile=smoke" in outputs(run.executed(path), "stdout")  # the banner
 
 
+@pytest.mark.parametrize(
+    ("number", "reloaded", "this_session"),
+    [("03", "reloaded adapter: ", "§8, this session: "), ("05", "  reloaded adapter: ", "  §7, this session: "),
+     ("06", "reloaded adapter: ", "§6, this session: ")],
+)  # fmt: skip
+def test_a_new_session_reloads_the_saved_adapter_and_answers_as_the_trained_model_did(run, number, reloaded,
+                                                                                      this_session):  # fmt: skip
+    path = next(p for p in NOTEBOOKS if p.name.startswith(number))
+    lines = outputs(run.executed(path), "stdout").splitlines()
+    again = [line.removeprefix(reloaded) for line in lines if line.startswith(reloaded)]
+    before = [line.removeprefix(this_session) for line in lines if line.startswith(this_session)]
+    assert len(again) == len(before) == 1 and again == before, (again, before)
+    if number == "03":
+        assert "LoRA layers left: 0" in "\n".join(lines)  # merge_and_unload left a plain model
+
+
 def test_notebook_07_scores_every_chapter_it_was_given(run):
     text = outputs(run.executed(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
     folder = run.root / "smoke" / "predictions"

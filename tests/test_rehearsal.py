@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +16,8 @@ import nbformat
 import pytest
 
 from helpers import jsonl, launch, runtime, series
-from helpers.data import predictions
+from helpers.data import dish_dataset, dish_fallback, predictions, scraping
+from helpers.data.polite_http import HttpClient
 from helpers.smoke import hub_stand_in, rehearsal
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
@@ -29,7 +31,7 @@ class Step:
 
     number: str
     token: str | None = hub_stand_in.WRITE_TOKEN
-    env: dict[str, str] = field(default_factory=dict)
+    env: dict[str, str] | Callable[[rehearsal.World], dict[str, str]] = field(default_factory=dict)
     before: Callable[[rehearsal.World], object] | None = None
 
 
@@ -48,7 +50,28 @@ STEPS = {
     # 07 as a learner's CPU runtime in Kaggle or Colab runs it: PROFILE = "auto" there is full, CUDA or not
     "07 on a CPU runtime": Step("07", env={"TUTORIAL_PROFILE": "", "KAGGLE_KERNEL_RUN_TYPE": "Interactive"}),
     "A2": Step("A2"),
+    # Both sites unreachable, in a Drive of its own: notebook 01's scrape keeps nothing, 02 reads the fallback dataset
+    "02 from the fallback": Step(
+        "02", token=None, env=lambda world: blocked(world), before=lambda w: scrape_blocked(w)
+    ),
 }
+
+
+def blocked(world: rehearsal.World) -> dict[str, str]:
+    """The rehearsal's environment with a Drive of its own, where notebook 01 found both sites unreachable."""
+    return {"TUTORIAL_OUTPUT_DIR": str(world.root / "drive-blocked")}
+
+
+def scrape_blocked(world: rehearsal.World) -> None:
+    """Notebook 01's scrape with every site on a closed port (connections refused): it keeps nothing."""
+    config = scraping.with_base_urls(scraping.load_config(), dict.fromkeys(scraping.load_config()["sites"],
+                                                                             "http://127.0.0.1:9"))  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**world.env, **blocked(world)}.items():
+            patch.setenv(name, value)
+        out = runtime.profile().output_dir("scraped")
+    report = scraping.scrape(config, out, HttpClient(min_interval=0.01), progress=False)
+    assert sum(row["kept"] for row in report.rows()) == 0
 
 
 @dataclass
@@ -85,8 +108,9 @@ class Rehearsal:
         if step.before is not None:
             step.before(self.world)
         notebook = failure = None
+        env = step.env(self.world) if callable(step.env) else step.env
         try:
-            notebook = run(self.world, step.number, step.token, **step.env)
+            notebook = run(self.world, step.number, step.token, **env)
         except series.NotebookFailed as error:
             failure = error
         hub = self.world.root / "hub"
@@ -219,6 +243,21 @@ def test_a2_trains_notebook_03s_recipe_on_two_processes_from_the_dish_dataset(re
     trained = json.loads((folder / "trained" / launch.LOSSES).read_text(encoding="utf-8"))
     assert trained["processes"] == 2 and trained["losses"]
     assert "the run above is notebook 03's training" in text(notebook)
+
+
+def test_02_builds_from_the_fallback_dataset_when_the_sites_are_unreachable(rehearsed, world):
+    notebook = text(rehearsed.executed("02 from the fallback"))
+    assert f"reading them from {dish_fallback.REPO} ({dish_fallback.LICENCE})" in notebook
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in {**world.env, **blocked(world)}.items():
+            patch.setenv(name, value)
+        dataset = dish_dataset.load(runtime.profile())
+    sites = {site for split in dataset for site in dataset[split]["source_site"]}
+    assert sites == {dish_fallback.SITE}
+    per_dish = Counter(dish for split in dataset for dish in dataset[split]["dish"])
+    assert set(per_dish.values()) == {dish_fallback.PHOTOS_PER_DISH}
+    card = Path(blocked(world)["TUTORIAL_OUTPUT_DIR"]) / "full" / "dish_captions" / "README.md"
+    assert f"licensed {dish_fallback.LICENCE}" in card.read_text(encoding="utf-8")
 
 
 def test_the_rehearsal_environment_names_only_loopback_stand_ins(world):

@@ -277,3 +277,21 @@ def test_a_fine_grained_token_with_repo_write_may_upload():
     assert runtime.can_write({"auth": {"accessToken": token}})
     scoped[0]["permissions"] = ["repo.content.read"]
     assert not runtime.can_write({"auth": {"accessToken": token}})
+
+
+def test_full_profile_records_the_commit_a_hub_model_resolves_to_and_sees_an_edit(
+    hub_stand_in, monkeypatch, tmp_path
+):
+    """The commit goes into the adapter card: a later edit of the repo gives another one."""
+    import re
+
+    from helpers.smoke import hub_stand_in as stand_in
+
+    monkeypatch.setenv("HF_TOKEN", READ_TOKEN)
+    full = runtime.profile("full")
+    before = full.revision("llama-2-chat")
+    assert re.fullmatch(r"[0-9a-f]{40}", before)
+    (tmp_path / "edit").mkdir()
+    (tmp_path / "edit" / "generation_config.json").write_text("{}", encoding="utf-8")
+    stand_in.publish(hub_stand_in.root, runtime.HUB_MODELS["llama-2-chat"], tmp_path / "edit")
+    assert full.revision("llama-2-chat") != before

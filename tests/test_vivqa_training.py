@@ -126,7 +126,7 @@ def test_minigpt_card_names_the_regex_targets_and_the_quantized_llm(tmp_path):
     model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
         vision, llm, image_size=IMAGE_SIZE, quantization_config=llm_quantization_config(8)
     )
-    card = hub.adapter_card(attach_lora(model), "MiniGPT-v2 LoRA", "ViVQA")
-    assert f"base_model: {llm}" in card
+    card = hub.adapter_card(attach_lora(model), "MiniGPT-v2 LoRA", "ViVQA", {"meta-llama/x": "0f3c"})
+    assert f"base_model: {llm}" in card and "Base weights: `meta-llama/x` at commit `0f3c`." in card
     assert "on modules matching .*language_model\\..*\\.(q_proj|v_proj):" in card
     assert "base weights 8-bit LLM.int8" in card

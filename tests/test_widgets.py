@@ -57,6 +57,18 @@ def test_ask_widget_answers_the_uploaded_photo():
     assert seen == [((30, 20), "màu gì?")]
 
 
+def test_ask_widget_without_required_text_answers_the_photo_alone():
+    """Notebooks 03 (a caption, the text an optional start) and 06 (boxes) ask with the photo alone."""
+    seen = []
+    box = viz.ask_widget(
+        lambda image, text: seen.append((image.size, text)) or "bánh bèo", text_required=False
+    )
+    upload, _, button = box.children[0].children
+    fill_upload(upload, png((30, 20)))
+    button.click()
+    assert seen == [((30, 20), "")]
+
+
 def test_explorer_follows_its_controls(prediction_folder):
     frame = predictions.load(prediction_folder)
     examples = {"caption": scoring.score_captions(frame)[1], "boxes": scoring.score_boxes(frame)[2]}

@@ -25,6 +25,7 @@ from scipy.sparse.csgraph import connected_components
 
 from helpers import images, jsonl, runtime
 from helpers.bad_input import BadInput
+from helpers.data import dish_fallback
 from helpers.data.caption_review import (
     TEMPLATE_EN,
     TEMPLATE_VI,
@@ -363,6 +364,13 @@ def dataset_card(dataset: DatasetDict, build: dict[str, Any], glossary: Glossary
     drafters = Counter(r["caption_drafted_by"] for r in rows)
     dates = sorted(t for s in SPLITS for t in dataset[s]["retrieved_at"])
     excluded = Counter(p["kind"] for p in build["excluded"])
+    fallback_note = (
+        f"\n\nThe {sites[dish_fallback.SITE]} photos of site `{dish_fallback.SITE}` come from the public dataset "
+        f"[{dish_fallback.REPO}](https://huggingface.co/datasets/{dish_fallback.REPO}), licensed "
+        f"{dish_fallback.LICENCE}: non-commercial use only, credit that dataset, share adaptations alike."
+        if sites[dish_fallback.SITE]
+        else ""
+    )
     smoke_note = (
         "\n> Built in the **smoke** profile: the images and pages are synthetic fixtures generated offline, "
         "not real photos. Counts and captions below describe that fixture data.\n"
@@ -398,7 +406,7 @@ the pages scraped by notebook 01.
 The photos and texts belong to their authors and to the sites they were taken from (foody.vn, cooky.vn);
 this dataset does not grant any licence to them (`license: other`). Use it for private study and
 research only, credit the source page of every image, keep any hub copy private, and remove an image on
-its owner's request. The captions are drafts (see below) and, where reviewed, human edits.
+its owner's request. The captions are drafts (see below) and, where reviewed, human edits.{fallback_note}
 
 ## Counts
 

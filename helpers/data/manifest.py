@@ -64,6 +64,7 @@ class Manifest:
         self.dir = Path(out_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.path, self.resume_path = self.dir / "manifest.jsonl", self.dir / "resume.jsonl"
+        self.path.touch()  # a scrape that kept nothing still leaves its (empty) manifest for notebook 02
         self.cleaned = [str(p.relative_to(self.dir)) for p in self.dir.rglob(".*.tmp")]
         for leftover in self.dir.rglob(".*.tmp"):
             leftover.unlink()

@@ -19,7 +19,11 @@ from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_
 T4_MEMORY_GB = 15.0
 GB = 1024**3
 T4_FP16_TFLOPS = 65.0  # the T4's fp16 tensor-core peak
-T4_UTILISATION = 0.25  # an assumed share of that peak for quantized LoRA training with checkpointing
+# Assumed shares of that peak a quantized LoRA run reaches, by weight bits (no GPU has measured them yet: 05 §10 and
+# benchmarks/gpu_check.py record the real ones). NF4 dequantizes each weight tile before an fp16 matmul; LLM.int8 also
+# splits outlier columns into a second fp16 matmul, so it is the slower: third-party T4 measurements of bitsandbytes
+# put int8 near 2.5x and NF4 near 1.5x the fp16 time on small models, hence 0.25 / 1.67 for int8.
+T4_UTILISATION = {4: 0.25, 8: 0.15}
 
 BLIP2_REPORT_LORA = LoraConfig(
     r=16, lora_alpha=32, lora_dropout=0.05, bias="none", target_modules=["q_proj", "k_proj"]
@@ -140,13 +144,13 @@ def memory_estimate(s: TrainingSetup, checkpointing: bool) -> dict[str, float]:
 
 
 def step_seconds_estimate(
-    s: TrainingSetup, vision_params: int = 0, vision_tokens: int = 0, utilisation: float = T4_UTILISATION
+    s: TrainingSetup, vision_params: int = 0, vision_tokens: int = 0, utilisation: float | None = None
 ) -> float:
     """ESTIMATE of one training step's seconds on a T4: 6 x LLM parameters x tokens (forward, recomputed forward,
     backward) plus the frozen vision tower's forward (2 x parameters x tokens per image), at `utilisation` of peak."""
     llm = s.quantized_params + s.fp32_frozen_params
     flops = 6 * llm * s.batch * s.seq + 2 * vision_params * vision_tokens * s.batch
-    return flops / (T4_FP16_TFLOPS * 1e12 * utilisation)
+    return flops / (T4_FP16_TFLOPS * 1e12 * (utilisation or T4_UTILISATION[s.weight_bits]))
 
 
 def memory_plan_table() -> str:
@@ -224,8 +228,9 @@ def answer_seconds_estimate(s: TrainingSetup, w: Workload, vision_params: int, b
     llm = s.quantized_params + s.fp32_frozen_params
     prefill = 2 * llm * w.prompt_tokens + 2 * vision_params * w.vision_tokens
     weight_bytes = memory_estimate(s, False)["weights"] * GB
-    decode = w.new_tokens * weight_bytes / (T4_BANDWIDTH_GBS * 1e9 * T4_UTILISATION) / batch
-    return prefill / (T4_FP16_TFLOPS * 1e12 * T4_UTILISATION) + decode
+    utilisation = T4_UTILISATION[s.weight_bits]
+    decode = w.new_tokens * weight_bytes / (T4_BANDWIDTH_GBS * 1e9 * utilisation) / batch
+    return prefill / (T4_FP16_TFLOPS * 1e12 * utilisation) + decode
 
 
 @dataclass(frozen=True)
@@ -272,9 +277,22 @@ class SessionPlan:
         )
 
 
-def setup_of(chapter: str) -> TrainingSetup:
-    """The TrainingSetup of `chapter`'s full-profile run (WORKLOADS names it)."""
-    return next(s for s in full_profile_setups() if s.name == WORKLOADS[chapter].setup)
+def setup_of(chapter: str, bits: int | None = None) -> TrainingSetup:
+    """The TrainingSetup of `chapter`'s full-profile run (WORKLOADS names it), or of the same model in `bits` (05 §3:
+    MiniGPT-v2's LLM in 4 bits for one session on a T4, in 8 to reproduce the tutorial)."""
+    named = next(s for s in full_profile_setups() if s.name == WORKLOADS[chapter].setup)
+    if bits in (None, named.weight_bits):
+        return named
+    model = named.name.split(",")[0]
+    found = [s for s in full_profile_setups() if s.name.split(",")[0] == model and s.weight_bits == bits]
+    if not found:
+        raise ValueError(f"no {bits}-bit plan for {chapter}: its runs are {named.weight_bits}-bit")
+    return found[0]
+
+
+def t4_bits(chapter: str, run: str) -> int:
+    """The weight bits of `chapter`'s `run` on a T4: 8 to reproduce (as the sources did), else the workload's own."""
+    return 8 if run == "reproduce" else setup_of(chapter).weight_bits
 
 
 def all_reduce_seconds(s: TrainingSetup, processes: int) -> float:
@@ -285,17 +303,17 @@ def all_reduce_seconds(s: TrainingSetup, processes: int) -> float:
 
 def session_plan(
     chapter: str, recipe: runtime.Recipe, train_rows: int | None = None, validation_rows: int | None = None,
-    test_rows: int | None = None, processes: int = 1,
+    test_rows: int | None = None, processes: int = 1, bits: int | None = None,
 ) -> SessionPlan:  # fmt: skip
     """The plan of `chapter`'s full run with `recipe`, on the given data sizes or else the published ones; with
     `processes` T4s (appendix A2) each takes the recipe's batch, so a step covers `processes` batches and the run
     takes 1/processes of the steps, each slower by the gradient all-reduce; validation is shared, evaluation (one
-    process generating) is not."""
+    process generating) is not; `bits` picks the LLM's quantization (`setup_of`)."""
     w = WORKLOADS[chapter]
     train_rows = w.train_rows if train_rows is None else train_rows
     validation_rows = w.validation_rows if validation_rows is None else validation_rows
     test_rows = w.test_rows if test_rows is None else test_rows
-    setup, vision = setup_of(chapter), vision_params(chapter)
+    setup, vision = setup_of(chapter, bits), vision_params(chapter)
     steps = math.ceil(recipe.steps(train_rows) / processes)
     passes = (
         steps // recipe.save_steps

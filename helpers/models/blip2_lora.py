@@ -13,14 +13,19 @@ from helpers.models.checkpointing import enable_activation_checkpointing
 
 
 def load_blip2_with_lora(
-    profile: runtime.Profile, recipe: runtime.Recipe
+    profile: runtime.Profile,
+    recipe: runtime.Recipe,
+    source: str | None = None,
+    quantization_config: BitsAndBytesConfig | None = None,
 ) -> tuple[PeftModel, Blip2Processor]:
-    """The model and processor as notebook 03 §4 loads them, on this process's own device (`runtime.device_map`)."""
-    source = profile.model("blip2")
+    """The model and processor as notebook 03 §4 loads them, on this process's own device (`runtime.device_map`):
+    from `profile.model("blip2")` in 8-bit, unless another `source` folder or `quantization_config` is given."""
+    source = source or profile.model("blip2")
     _, dtype = runtime.pick_device_dtype()
     model = Blip2ForConditionalGeneration.from_pretrained(
         source,
-        quantization_config=BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0),
+        quantization_config=quantization_config
+        or BitsAndBytesConfig(load_in_8bit=True, llm_int8_threshold=6.0),
         device_map=runtime.device_map(),
         dtype=dtype,
     )

@@ -3,6 +3,7 @@
 Notebook-facing API:
 
     model, tokenizer, image_processor, report = load_stage3_model(profile)   # all of it, for that profile
+    base, tokenizer, image_processor = load_base(profile, bits)            # no adapters: a new session's start
     path = download_stage3_checkpoint(folder / STAGE3_FILENAME)  # gdown; verifies the file
     report = load_official_checkpoint(peft_model, path) # raises on any missing/unexpected tensor
     print(report)                                       # e.g. "130 tensors loaded (128 LoRA, 2 llama_proj) ..."
@@ -149,6 +150,26 @@ def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, to
     return LoadReport(lora=len(renamed) - projection, projection=projection, ignored_buffers=len(ignored))
 
 
+def load_base(
+    profile: runtime.Profile, bits: int = 8, vision: str | None = None, llm: str | None = None
+) -> tuple[MiniGPTv2ForConditionalGeneration, PreTrainedTokenizerBase, BlipImageProcessorPil]:
+    """MiniGPT-v2 without adapters (notebook 05 §3's calls): BLIP-2's ViT + Llama-2-7b-chat in `bits` (smoke: the
+    tiny models of the same classes; `vision` and `llm` name other folders), its tokenizer and image processor."""
+    _, dtype = runtime.pick_device_dtype()
+    llm, token = llm or profile.model("llama-2-chat"), runtime.hf_token()
+    image_size = SMOKE_IMAGE_SIZE if profile.is_smoke else 448
+    model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
+        vision or profile.model("minigpt-vision"),
+        llm,
+        image_size=image_size,
+        quantization_config=llm_quantization_config(bits, compute_dtype=dtype),
+        device_map=runtime.device_map(),
+        dtype=dtype,
+        token=token,
+    )
+    return model, AutoTokenizer.from_pretrained(llm, token=token), make_image_processor(image_size)
+
+
 def load_stage3_model(
     profile: runtime.Profile,
     bits: int = 8,
@@ -161,18 +182,7 @@ def load_stage3_model(
     full: BLIP-2's ViT + Llama-2-7b-chat in `bits` on the GPU and the released checkpoint (gdown);
     smoke: the tiny models of the same classes, 8/4-bit on CPU, and a synthetic checkpoint with the original names.
     """
-    device, dtype = runtime.pick_device_dtype()
-    llm, token = profile.model("llama-2-chat"), runtime.hf_token()
-    image_size = SMOKE_IMAGE_SIZE if profile.is_smoke else 448
-    model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
-        profile.model("minigpt-vision"),
-        llm,
-        image_size=image_size,
-        quantization_config=llm_quantization_config(bits, compute_dtype=dtype),
-        device_map=runtime.device_map(),
-        dtype=dtype,
-        token=token,
-    )
+    model, tokenizer, image_processor = load_base(profile, bits)
     peft_model = attach_lora(
         model, gradient_checkpointing=gradient_checkpointing, extra_trained=extra_trained
     )
@@ -182,8 +192,7 @@ def load_stage3_model(
     else:
         checkpoint = download_stage3_checkpoint(profile.data_dir("checkpoints") / STAGE3_FILENAME)
     report = load_official_checkpoint(peft_model, checkpoint)
-    tokenizer = AutoTokenizer.from_pretrained(llm, token=token)
-    return peft_model, tokenizer, make_image_processor(image_size), report
+    return peft_model, tokenizer, image_processor, report
 
 
 @contextmanager

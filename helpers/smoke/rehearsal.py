@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, urlsplit
 from transformers import Blip2Config, LlamaConfig
 
 from helpers import runtime
-from helpers.data import caption_review, dish_dataset, iconqa, mvtec, scraping, vivqa
+from helpers.data import caption_review, dish_dataset, dish_fallback, iconqa, mvtec, scraping, vivqa
 from helpers.models import minigpt_v2, minigpt_v2_checkpoint
 from helpers.smoke import (
     hub_stand_in,
@@ -45,7 +46,29 @@ def publish_hub(root: Path) -> None:
         (folder / "data").mkdir(parents=True, exist_ok=True)
         table.to_parquet(folder / "data" / f"{split}-00000-of-00001.parquet")
     hub_stand_in.publish(root, iconqa.HUB_REPO, folder, repo_type="dataset")
+    write_vn_foods_archive(
+        root / "staging" / dish_fallback.REPO / dish_fallback.ARCHIVE,
+        per_class=dish_fallback.PHOTOS_PER_DISH + 4,
+    )
+    hub_stand_in.publish(root, dish_fallback.REPO, root / "staging" / dish_fallback.REPO, repo_type="dataset")
     shutil.rmtree(root / "staging")
+
+
+# The stand-in of 30VNFoods' folders: the series' three dishes (as the real archive spells them) and two others.
+VN_FOODS_CLASSES = {"Banh beo": "banh-beo", "Bun bo Hue": "bun-bo-hue", "Bun dau mam tom": "bun-dau-mam-tom",
+                    "Banh mi": "banh-beo", "Pho": "bun-bo-hue"}  # fmt: skip
+
+
+def write_vn_foods_archive(path: Path, per_class: int) -> Path:
+    """A zip laid out as `vuongnhathien/30VNFoods`' split archives: `validation/<Dish name>/<n>.jpg`, drawn photos."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(path, "w") as archive:
+        for k, (folder, drawn) in enumerate(VN_FOODS_CLASSES.items()):
+            for n in range(per_class):
+                archive.writestr(
+                    f"validation/{folder}/{n:04d}.jpg", scrape_fixtures.photo_bytes(drawn, 1000 * k + n)
+                )
+    return path
 
 
 def _stage3_config() -> minigpt_v2.MiniGPTv2Config:
