@@ -389,6 +389,11 @@ def device_map() -> dict[str, int | str]:
     return {"": int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))}
 
 
+def gpu_gib() -> float | None:
+    """GiB of memory the CUDA GPU has (total), or None without one."""
+    return torch.cuda.get_device_properties(0).total_memory / 2**30 if torch.cuda.is_available() else None
+
+
 def llm_bits(run: str) -> int:
     """Bits of MiniGPT-v2's quantized LLM: 4 (NF4) for a one-session run on a GPU; 8 (LLM.int8, the tutorial's) to
     reproduce, and on a CPU, where bitsandbytes' 4-bit layers have no backward."""

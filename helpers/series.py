@@ -59,6 +59,7 @@ KERNEL_CONFIG = Config(
 # Seconds one cell may run: smoke cells take seconds, so a stalled one fails fast; a full-profile training cell
 # stops itself after its session budget (`Recipe.session_minutes`), well inside two hours.
 CELL_TIMEOUT = {"smoke": 300, "full": 2 * 3600}
+IOPUB_DRAIN_SECONDS = 120
 
 
 class NotebookFailed(RuntimeError):
@@ -74,6 +75,10 @@ def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:
         timeout=timeout,
         resources={"metadata": {"path": str(Path(path).parent)}},
         config=KERNEL_CONFIG,
+        # After a cell's reply, wait for its output until the kernel is idle: nbclient's default gives up after 4 s
+        # with a logged warning and goes on, so a busy machine could lose a cell's last output lines silently.
+        iopub_timeout=IOPUB_DRAIN_SECONDS,
+        raise_on_iopub_timeout=True,
     )
     running = {"index": None}
     client.on_cell_start = lambda cell, cell_index: running.update(index=cell_index)

@@ -54,3 +54,14 @@ def test_an_archive_without_enough_photos_of_a_dish_is_named(archive, tmp_path):
     glossary = caption_review.load_glossary()
     with pytest.raises(BadInput, match=r"validation.zip: \{'banh-beo': 3\} photos short"):
         dish_fallback.top_up(Manifest(tmp_path / "scraped"), {"banh-beo": 9}, glossary)
+
+
+def test_photos_already_in_the_manifest_or_too_large_are_not_read_again(archive, tmp_path, monkeypatch):
+    glossary = caption_review.load_glossary()
+    manifest = Manifest(tmp_path / "scraped")
+    dish_fallback.top_up(manifest, {"banh-beo": 2}, glossary)
+    dish_fallback.top_up(manifest, {"banh-beo": 2}, glossary)  # a second top-up takes two other photos
+    assert len({item["sha256"] for item in manifest.items}) == 4
+    monkeypatch.setattr(dish_fallback, "MAX_MEMBER_BYTES", 10)
+    with pytest.raises(BadInput, match="'bun-bo-hue': 1"):
+        dish_fallback.top_up(manifest, {"bun-bo-hue": 1}, glossary)

@@ -37,8 +37,10 @@ class Step:
 
 # The rehearsal in the order a learner runs it; each case where it meets the learner (02 after the review, 04 with a
 # read-only token, 05 without access, then across two sessions, 07 on a CPU runtime).
+# As a learner's CPU runtime in Kaggle or Colab: PROFILE = "auto" there is full, CUDA or not.
+CPU_RUNTIME = {"TUTORIAL_PROFILE": "", "KAGGLE_KERNEL_RUN_TYPE": "Interactive"}
 STEPS = {
-    "01": Step("01"),
+    "01 on a CPU runtime": Step("01", env=CPU_RUNTIME),
     "02": Step("02", before=lambda world: rehearsal.write_review_log(full(world), reject=1, edit=1)),
     "03": Step("03"),
     "04 read-only token": Step("04", token=hub_stand_in.READ_TOKEN),
@@ -47,8 +49,7 @@ STEPS = {
     "05 first session": Step("05", env={"TUTORIAL_SESSION_MINUTES": "0.001"}),
     "05 second session": Step("05"),
     "06": Step("06"),
-    # 07 as a learner's CPU runtime in Kaggle or Colab runs it: PROFILE = "auto" there is full, CUDA or not
-    "07 on a CPU runtime": Step("07", env={"TUTORIAL_PROFILE": "", "KAGGLE_KERNEL_RUN_TYPE": "Interactive"}),
+    "07 on a CPU runtime": Step("07", env=CPU_RUNTIME),
     "A2": Step("A2"),
     # Both sites unreachable, in a Drive of its own: notebook 01's scrape keeps nothing, 02 reads the fallback dataset
     "02 from the fallback": Step(
@@ -169,8 +170,8 @@ def uploaded(world: rehearsal.World, repo_name: str, repo_type: str = "model") -
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
 
 
-def test_01_scrapes_the_sites_through_the_mirror(rehearsed, world):
-    notebook = rehearsed.executed("01")
+def test_01_on_a_cpu_runtime_scrapes_the_sites_through_the_mirror(rehearsed, world):
+    notebook = rehearsed.executed("01 on a CPU runtime")
     assert "profile=full" in text(notebook)
     items, _ = jsonl.read(full(world).output_dir("scraped") / "manifest.jsonl")
     assert {item["site"] for item in items} == {"foody", "cooky"}
@@ -213,6 +214,7 @@ def test_05_pre_flight_stops_without_access_to_llama_2(rehearsed, step, words):
 def test_05_stops_at_the_session_limit_and_a_fresh_kernel_resumes_reusing_zero_shot_answers(rehearsed, world):
     first = text(rehearsed.executed("05 first session"))
     assert "training stopped for this session" in first and "from an earlier session" not in first
+    assert "minigpt-v2-vivqa-lora (partly trained: " in first  # the results table says so
     assert (
         "minigpt-v2-vivqa-lora" not in rehearsed.outcome("05 first session").uploads
     )  # half-trained: kept back

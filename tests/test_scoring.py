@@ -222,3 +222,17 @@ def test_ids_1_and_text_1_are_one_example_twice(tmp_path):
     (tmp_path / "p.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines), encoding="utf-8")
     with pytest.raises(ValueError, match="p.jsonl: id '1' appears twice for caption/m"):
         predictions.load(tmp_path)
+
+
+def test_a_model_stopped_early_by_its_session_budget_is_marked_partly_trained(prediction_folder):
+    frame = predictions.load(prediction_folder)
+    tuned = frame["model"] == "minigptv2-lora"
+    frame.loc[tuned, "trained_steps"], frame.loc[tuned, "planned_steps"] = 120, 800
+    table, _, _ = scoring.score_vqa(frame)
+    assert set(table["stage"]) == {"fine-tuned, partly trained: 120 of 800 steps"}
+    frame.loc[tuned, "trained_steps"] = 800  # finished: no mark
+    assert set(scoring.score_vqa(frame)[0]["stage"]) == {"fine-tuned"}
+    boxes, _, _ = scoring.score_boxes(frame)
+    assert set(boxes[boxes["model"] == "minigptv2-stage3"]["stage"]) == {
+        "pre-trained"
+    }  # rows without the fields

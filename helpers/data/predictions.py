@@ -121,6 +121,12 @@ def box_rows(
     return lines
 
 
+def with_training(rows: Sequence[dict], steps: int, planned: int) -> list[dict]:
+    """The rows with the optimizer steps the model had trained when it predicted and the steps planned, so notebook 07
+    marks a model that a session budget stopped early as "partly trained"."""
+    return [{**row, "trained_steps": steps, "planned_steps": planned} for row in rows]
+
+
 def path_of(profile: runtime.Profile, task: str, model_tag: str) -> Path:
     """`<profile outputs>/predictions/<task>-<model_tag>.jsonl`, where one model's predictions of one task live."""
     return profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl"

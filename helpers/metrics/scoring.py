@@ -53,13 +53,25 @@ def missing_tasks(predictions: pd.DataFrame) -> dict[str, str]:
     }
 
 
-def _rows(model: str, metrics: dict[str, tuple[float, float, float] | float | None], n: int) -> list[dict]:
+def stage_of(model: str, group: pd.DataFrame) -> str:
+    """`model_stage`, with "partly trained: N of M steps" when its predictions say a session budget stopped its
+    training early (`predictions.with_training`, notebooks 05 and 06)."""
+    stage = model_stage(model)
+    if "trained_steps" not in group or group["trained_steps"].isna().all():
+        return stage
+    steps, planned = int(group["trained_steps"].min()), int(group["planned_steps"].max())
+    return f"{stage}, partly trained: {steps:,} of {planned:,} steps" if steps < planned else stage
+
+
+def _rows(
+    model: str, metrics: dict[str, tuple[float, float, float] | float | None], group: pd.DataFrame
+) -> list[dict]:
     """Tidy rows (model, stage, metric, value, ci_low, ci_high, n) from {metric: value or (value, low, high)}."""
-    rows = []
+    rows, stage = [], stage_of(model, group)
     for metric, value in metrics.items():
         point, low, high = value if isinstance(value, tuple) else (value, np.nan, np.nan)
-        rows.append({"model": model, "stage": model_stage(model), "metric": metric, "value": point,
-                     "ci_low": low, "ci_high": high, "n": n})  # fmt: skip
+        rows.append({"model": model, "stage": stage, "metric": metric, "value": point,
+                     "ci_low": low, "ci_high": high, "n": len(group)})  # fmt: skip
     return rows
 
 
@@ -70,7 +82,7 @@ def score_captions(predictions: pd.DataFrame, with_meteor: bool = False) -> tupl
         hyps, refs = group["prediction"].tolist(), group["references"].tolist()
         scores: dict = caption_metrics.caption_scores(hyps, refs, with_meteor=with_meteor)
         scores["bleu4"] = bootstrap.bleu_ci(hyps, refs, order=4)
-        rows += _rows(model, scores, len(group))
+        rows += _rows(model, scores, group)
         rouge = caption_metrics.rouge_l_per_caption(hyps, refs)
         examples.append(group.assign(rougeL=rouge, correct=rouge >= CAPTION_ERROR_ROUGE))
     return pd.DataFrame(rows), pd.concat(examples) if examples else pd.DataFrame()
@@ -85,7 +97,7 @@ def score_vqa(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd
         rows += _rows(
             model,
             {"accuracy": bootstrap.mean_ci(hits), "token_f1": vqa_metrics.token_f1(preds, refs)},
-            len(group),
+            group,
         )
         types = vqa_metrics.accuracy_by_type(preds, refs, group["question_type"].tolist())
         by_type += [{"model": model, "question_type": t, "accuracy": a} for t, a in types.items()]
@@ -131,7 +143,7 @@ def score_boxes(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, 
         truth = [_truth_is_defect(record, g) for (_, record), g in zip(group.iterrows(), gt, strict=True)]
         if all(t is not None for t in truth):
             metrics["defect_accuracy"] = float(box_metrics.defect_accuracy(pred, truth).mean())
-        rows += _rows(model, metrics, len(group))
+        rows += _rows(model, metrics, group)
         per_class += [{"model": model, "class": c, "AP@0.5": v["ap50"], "mAP@[.5:.95]": v["map"]}
                       for c, v in coco["per_class"].items()]  # fmt: skip
         examples.append(
@@ -150,7 +162,8 @@ def load_published(path: Path) -> pd.DataFrame:
 def side_by_side(table: pd.DataFrame, published: pd.DataFrame, task: str) -> pd.DataFrame:
     """Metric × model values, with the source documents' published numbers in separate labelled columns."""
     wide = table.pivot_table(index="metric", columns="model", values="value", sort=False)
-    wide.columns = [f"{m} ({model_stage(m)})" for m in wide.columns]
+    stages = table.groupby("model")["stage"].first()
+    wide.columns = [f"{m} ({stages[m]})" for m in wide.columns]
     for _, row in published[published["task"] == task].iterrows():
         column = f"published: {row['source']} ({row['stage']}, {row['split']})"
         wide.loc[row["metric"], column] = row["value"]

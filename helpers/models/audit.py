@@ -233,6 +233,38 @@ def answer_seconds_estimate(s: TrainingSetup, w: Workload, vision_params: int, b
     return prefill / (T4_FP16_TFLOPS * 1e12 * utilisation) + decode
 
 
+# peft's k-bit preparation upcasts embed_tokens and lm_head to fp32 and bitsandbytes' layers return their input's
+# dtype, so a quantized LLM's residual stream and KV cache are fp32 (tests/test_generation_memory.py checks it).
+KV_CACHE_BYTES = 4
+T4_USABLE_GIB = 14.7  # what torch can allocate on a 15 GB T4 after the CUDA context
+EVAL_BATCHES = (16, 8, 4, 2, 1)  # the chapters' generation batch, and the halvings tried when it does not fit
+
+
+def generation_memory(s: TrainingSetup, w: Workload, batch: int) -> dict[str, float]:
+    """ESTIMATE in GiB of one batch of greedy generation after training: the weights, the LoRA and AdamW state the
+    trainer still holds, the KV cache (K and V per layer for every prompt and answer token, at KV_CACHE_BYTES) and the
+    prefill's transients (one layer's projections and attention scores, fp32, and the last position's logits)."""
+    tokens = w.prompt_tokens + w.new_tokens
+    held = memory_estimate(s, checkpointing=False)
+    parts = {
+        "weights": held["weights"] * GB,
+        "lora+adamw": held["lora+adamw"] * GB,
+        "kv cache": 2 * s.layers * s.hidden * tokens * batch * KV_CACHE_BYTES,
+        "prefill": batch * w.prompt_tokens * (10 * s.hidden + s.heads * w.prompt_tokens) * 4
+        + batch * s.vocab * 4,
+    }
+    return {k: v / GB for k, v in parts.items()} | {"total": sum(parts.values()) / GB}
+
+
+def eval_batch(chapter: str, bits: int | None = None, gpu_gib: float | None = T4_USABLE_GIB) -> int:
+    """The largest of EVAL_BATCHES whose generation memory fits `gpu_gib` (the run's GPU; None: no GPU, where the
+    first is used); 1 when none fits (the evaluation halves on an out-of-memory error anyway)."""
+    if gpu_gib is None:
+        return EVAL_BATCHES[0]
+    setup, w = setup_of(chapter, bits), WORKLOADS[chapter]
+    return next((b for b in EVAL_BATCHES if generation_memory(setup, w, b)["total"] <= gpu_gib), 1)
+
+
 @dataclass(frozen=True)
 class SessionPlan:
     """A run's ESTIMATED minutes on a T4, part by part, from the recipe and the data sizes."""
