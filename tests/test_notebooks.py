@@ -84,6 +84,12 @@ def test_a_new_session_reloads_the_saved_adapter_and_answers_as_the_trained_mode
         assert "LoRA layers left: 0" in "\n".join(lines)  # merge_and_unload left a plain model
 
 
+def test_notebook_05_shows_four_patches_become_one_visual_token(run):
+    path = next(p for p in NOTEBOOKS if p.name.startswith("05"))
+    text = outputs(run.executed(path), "stdout")
+    assert "token 0 == patches 0-3 concatenated: True" in text and "-> merged (1, " in text
+
+
 def test_notebook_07_scores_every_chapter_it_was_given(run):
     text = outputs(run.executed(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
     folder = run.root / "smoke" / "predictions"

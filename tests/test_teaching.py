@@ -14,6 +14,7 @@ SHOWN = {
     "03_blip2_lora_captioning": [
         "BitsAndBytesConfig(", "Blip2ForConditionalGeneration.from_pretrained(", "LoraConfig(", "get_peft_model(",
         "[-100] *", "image_processor(", "TrainingArguments(", "Trainer(", "get_last_checkpoint(", ".generate(",
+        "PeftModel.from_pretrained(", ".merge_and_unload(", "viz.ask_widget(",
     ],
     "04_blip_vqa_lora": [
         "BitsAndBytesConfig(", "BlipForQuestionAnswering.from_pretrained(", "LoraConfig(", "get_peft_model(",
@@ -22,8 +23,10 @@ SHOWN = {
     "05_minigpt_v2_vivqa": [
         "BitsAndBytesConfig(", "from_vision_and_llm_pretrained(", "LoraConfig(", "get_peft_model(",
         "encode_images(", "masked_scatter(", ".generate(", "TrainingArguments(", "Trainer(",
+        "visual_tokens.merge_visual_tokens(", "PeftModel.from_pretrained(", "viz.ask_widget(",
     ],
-    "06_minigpt_v2_mvtec": ["load_stage3_model(", "training_arguments(", "Trainer("],
+    "06_minigpt_v2_mvtec": ["load_stage3_model(", "training_arguments(", "Trainer(", "PeftModel.from_pretrained(",
+                            "viz.ask_widget("],
     "07_scoring": ["BLEU(", "CiderScorer(", "COCOeval("],
 }  # fmt: skip
 # Calls a chapter must not repeat: it uses the helper of the chapter that taught them.
@@ -58,3 +61,14 @@ def test_a_config_a_later_chapter_reuses_is_asserted_equal_to_its_helper(name):
 
 def test_every_notebook_of_the_series_is_listed():
     assert {path.stem for path in runtime.notebook_paths() if path.stem[0].isdigit()} == set(SHOWN)
+
+
+@pytest.mark.parametrize("path", runtime.notebook_paths(), ids=lambda p: p.stem)
+def test_the_quiz_sits_right_under_its_own_check_yourself_heading(path):
+    cells = nbformat.read(path, as_version=4).cells
+    (quiz,) = [i for i, c in enumerate(cells) if c.cell_type == "code" and "viz.chapter_quiz(" in c.source]
+    heading = cells[quiz - 1]
+    assert heading.cell_type == "markdown" and heading.source.startswith("## Check yourself"), heading.source[
+        :80
+    ]
+    assert [c for c in cells if c.cell_type == "markdown" and "## Check yourself" in c.source] == [heading]
