@@ -72,3 +72,14 @@ def test_the_quiz_sits_right_under_its_own_check_yourself_heading(path):
         :80
     ]
     assert [c for c in cells if c.cell_type == "markdown" and "## Check yourself" in c.source] == [heading]
+
+
+@pytest.mark.parametrize("name", sorted(SHOWN))
+def test_every_chapter_ends_with_a_vietnamese_summary_and_glossary(name):
+    cells = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4).cells
+    summary = next(
+        i for i, c in enumerate(cells) if c.cell_type == "markdown" and c.source.startswith("## Summary")
+    )
+    tom_tat = cells[summary + 1].source
+    assert tom_tat.startswith("### Tóm tắt") and "| English | Tiếng Việt |" in tom_tat
+    assert len(tom_tat.split("**Thuật ngữ")[0].split()) >= 40  # a few sentences, not a heading alone
