@@ -50,7 +50,11 @@ def training_arguments(
     `changes` on top; each chapter asserts its own cell still equals this, so the smoke checks and A2 train alike."""
     device, dtype = runtime.pick_device_dtype()
     own = {
-        "captioning": {"learning_rate": recipe.learning_rate, **PER_EPOCH},
+        "captioning": {
+            "learning_rate": recipe.learning_rate,
+            "lr_scheduler_type": recipe.lr_scheduler,
+            **PER_EPOCH,
+        },
         "vqa": PER_EPOCH,  # 04 and 05 build their optimisers themselves
         "minigpt": {
             "max_steps": recipe.max_steps,

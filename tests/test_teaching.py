@@ -83,3 +83,11 @@ def test_every_chapter_ends_with_a_vietnamese_summary_and_glossary(name):
     tom_tat = cells[summary + 1].source
     assert tom_tat.startswith("### Tóm tắt") and "| English | Tiếng Việt |" in tom_tat
     assert len(tom_tat.split("**Thuật ngữ")[0].split()) >= 40  # a few sentences, not a heading alone
+
+
+def test_every_gpu_chapter_asks_at_least_five_questions():
+    import json
+
+    quizzes = json.loads((runtime.DATA_DIR / "quizzes.json").read_text(encoding="utf-8"))
+    gpu_chapters = [name for name in SHOWN if name[:2] in ("03", "04", "05", "06")]
+    assert {name: len(quizzes[name]) for name in gpu_chapters if len(quizzes[name]) < 5} == {}
