@@ -91,3 +91,15 @@ def test_every_gpu_chapter_asks_at_least_five_questions():
     quizzes = json.loads((runtime.DATA_DIR / "quizzes.json").read_text(encoding="utf-8"))
     gpu_chapters = [name for name in SHOWN if name[:2] in ("03", "04", "05", "06")]
     assert {name: len(quizzes[name]) for name in gpu_chapters if len(quizzes[name]) < 5} == {}
+
+
+@pytest.mark.parametrize("path", runtime.notebook_paths(), ids=lambda p: p.stem)
+def test_every_exercise_says_what_it_costs(path):
+    import re
+
+    cells = nbformat.read(path, as_version=4).cells
+    exercises = next(
+        c.source for c in cells if c.cell_type == "markdown" and c.source.startswith("## Exercises")
+    )
+    items = re.split(r"(?m)^(?=\d+\. )", exercises)[1:]
+    assert items and [item[:40] for item in items if "*Cost: " not in item] == []
