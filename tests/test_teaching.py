@@ -23,7 +23,7 @@ SHOWN = {
     "05_minigpt_v2_vivqa": [
         "BitsAndBytesConfig(", "from_vision_and_llm_pretrained(", "LoraConfig(", "get_peft_model(",
         "encode_images(", "masked_scatter(", ".generate(", "TrainingArguments(", "Trainer(",
-        "visual_tokens.merge_visual_tokens(", "PeftModel.from_pretrained(", "viz.ask_widget(",
+        "visual_tokens.merge_visual_tokens(", "PeftModel.from_pretrained(", "viz.ask_widget(", "convert_ids_to_tokens(",
     ],
     "06_minigpt_v2_mvtec": ["load_stage3_model(", "training_arguments(", "Trainer(", "PeftModel.from_pretrained(",
                             "viz.ask_widget("],
