@@ -35,7 +35,7 @@ if "google.colab" in sys.modules:
     HOSTED = "/content"
 elif "KAGGLE_KERNEL_RUN_TYPE" in os.environ:
     HOSTED = "/kaggle/working"
-if HOSTED:
+if HOSTED and not os.path.isfile(os.path.join("..", "helpers", "runtime.py")):  # not opened from a checkout
     import subprocess
     from pathlib import Path
 

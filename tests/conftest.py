@@ -27,6 +27,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     torch.set_num_threads(THREADS)
 
 
+def pytest_collection_modifyitems(items):
+    """The notebook chain (tests/test_notebooks.py) first: the longest file starts at once on one worker and the other
+    files fill the other (pyproject's --dist loadfile --no-loadscope-reorder). Time only: no result depends on it."""
+    items.sort(key=lambda item: item.path.name != "test_notebooks.py")
+
+
 @pytest.fixture(autouse=True)
 def _own_outputs(monkeypatch, tmp_path):
     """Every test gets its own outputs root (smoke profile), so tests run side by side (pytest-xdist); what is

@@ -29,6 +29,7 @@ def test_folder_names_match_the_dishes_accents_and_case_aside():
                      "Banh mi": None, "Pho": None}  # fmt: skip
 
 
+@pytest.mark.rehearsal  # the stand-in Hub's machinery, as tests/test_hub_stand_in.py: kept out of the README's run
 def test_a_short_scrape_is_topped_up_with_valid_manifest_records_of_the_missing_dishes(archive, tmp_path):
     glossary = caption_review.load_glossary()
     manifest = Manifest(tmp_path / "scraped")  # what a blocked scrape leaves: an empty manifest
@@ -48,6 +49,7 @@ def test_a_short_scrape_is_topped_up_with_valid_manifest_records_of_the_missing_
     }
 
 
+@pytest.mark.rehearsal
 def test_an_archive_without_enough_photos_of_a_dish_is_named(archive, tmp_path):
     with zipfile.ZipFile(archive, "a") as zf:  # a broken member is skipped, not fatal
         zf.writestr("validation/Banh beo/broken.jpg", b"not a jpeg")
@@ -56,6 +58,7 @@ def test_an_archive_without_enough_photos_of_a_dish_is_named(archive, tmp_path):
         dish_fallback.top_up(Manifest(tmp_path / "scraped"), {"banh-beo": 9}, glossary)
 
 
+@pytest.mark.rehearsal
 def test_photos_already_in_the_manifest_or_too_large_are_not_read_again(archive, tmp_path, monkeypatch):
     glossary = caption_review.load_glossary()
     manifest = Manifest(tmp_path / "scraped")

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from huggingface_hub import ModelCard
 
 from helpers import hub, runtime
@@ -34,6 +35,7 @@ def test_push_uploads_privately_with_its_card_in_full_only(hub_stand_in, monkeyp
     assert f"{endpoint}/{USER}/m" in out and WRITE_TOKEN not in out
 
 
+@pytest.mark.rehearsal  # a whole pytest run in a subprocess: with the rehearsal, out of the README's run
 def test_the_stand_in_hub_tests_pass_whatever_the_shell_says_of_offline_mode():
     """A shell of an offline machine (HF_HUB_OFFLINE=1 and the like) changes nothing: the suite sets what it needs."""
     shell = {

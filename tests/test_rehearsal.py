@@ -80,7 +80,7 @@ class Outcome:
     """What a step left: the executed notebook (or its failure), and the stand-in Hub's uploads and refusals then."""
 
     notebook: nbformat.NotebookNode | None
-    failure: series.NotebookFailed | None
+    failure: Exception | None
     uploads: dict[str, list[str]]
     refused: list
 
@@ -106,13 +106,15 @@ class Rehearsal:
         return outcome.notebook
 
     def _run(self, step: Step) -> Outcome:
-        if step.before is not None:
-            step.before(self.world)
         notebook = failure = None
-        env = step.env(self.world) if callable(step.env) else step.env
         try:
+            if step.before is not None:
+                step.before(self.world)
+            env = step.env(self.world) if callable(step.env) else step.env
             notebook = run(self.world, step.number, step.token, **env)
-        except series.NotebookFailed as error:
+        except (
+            Exception
+        ) as error:  # this step's failure, raised by the tests that read it, not by later steps
             failure = error
         hub = self.world.root / "hub"
         uploads = {repo.name: uploaded(self.world, repo.name, repo.parent.parent.name[:-1])

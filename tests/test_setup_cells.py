@@ -31,10 +31,11 @@ def test_setup_cell_does_nothing_outside_colab(monkeypatch):
     ("where", "clone_dir"), [("local", None), ("colab", "/content"), ("kaggle", "/kaggle/working")]
 )
 def test_the_setup_cell_clones_and_installs_in_colab_and_kaggle_and_does_nothing_locally(
-    monkeypatch, where, clone_dir
+    monkeypatch, tmp_path, where, clone_dir
 ):
     """Stand-ins for Colab (its module imported) and Kaggle (its kernel variable): the clone and the install go to the
     host's working folder; a local Jupyter runs nothing."""
+    monkeypatch.chdir(tmp_path)  # where Colab and Kaggle open a notebook: no checkout around it
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     monkeypatch.delenv("KAGGLE_KERNEL_RUN_TYPE", raising=False)
     if where == "colab":
@@ -58,7 +59,20 @@ def test_the_setup_cell_clones_and_installs_in_colab_and_kaggle_and_does_nothing
     assert [str(path) for path in installs] == [target] and sys.path[0] == target
 
 
-def test_failed_clone_names_the_url(monkeypatch):
+def test_the_setup_cell_does_nothing_in_a_notebook_opened_from_a_checkout(monkeypatch):
+    """A notebook of a clone (the project around its folder) has the project already, in Kaggle too."""
+    monkeypatch.chdir(REPO_ROOT / "notebooks")
+    monkeypatch.setenv("KAGGLE_KERNEL_RUN_TYPE", "Interactive")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: pytest.fail(f"subprocess.run{a} in a checkout"))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    path_before = list(sys.path)
+    exec(setup_cells.setup_cell_source(URL), {})
+    assert sys.path == path_before
+
+
+def test_failed_clone_names_the_url(monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+
     def fake_run(args, **kwargs):
         assert args[:2] == ["git", "clone"], f"unexpected command {args}"
         return subprocess.CompletedProcess(args, 128, "", "fatal: repository not found")
