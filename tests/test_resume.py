@@ -28,6 +28,7 @@ def test_predictions_of_other_questions_another_profile_or_none_are_not_reused()
 
 
 @pytest.mark.slow
+@pytest.mark.rehearsal  # two runs of 06 (about 100 s): with the rehearsal's sessions, out of the README's run
 @pytest.mark.parametrize(
     ("notebook", "read_back", "proof"),
     [
