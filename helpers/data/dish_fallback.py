@@ -54,10 +54,12 @@ def top_up(manifest: Manifest, needed: Mapping[str, int], glossary: Glossary) ->
     """Adds up to `needed[dish]` photos of each dish from `REPO`'s `ARCHIVE` to `manifest` (images and lines, as
     notebook 01 writes them); the photos added per dish. A member that is not a sane image is skipped."""
     token = runtime.hf_token()
-    filesystem = HfFileSystem(endpoint=runtime.hub_api().endpoint, token=token)
-    commit = runtime.hub_api().dataset_info(REPO, token=token).sha
+    api = runtime.hub_api()
+    filesystem = HfFileSystem(endpoint=api.endpoint, token=token)
+    commit = api.dataset_info(REPO, token=token).sha
     path = f"datasets/{REPO}@{commit}/{ARCHIVE}"
-    page_url = f"{runtime.hub_api().endpoint}/datasets/{REPO}/tree/{commit}"
+    page_url = f"{api.endpoint}/datasets/{REPO}/tree/{commit}"
+    image_url = f"{api.endpoint}/datasets/{REPO}/resolve/{commit}/{ARCHIVE}"
     known = {item["sha256"] for item in manifest.items}
     retrieved_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     added: Counter[str] = Counter()
@@ -83,7 +85,7 @@ def top_up(manifest: Manifest, needed: Mapping[str, int], glossary: Glossary) ->
                     "dish_name": glossary.dishes[dish].name_vi,
                     "site": SITE,
                     "page_url": f"{page_url}#{info.filename}",
-                    "image_url": f"{runtime.hub_api().endpoint}/datasets/{REPO}/resolve/{commit}/{ARCHIVE}",
+                    "image_url": image_url,
                     "title": f"{glossary.dishes[dish].name_vi} ({REPO}, {LICENCE}: {stem})",
                     "text_vi": "",
                     "ingredients": [],
