@@ -3,6 +3,7 @@ the outputs go, the token and access to each gated model; one clear error before
 
 from __future__ import annotations
 
+import math
 import shutil
 
 import torch
@@ -22,14 +23,37 @@ LICENCES = {"llama-2-chat": "https://huggingface.co/meta-llama/Llama-2-7b-chat-h
 SLACK_GB = 1.0  # room for caches, logs and predictions files
 
 
-def output_gb(chapter: str) -> float:
-    """GiB the chapter writes where outputs go: its checkpoints (trained weights, AdamW's two moments) and adapter."""
-    trainable = audit.setup_of(chapter).trainable_params
-    return (runtime.CHECKPOINTS_KEPT * trainable * 12 + trainable * 4) / audit.GB + SLACK_GB
+# Chapters whose checkpoints live on the local disk and reach Drive as copies (`training.CopyCheckpoints`); the
+# others write theirs to the outputs folder, where each one Trainer rotates out goes to Drive's trash.
+COPIED = ("vivqa", "defects")
 
 
-def problems(chapter: str, token: str | None, free_gpu_gb: float | None, free_data_gb: float,
-             free_output_gb: float) -> list[str]:  # fmt: skip
+def checkpoint_gb(chapter: str) -> float:
+    """GiB of one checkpoint: the trained weights and AdamW's two moments, in fp32."""
+    return audit.setup_of(chapter).trainable_params * 12 / audit.GB
+
+
+def lifetime_gb(chapter: str, recipe: runtime.Recipe, every: int = 1) -> float:
+    """GiB the run writes to the outputs folder over its whole life, counting the copies it replaces (Drive's trash
+    keeps them until emptied): a checkpoint per save (per `every`-th save plus one per session for the copied
+    chapters), the adapter and some slack."""
+    plan = audit.session_plan(chapter, recipe)
+    copies = math.ceil(plan.saves / every) + plan.sessions - 1 if chapter in COPIED else plan.saves
+    return (
+        copies * checkpoint_gb(chapter) + audit.setup_of(chapter).trainable_params * 4 / audit.GB + SLACK_GB
+    )
+
+
+def copy_every(chapter: str, recipe: runtime.Recipe, free_output_gb: float) -> int | None:
+    """The fewest saves between two Drive copies that keeps the run's lifetime writes within `free_output_gb`
+    (1: copy every checkpoint, and always for the chapters that write their checkpoints there); None when nothing
+    fits."""
+    saves = max(1, audit.session_plan(chapter, recipe).saves)
+    return next((k for k in range(1, saves + 1) if lifetime_gb(chapter, recipe, k) <= free_output_gb), None)
+
+
+def problems(chapter: str, recipe: runtime.Recipe, token: str | None, free_gpu_gb: float | None,
+             free_data_gb: float, free_output_gb: float) -> list[str]:  # fmt: skip
     """What stops `chapter`'s full run, as sentences saying what to do; [] when nothing does. `free_gpu_gb` is None
     without a GPU."""
     found = []
@@ -42,9 +66,11 @@ def problems(chapter: str, token: str | None, free_gpu_gb: float | None, free_da
         found.append(
             f"the data disk has {free_data_gb:.1f} GB free and the downloads need about {downloads:.1f} GB"
         )
-    if free_output_gb < (needed_output := output_gb(chapter)):
-        found.append(f"the outputs folder has {free_output_gb:.1f} GiB free and the checkpoints and adapter need about"
-                     f" {needed_output:.1f} GiB: free space on Drive or set TUTORIAL_OUTPUT_DIR elsewhere")  # fmt: skip
+    if copy_every(chapter, recipe, free_output_gb) is None:
+        least = lifetime_gb(chapter, recipe, max(1, audit.session_plan(chapter, recipe).saves))
+        found.append(f"the outputs folder has {free_output_gb:.1f} GiB free and the run writes at least {least:.1f}"
+                     " GiB over its life (checkpoints replaced on Drive stay in its trash until emptied): empty Drive's"
+                     " trash, free space on Drive, or set TUTORIAL_OUTPUT_DIR elsewhere")  # fmt: skip
     gated = [key for key in CHAPTER_MODELS[chapter] if key in LICENCES]
     if gated and token is None:
         found += [f"{runtime.HUB_MODELS[k]} is gated: accept its licence at {LICENCES[k]}, then add a Hugging Face "
@@ -76,6 +102,14 @@ def gated_access_problems(keys: list[str], token: str) -> list[str]:
     return found
 
 
+def drive_copy_every(profile: runtime.Profile, chapter: str, recipe: runtime.Recipe) -> int:
+    """How many saves apart `training.CopyCheckpoints` copies to the outputs folder: 1 in the smoke profile, else
+    `copy_every` for the folder's free space (the pre-flight has checked that one fits)."""
+    if profile.is_smoke:
+        return 1
+    return copy_every(chapter, recipe, shutil.disk_usage(profile.output_dir()).free / audit.GB) or 1
+
+
 def check(profile: runtime.Profile, chapter: str, recipe: runtime.Recipe) -> audit.SessionPlan | None:
     """Prints the facts and the plan, then raises RuntimeError listing every problem; the smoke profile has tiny
     local models and fixtures, so there is nothing to check. Returns the plan on the published data sizes."""
@@ -90,7 +124,12 @@ def check(profile: runtime.Profile, chapter: str, recipe: runtime.Recipe) -> aud
     print(f"pre-flight: {where}; {free_gpu or 0:.1f} GiB GPU memory free; {free_data:.0f} GB free for downloads in"
           f" {data_dir}; {free_output:.0f} GiB free for outputs in {output_dir}")  # fmt: skip
     print(f"downloads about {audit.WORKLOADS[chapter].download_gb:.0f} GB; {plan}")
-    found = problems(chapter, runtime.hf_token(), free_gpu, free_data, free_output)
+    if (every := copy_every(chapter, recipe, free_output)) is not None:
+        print(f"outputs: the run writes about {lifetime_gb(chapter, recipe, every):.1f} GiB over its life, replaced"
+              f" checkpoints included (Drive keeps them in its trash until emptied); a checkpoint is"
+              f" {checkpoint_gb(chapter):.2f} GiB" + (f", copied to the outputs every {every} save(s)"
+                                                     if chapter in COPIED else ""))  # fmt: skip
+    found = problems(chapter, recipe, runtime.hf_token(), free_gpu, free_data, free_output)
     if found:
         raise RuntimeError("pre-flight found what would stop this run:\n- " + "\n- ".join(found))
     return plan

@@ -213,7 +213,7 @@ class Profile:
         the repo cannot change a run unseen; in smoke the tiny model's cache folder, which names its build key."""
         if self.is_smoke:
             return f"local {Path(self.model(key)).name}"
-        return hub_api().model_info(HUB_MODELS[key], token=hf_token()).sha
+        return hub_commit(HUB_MODELS[key])
 
     def sites(self, config: dict) -> AbstractContextManager[dict]:
         """The scraping config to use while the block runs: fixture sites on 127.0.0.1 in smoke; in full the real
@@ -471,6 +471,11 @@ def hf_token() -> str | None:
 def hub_api() -> HfApi:
     """The Hub client; `HF_ENDPOINT` (read when called) names another Hub, such as a stand-in on 127.0.0.1."""
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
+
+
+def hub_commit(repo_id: str, repo_type: str = "model") -> str:
+    """The commit `repo_id`'s main branch is at on the Hub now (a model's, or a dataset's with repo_type="dataset")."""
+    return hub_api().repo_info(repo_id, repo_type=repo_type, token=hf_token()).sha
 
 
 def can_write(identity: dict) -> bool:

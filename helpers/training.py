@@ -4,7 +4,9 @@ batched captions and answers."""
 from __future__ import annotations
 
 import math
+import os
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -24,6 +26,7 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
+from transformers.trainer_utils import get_last_checkpoint
 
 from helpers import runtime
 from helpers.collate import generation_batch
@@ -112,6 +115,52 @@ class StopAfterSeconds(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+def copy_checkpoint(checkpoint: Path, kept: Path) -> Path:
+    """Copies `checkpoint` into `kept` atomically (a `.partial` folder renamed once complete, so a disconnect never
+    leaves half a checkpoint to resume from), then removes the older copies there; returns the copy."""
+    target = kept / checkpoint.name
+    if not target.exists():
+        partial = kept / f"{checkpoint.name}.partial"
+        shutil.rmtree(partial, ignore_errors=True)  # a copy an earlier disconnect cut off
+        shutil.copytree(checkpoint, partial)
+        os.replace(partial, target)
+    for older in kept.glob("checkpoint-*"):
+        if older != target:
+            shutil.rmtree(older)
+    return target
+
+
+class CopyCheckpoints(TrainerCallback):
+    """Copies every `every`-th checkpoint `Trainer` saves on the runtime's local disk, and the last one of a session,
+    to `kept` (Drive in Colab) with `copy_checkpoint` (05 §6). Trainer's own rotation then deletes on the local disk
+    only: a file deleted through Colab's Drive mount goes to Drive's trash and counts against the quota until the
+    trash is emptied, so the pre-flight counts every copy (`preflight.lifetime_gb`) and picks `every`."""
+
+    def __init__(self, kept: Path, every: int = 1) -> None:
+        self.kept, self.every, self.saves = Path(kept), every, 0
+
+    def on_save(self, args, state, control, **kwargs):
+        self.saves += 1
+        if (
+            self.saves % self.every == 0
+            or control.should_training_stop
+            or state.global_step >= state.max_steps
+        ):
+            self.kept.mkdir(parents=True, exist_ok=True)
+            copy_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.kept)
+        return control
+
+
+def last_checkpoint(*folders: Path) -> str | None:
+    """The newest complete checkpoint in `folders` (the local disk, and the Drive copy a new session finds)."""
+    found = [
+        last
+        for folder in map(Path, folders)
+        if folder.is_dir() and (last := get_last_checkpoint(str(folder)))
+    ]
+    return max(found, key=lambda path: int(path.rsplit("-", 1)[1]), default=None)
 
 
 class NonFiniteLoss(RuntimeError):

@@ -94,7 +94,7 @@ def test_vqa_rows_follow_the_contract_and_score_in_notebook_07(monkeypatch, tmp_
     rows = predictions.vqa_rows(
         test, ["2", "blue"], "blip-vqa-lora", profile, ["count", "color"], "iconqa", id_column="pid"
     )
-    path = predictions.write(profile, "vqa", "blip-vqa-lora", rows)
+    path = predictions.write(profile, "vqa", "blip-vqa-lora", rows, {"org/model": "abc123"})
     lines, _ = jsonl.read(path)
     assert lines[1] == {
         "id": "9",
@@ -108,6 +108,7 @@ def test_vqa_rows_follow_the_contract_and_score_in_notebook_07(monkeypatch, tmp_
         "dataset": "iconqa",
         "split": "test",
         "profile": "smoke",
+        "revisions": {"org/model": "abc123"},  # the commits the prediction came from
     }
     overall, by_type, _ = scoring.score_vqa(predictions.load(path.parent))
     accuracy = overall[overall["metric"] == "accuracy"]["value"].item()

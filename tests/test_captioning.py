@@ -84,7 +84,7 @@ def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
         ),
     )
     rows = predictions.caption_rows(test, ["a cake", "a soup"], "blip2-lora", profile)
-    path = predictions.write(profile, "caption", "blip2-lora", rows)
+    path = predictions.write(profile, "caption", "blip2-lora", rows, {"org/model": "abc123"})
     lines, _ = jsonl.read(path)
     assert lines[1] == {
         "id": "b",
@@ -95,6 +95,7 @@ def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
         "dish": "bun-bo-hue",
         "split": "test",
         "profile": "smoke",
+        "revisions": {"org/model": "abc123"},  # the commits the prediction came from
     }
     with pytest.raises(ValueError, match="1 predictions for 2 examples"):
         predictions.caption_rows(test, ["only one"], "blip2-zero-shot", profile)

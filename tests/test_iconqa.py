@@ -260,9 +260,11 @@ def test_hub_like_table_has_the_cards_columns_and_types(hub):
 
 def test_load_hub_copy_calls_load_dataset_and_keeps_fill_in_the_blank(hub, monkeypatch):
     calls = []
-    monkeypatch.setattr(datasets, "load_dataset", lambda repo_id: calls.append(repo_id) or hub)
-    loaded = iconqa.load_hub_copy()
-    assert calls == ["lmms-lab/ICON-QA"]
+    monkeypatch.setattr(
+        datasets, "load_dataset", lambda repo_id, revision: calls.append((repo_id, revision)) or hub
+    )
+    loaded = iconqa.load_hub_copy(revision="c0ffee")
+    assert calls == [("lmms-lab/ICON-QA", "c0ffee")]  # the commit 04 recorded is the one loaded
     assert list(loaded) == ["val", "test"]
     for split, table in loaded.items():
         keep = [i for i, kind in enumerate(hub[split]["ques_type"][:]) if kind == "fill_in_blank"]
@@ -276,13 +278,13 @@ def test_load_hub_copy_calls_load_dataset_and_keeps_fill_in_the_blank(hub, monke
 
 
 def test_load_hub_copy_names_a_split_it_lacks(hub, monkeypatch):
-    monkeypatch.setattr(datasets, "load_dataset", lambda repo_id: hub)
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo_id, revision: hub)
     with pytest.raises(ValueError, match=r"split\(s\) \['train'\] not found; it has \['val', 'test'\]"):
         iconqa.load_hub_copy(splits=("train",))
 
 
 def test_load_hub_copy_checks_the_pixel_limit(hub, monkeypatch):
-    monkeypatch.setattr(datasets, "load_dataset", lambda repo_id: hub)
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo_id, revision: hub)
     monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 64 * 64 - 1)
     with pytest.raises(
         ValueError, match=r"split 'val' row 0 \(question_id '\d+'\): field 'query_image'.*exceeds"
@@ -356,7 +358,7 @@ def test_splits_are_reproducible_and_depend_on_the_seed(layout):
 
 
 def test_splits_pool_the_hub_copys_val_and_test(hub, monkeypatch):
-    monkeypatch.setattr(datasets, "load_dataset", lambda repo_id: hub)
+    monkeypatch.setattr(datasets, "load_dataset", lambda repo_id, revision: hub)
     loaded = iconqa.load_hub_copy()
     splits = iconqa.image_disjoint_splits(loaded, seed=0)
     assert sum(len(s) for s in splits.values()) == sum(len(s) for s in loaded.values())

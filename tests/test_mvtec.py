@@ -259,7 +259,9 @@ def test_box_rows_key_images_by_their_full_path_and_score_in_notebook_07(tmp_pat
     )
     assert [row["id"] for row in rows] == table["image_path"][:]  # two 000.png files, two ids
     loaded = predictions.load(
-        predictions.write(runtime.profile("smoke"), "boxes", "minigpt-v2-mvtec-lora", rows).parent
+        predictions.write(
+            runtime.profile("smoke"), "boxes", "minigpt-v2-mvtec-lora", rows, {"org/model": "abc123"}
+        ).parent
     )
     overall, _, examples = scoring.score_boxes(loaded)
     values = overall.set_index("metric")["value"]

@@ -3,13 +3,17 @@
 import pytest
 
 from helpers import preflight, runtime
+from helpers.models import audit
 from helpers.smoke.hub_stand_in import NO_ACCESS_TOKEN, WRITE_TOKEN
 
 PLENTY = {"free_gpu_gb": 15.0, "free_data_gb": 100.0, "free_output_gb": 15.0}
 
 
+FULL = runtime.profile("full")
+
+
 def test_nothing_stops_a_run_with_room_and_no_gated_model():
-    assert preflight.problems("captioning", None, **PLENTY) == []
+    assert preflight.problems("captioning", FULL.recipe("captioning"), None, **PLENTY) == []
 
 
 @pytest.mark.parametrize(
@@ -17,16 +21,28 @@ def test_nothing_stops_a_run_with_room_and_no_gated_model():
     [
         ({"free_gpu_gb": 3.0}, "the GPU has 3.0 GiB free and the run needs about"),
         ({"free_data_gb": 5.0}, "the data disk has 5.0 GB free and the downloads need about 25.4 GB"),
-        ({"free_output_gb": 0.5}, "the outputs folder has 0.5 GiB free"),  # a nearly full 15 GB Drive
+        ({"free_output_gb": 0.5}, "the outputs folder has 0.5 GiB free and the run writes at least"),
     ],
 )
 def test_too_little_room_is_named_with_what_is_needed(hub_stand_in, room, said):
-    found = preflight.problems("vivqa", WRITE_TOKEN, **{**PLENTY, **room})
+    found = preflight.problems("vivqa", FULL.recipe("vivqa"), WRITE_TOKEN, **{**PLENTY, **room})
     assert len(found) == 1 and said in found[0]
 
 
-def test_checkpoints_kept_for_resuming_fit_a_free_drive():
-    assert preflight.output_gb("vivqa") < 2.5  # one checkpoint (~0.7 GB) and the adapter, not one per save
+def test_the_outputs_a_run_writes_count_every_checkpoint_drive_keeps_in_its_trash(hub_stand_in):
+    reproduce = FULL.recipe("vivqa", "reproduce")
+    plan = audit.session_plan("vivqa", reproduce)
+    per_save = preflight.lifetime_gb("vivqa", reproduce)  # a copy per save, one more per extra session
+    copies = plan.saves + plan.sessions - 1
+    assert per_save > copies * preflight.checkpoint_gb("vivqa") > 15  # more than a free Drive holds
+    every = preflight.copy_every("vivqa", reproduce, free_output_gb=14.0)
+    assert every > 1 and preflight.lifetime_gb("vivqa", reproduce, every) <= 14.0
+    assert preflight.lifetime_gb("vivqa", reproduce, every - 1) > 14.0  # the fewest saves apart that fit
+    found = preflight.problems("vivqa", reproduce, WRITE_TOKEN, **{**PLENTY, "free_output_gb": 14.0})
+    assert found == []
+    # 03 writes its checkpoints to the outputs folder: no copies to space out.
+    captioning = FULL.recipe("captioning", "reproduce")
+    assert preflight.copy_every("captioning", captioning, 1.0) is None
 
 
 @pytest.mark.parametrize(
@@ -42,7 +58,7 @@ def test_checkpoints_kept_for_resuming_fit_a_free_drive():
     ],
 )
 def test_gated_llama_needs_a_token_whose_account_accepted_the_licence(hub_stand_in, token, said):
-    found = preflight.problems("defects", token, **PLENTY)
+    found = preflight.problems("defects", FULL.recipe("defects"), token, **PLENTY)
     assert found == [] if said is None else (len(found) == 1 and said in found[0])
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -47,7 +48,7 @@ STEPS = {
     "05 no token": Step("05", token=None),
     "05 no gated access": Step("05", token=hub_stand_in.NO_ACCESS_TOKEN),
     "05 first session": Step("05", env={"TUTORIAL_SESSION_MINUTES": "0.001"}),
-    "05 second session": Step("05"),
+    "05 second session": Step("05", before=lambda world: new_runtime(world)),
     "06": Step("06"),
     "07 on a CPU runtime": Step("07", env=CPU_RUNTIME),
     "A2": Step("A2"),
@@ -56,6 +57,11 @@ STEPS = {
         "02", token=None, env=lambda world: blocked(world), before=lambda w: scrape_blocked(w)
     ),
 }
+
+
+def new_runtime(world: rehearsal.World) -> None:
+    """A new session's runtime: the local disk's checkpoints are gone, Drive's copy stays."""
+    shutil.rmtree(full(world).data_dir("minigpt-v2-lora", "vivqa", "checkpoints"))
 
 
 def blocked(world: rehearsal.World) -> dict[str, str]:
@@ -222,12 +228,23 @@ def test_05_stops_at_the_session_limit_and_a_fresh_kernel_resumes_reusing_zero_s
     )  # half-trained: kept back
     second = text(rehearsed.executed("05 second session"))
     questions = full(world).recipe("vivqa").eval_questions
-    assert "resuming from" in second and "checkpoint-" in second
+    drive_copy = full(world).output_dir("minigpt-v2-lora", "vivqa", "last-checkpoint")
+    assert (
+        f"resuming from {drive_copy}{os.sep}checkpoint-" in second
+    )  # the local disk went with the first session
     for tag in ("minigpt-v2-zero-shot", "minigpt-v2-lora-dropped", "minigpt-v2-zero-shot-original-layout"):
         assert f"{tag}: {questions} answers read back from an earlier session's predictions file" in second
     assert (
         "adapter_model.safetensors" in rehearsed.outcome("05 second session").uploads["minigpt-v2-vivqa-lora"]
     )
+    with pytest.MonkeyPatch.context() as patch:  # the stand-in Hub's commits of the two repos 05 loads
+        for name, value in world.env.items():
+            patch.setenv(name, value)
+        commits = {runtime.HUB_MODELS[key]: runtime.hub_commit(runtime.HUB_MODELS[key])
+                   for key in ("llama-2-chat", "minigpt-vision")}  # fmt: skip
+    lines, _ = jsonl.read(predictions.path_of(full(world), "vqa", "minigpt-v2-vivqa-lora"))
+    assert {str(line["revisions"]) for line in lines} == {str(commits)} and len(set(commits.values())) == 2
+    assert f"loaded: {commits}" in second  # and the chapter prints them
 
 
 def test_06_detects_defects_and_uploads(rehearsed):

@@ -1,5 +1,7 @@
 """A run that spans sessions: what a session wrote is read back by the next one instead of being recomputed."""
 
+import shutil
+
 import pytest
 
 from helpers import runtime, series
@@ -13,7 +15,7 @@ def lines(ids, profile="smoke"):
 
 def test_written_predictions_come_back_in_the_runs_order():
     profile = runtime.profile("smoke")
-    predictions.write(profile, "vqa", "m", lines(["1", "2", "3"]))
+    predictions.write(profile, "vqa", "m", lines(["1", "2", "3"]), {})
     back = predictions.written(profile, "vqa", "m", [3, 1, 2])
     assert [line["prediction"] for line in back] == ["p3", "p1", "p2"] and back[0]["raw"] == "<s> p3"
 
@@ -21,9 +23,9 @@ def test_written_predictions_come_back_in_the_runs_order():
 def test_predictions_of_other_questions_another_profile_or_none_are_not_reused():
     profile = runtime.profile("smoke")
     assert predictions.written(profile, "vqa", "m", ["1"]) is None  # no file yet
-    predictions.write(profile, "vqa", "m", lines(["1", "2"]))
+    predictions.write(profile, "vqa", "m", lines(["1", "2"]), {})
     assert predictions.written(profile, "vqa", "m", ["1", "2", "3"]) is None  # a larger evaluation subset
-    predictions.write(profile, "vqa", "m", lines(["1", "2"], profile="full"))
+    predictions.write(profile, "vqa", "m", lines(["1", "2"], profile="full"), {})
     assert predictions.written(profile, "vqa", "m", ["1", "2"]) is None  # never across profiles
 
 
@@ -40,7 +42,8 @@ def test_a_run_stopped_by_the_session_budget_resumes_in_a_new_kernel(
     tmp_path, monkeypatch, notebook, read_back, proof
 ):
     """The notebook twice in one outputs folder: the first session's budget stops training after a step and saves;
-    a fresh kernel resumes from that checkpoint, reads the zero-shot passes back and finishes (with its proof)."""
+    a fresh kernel, the local checkpoints gone as on a new runtime, resumes from the Drive copy, reads the
+    zero-shot passes back and finishes (with its proof)."""
     path = runtime.REPO_ROOT / "notebooks" / f"{notebook}.ipynb"
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
     monkeypatch.setenv("TUTORIAL_SESSION_MINUTES", "0.0001")  # stops at the end of the first step
@@ -48,8 +51,12 @@ def test_a_run_stopped_by_the_session_budget_resumes_in_a_new_kernel(
     assert "no checkpoint yet: a fresh run" in first and "run again to continue" in first
     assert "training stopped for this session" in first and "answers read back" not in first
     monkeypatch.delenv("TUTORIAL_SESSION_MINUTES")
+    smoke = runtime.profile("smoke")
+    shutil.rmtree(smoke.data_dir("minigpt-v2-lora", "mvtec", "checkpoints"))  # a new runtime's disk
     second = text(series.execute(path))
-    assert "resuming from" in second and "checkpoint-1" in second and "run again to continue" not in second
+    assert "run again to continue" not in second
+    drive_copy = smoke.output_dir("minigpt-v2-lora", "mvtec", "last-checkpoint")
+    assert f"resuming from {drive_copy / 'checkpoint-1'}" in second
     for tag in read_back:
         assert f"{tag}: " in second and "answers read back from an earlier session" in second
     assert proof in second

@@ -215,10 +215,13 @@ def _fill_in_blank(table: Dataset, split: str) -> Dataset:
     return table
 
 
-def load_hub_copy(repo_id: str = HUB_REPO, splits: Sequence[str] = ("val", "test")) -> DatasetDict:
-    """The Hub copy's `splits`, checked by `check_hub_columns`, fill-in-the-blank only, as pid (the question_id),
-    question, answer and image (the query image) like the exercise's train split."""
-    loaded = datasets.load_dataset(repo_id)
+def load_hub_copy(
+    repo_id: str = HUB_REPO, splits: Sequence[str] = ("val", "test"), revision: str | None = None
+) -> DatasetDict:
+    """The Hub copy's `splits` at `revision` (a commit pins the data), checked by `check_hub_columns`,
+    fill-in-the-blank only, as pid (the question_id), question, answer and image (the query image) like the
+    exercise's train split."""
+    loaded = datasets.load_dataset(repo_id, revision=revision)
     absent = [split for split in splits if split not in loaded]
     if absent:
         raise BadInput(f"{repo_id}: split(s) {absent} not found; it has {list(loaded)}")

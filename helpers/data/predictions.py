@@ -1,14 +1,14 @@
 """Predictions files, the contract between training chapters and notebook 07: one JSON object per example.
 
 A line: `{"id", "task": "caption"|"vqa"|"boxes", "model", "prediction": str, "references": [str, ...]}` plus
-extras: `question_type` and `dataset` (vqa: "iconqa" from notebook 04, "vivqa" from 05); `image_path`, `width`,
-`height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and `is_broken` (boxes;
+`revisions` (the Hub commit of each model and dataset the prediction came from) and extras: `question_type` and
+`dataset` (vqa: "iconqa" from notebook 04, "vivqa" from 05); `image_path`, `width`, `height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and `is_broken` (boxes;
 without them the truth is parsed from the reference text).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -132,9 +132,14 @@ def path_of(profile: runtime.Profile, task: str, model_tag: str) -> Path:
     return profile.output_dir("predictions") / f"{task}-{model_tag}.jsonl"
 
 
-def write(profile: runtime.Profile, task: str, model_tag: str, rows: Sequence[dict]) -> Path:
-    """Writes the model's predictions file (`path_of`) atomically."""
-    return jsonl.write(path_of(profile, task, model_tag), rows)
+def write(
+    profile: runtime.Profile, task: str, model_tag: str, rows: Sequence[dict], revisions: Mapping[str, str]
+) -> Path:
+    """Writes the model's predictions file (`path_of`) atomically, each line with `revisions`: the Hub commit of
+    every model and dataset the predictions came from (repo id -> commit; {} for a baseline without either)."""
+    return jsonl.write(
+        path_of(profile, task, model_tag), [{**row, "revisions": dict(revisions)} for row in rows]
+    )
 
 
 def written(profile: runtime.Profile, task: str, model_tag: str, ids: Sequence[str]) -> list[dict] | None:

@@ -271,6 +271,7 @@ class SessionPlan:
 
     chapter: str
     steps: int
+    saves: int  # checkpoints written (each followed by a validation pass)
     step_seconds: float
     validation_batches: int  # forward-only batches over all validation passes
     eval_questions: int
@@ -356,6 +357,7 @@ def session_plan(
     return SessionPlan(
         chapter=chapter,
         steps=steps,
+        saves=passes,
         step_seconds=step_seconds_estimate(setup, vision, w.vision_tokens)
         + all_reduce_seconds(setup, processes),
         validation_batches=passes * math.ceil(validated / (recipe.batch_size * processes)),
