@@ -42,9 +42,10 @@ from transformers import (
 )
 
 from helpers import jsonl, runtime, training
+from helpers.chapters.blip2_lora_captioning import captioning_arguments
+from helpers.chapters.minigpt_v2_vivqa import attach_lora, minigpt_arguments
 from helpers.collate import CaptionCollator, MiniGPTv2Collator
 from helpers.models import architectures, blip2_lora, minigpt_v2_checkpoint
-from helpers.models.minigpt_v2 import attach_lora
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
 from helpers.smoke import tiny_models
 
@@ -132,8 +133,8 @@ def check_minigpt(work: Path, bits: int, tiny: bool) -> Measured:
     rows = Dataset.from_dict({"image": photos(recipe.batch_size * STEPS, size), "task": ["vqa"] * recipe.batch_size * STEPS,
                               "instruction": [VQA_INSTRUCTIONS[1].format(question)] * recipe.batch_size * STEPS,
                               "answer": ["hai con mèo"] * recipe.batch_size * STEPS})  # fmt: skip
-    args = training.training_arguments("minigpt", recipe, work / "checkpoints", max_steps=STEPS, save_strategy="no",
-                                       eval_strategy="no", logging_steps=1, disable_tqdm=True)  # fmt: skip
+    args = minigpt_arguments(recipe, work / "checkpoints", max_steps=STEPS, save_strategy="no", eval_strategy="no",
+                             logging_steps=1, disable_tqdm=True)  # fmt: skip
     collator = MiniGPTv2Collator(tokenizer, image_processor, model.config.num_image_tokens)
     optimizers = training.tutorial_optimizer(model, recipe, STEPS)
     train_peak, step_seconds = timed_training(model, args, collator, rows, optimizers)
@@ -173,9 +174,9 @@ def check_blip2(work: Path, bits: int, tiny: bool) -> Measured:
     size = processor.image_processor.size["height"]
     rows = Dataset.from_dict({"image": photos(recipe.batch_size * STEPS, size),
                               "caption": ["a bowl of noodle soup with beef and herbs"] * recipe.batch_size * STEPS})  # fmt: skip
-    args = training.training_arguments("captioning", recipe, work / "checkpoints", max_steps=STEPS,
-                                       save_strategy="no", eval_strategy="no", load_best_model_at_end=False,
-                                       logging_strategy="steps", logging_steps=1, disable_tqdm=True)  # fmt: skip
+    args = captioning_arguments(recipe, work / "checkpoints", max_steps=STEPS, save_strategy="no", eval_strategy="no",
+                                load_best_model_at_end=False, logging_strategy="steps", logging_steps=1,
+                                disable_tqdm=True)  # fmt: skip
     train_peak, step_seconds = timed_training(model, args, CaptionCollator(processor), rows)
     reset_peak()
     started = time.perf_counter()

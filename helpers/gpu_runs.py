@@ -41,9 +41,9 @@ def figures(
     return table
 
 
-def record(chapter: str, run: str, table: pd.DataFrame, path: Path = GPU_RUNS) -> Path | None:
-    """Appends the figures with the date, GPU and peak memory to `benchmarks/results/gpu_runs.jsonl` on a GPU;
-    on a CPU records nothing (its speeds say nothing about a T4) and says so."""
+def record(chapter: str, run: str, table: pd.DataFrame, path: Path) -> Path | None:
+    """Appends the figures with the date, GPU and peak memory to `path` on a GPU (the chapters: `gpu_runs.jsonl` in
+    the outputs folder, which outlives the session); on a CPU records nothing (its speeds say nothing about a T4)."""
     if not torch.cuda.is_available():
         print("no GPU: nothing recorded (these speeds are a CPU's, not a T4's)")
         return None
@@ -56,7 +56,7 @@ def record(chapter: str, run: str, table: pd.DataFrame, path: Path = GPU_RUNS) -
         **{name: round(float(value), 4) for name, value in table["measured"].items()},
     }
     jsonl.append(path, entry)
-    print(f"recorded in {path}: keep the file (download it, or open a pull request) to share the measurement")
+    print(f"recorded in {path}: copy it into benchmarks/results/ of a clone (or a pull request) to share it")
     return path
 
 

@@ -28,6 +28,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
 from helpers import atomic, runtime, training
+from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.collate import CaptionCollator
 from helpers.data import dish_dataset
 from helpers.models import blip2_lora
@@ -106,8 +107,7 @@ def train(
     else:  # the chapter's per-epoch checkpoints with validation; none without
         checkpoints = {} if validation is not None else {"save_strategy": "no"}
     validated = {} if validation is not None else {"eval_strategy": "no", "load_best_model_at_end": False}
-    args = training.training_arguments(
-        "captioning",
+    args = captioning_arguments(
         recipe,
         Path(output_dir) / "checkpoints",
         **checkpoints | validated,

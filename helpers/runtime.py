@@ -516,11 +516,6 @@ def token_status() -> str:
     )
 
 
-def read_benchmark(name: str) -> dict:
-    """The figures a benchmark script wrote to `benchmarks/results/<name>.json`, with its date and machine."""
-    return json.loads((REPO_ROOT / "benchmarks" / "results" / f"{name}.json").read_text(encoding="utf-8"))
-
-
 def notebook_paths(root: Path = REPO_ROOT) -> list[Path]:
     """The series' numbered notebooks in order, then the appendix notebooks (A1_..., A2_...)."""
     folder = Path(root) / "notebooks"

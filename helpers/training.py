@@ -1,5 +1,5 @@
-"""What the training chapters share once shown: their `TrainingArguments`, stopping on purpose, the loss table,
-batched captions and answers."""
+"""What the training chapters share once shown: stopping on purpose, checkpoints copied to Drive, the loss table,
+batched captions and answers (their `TrainingArguments` are in `helpers.chapters`, exported from the chapters)."""
 
 from __future__ import annotations
 
@@ -23,7 +23,6 @@ from transformers import (
     BlipProcessor,
     PreTrainedTokenizerBase,
     TrainerCallback,
-    TrainingArguments,
 )
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from transformers.trainer_utils import get_last_checkpoint
@@ -35,55 +34,6 @@ from helpers.metrics.box_metrics import Box, format_boxes
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, Generated, blip_caption_text, generate_answers
 
 T = TypeVar("T")
-# 03 §7 and 04 §7: validate and save every epoch, keep the best two checkpoints.
-PER_EPOCH = {
-    "eval_strategy": "epoch",
-    "save_strategy": "epoch",
-    "logging_strategy": "epoch",
-    "save_total_limit": 2,
-    "load_best_model_at_end": True,
-    "metric_for_best_model": "eval_loss",
-}
-
-
-def training_arguments(
-    chapter: str, recipe: runtime.Recipe, output_dir: str | Path, **changes: object
-) -> TrainingArguments:
-    """The `TrainingArguments` of a chapter's cell ("captioning" 03 §7, "vqa" 04 §7, "minigpt" 05 §6, which 06 uses),
-    `changes` on top; each chapter asserts its own cell still equals this, so the smoke checks and A2 train alike."""
-    device, dtype = runtime.pick_device_dtype()
-    own = {
-        "captioning": {
-            "learning_rate": recipe.learning_rate,
-            "lr_scheduler_type": recipe.lr_scheduler,
-            **PER_EPOCH,
-        },
-        "vqa": PER_EPOCH,  # 04 and 05 build their optimisers themselves
-        "minigpt": {
-            "max_steps": recipe.max_steps,
-            "eval_strategy": "steps",
-            "eval_steps": recipe.save_steps,
-            "save_strategy": "steps",
-            "save_steps": recipe.save_steps,
-            "save_total_limit": runtime.CHECKPOINTS_KEPT,
-            "logging_steps": max(1, recipe.save_steps // 4),
-        },
-    }
-    if chapter not in own:
-        raise ValueError(f"chapter must be one of {sorted(own)}, not {chapter!r}")
-    shared = {
-        "num_train_epochs": recipe.epochs,
-        "per_device_train_batch_size": recipe.batch_size,
-        "per_device_eval_batch_size": recipe.batch_size,
-        "fp16": dtype == torch.float16,
-        "bf16": dtype == torch.bfloat16,
-        "remove_unused_columns": False,  # the collators read the raw columns
-        "logging_nan_inf_filter": False,  # a NaN loss is logged as NaN, so StopOnNonFinite sees it
-        "label_names": ["labels"],
-        "report_to": "none",
-        "use_cpu": device.type != "cuda",
-    }
-    return TrainingArguments(output_dir=str(output_dir), **shared | own[chapter] | changes)
 
 
 class StopAfterEpochs(TrainerCallback):

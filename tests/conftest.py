@@ -15,9 +15,9 @@ for _name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
+from stand_ins import hub_stand_in as stand_in  # noqa: E402
 
 from helpers import runtime  # noqa: E402
-from helpers.smoke import hub_stand_in as stand_in  # noqa: E402
 
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest-xdist workers share the machine's cores: torch's default (all cores in every process) oversubscribes
@@ -91,7 +91,7 @@ def prediction_folder(tmp_path):
 
 @pytest.fixture
 def hub_stand_in(monkeypatch, tmp_path):
-    """The rehearsal's stand-in Hub (`helpers.smoke.hub_stand_in`) on 127.0.0.1, named by HF_ENDPOINT, with Llama-2
+    """The rehearsal's stand-in Hub (`tests/stand_ins/hub_stand_in.py`) on 127.0.0.1, named by HF_ENDPOINT, with Llama-2
     published and gated (its tokens: READ_TOKEN, WRITE_TOKEN, NO_ACCESS_TOKEN)."""
     llama = runtime.HUB_MODELS["llama-2-chat"]
     (tmp_path / "llama").mkdir()

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
-from helpers import runtime, training
+from helpers import runtime
 from helpers.bad_input import BadInput
+from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.data import vivqa
 from helpers.metrics import bootstrap, box_metrics, caption_metrics
 from helpers.smoke import icon_scenes, vivqa_fixtures
@@ -144,10 +145,7 @@ def test_an_mvtec_record_that_is_not_an_object_and_a_layout_without_rows_are_nam
     assert nfc("e\u0301") == "\u00e9"  # a decomposed accent composed
 
 
-def test_training_arguments_name_the_chapters_they_know():
+def test_a_chapters_training_arguments_take_changes_on_top_of_its_own():
     recipe = runtime.profile("smoke").recipe("captioning")
-    with pytest.raises(
-        ValueError, match=r"chapter must be one of \['captioning', 'minigpt', 'vqa'\], not 'vivqa'"
-    ):
-        training.training_arguments("vivqa", recipe, "unused")
-    assert training.training_arguments("vqa", recipe, "unused", seed=7).seed == 7  # changes on top
+    args = captioning_arguments(recipe, "unused", seed=7, save_strategy="no", load_best_model_at_end=False)
+    assert (args.seed, args.save_strategy, args.learning_rate) == (7, "no", recipe.learning_rate)

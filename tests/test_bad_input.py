@@ -350,10 +350,10 @@ def test_a_vision_source_without_its_files_is_named(tmp_path, make, words):
 
 
 def test_only_8_or_4_bits():
-    from helpers.models import minigpt_v2
+    from helpers.chapters.minigpt_v2_vivqa import llm_quantization_config
 
-    with pytest.raises(ValueError, match="bits must be 8 or 4, got 16"):
-        minigpt_v2.llm_quantization_config(16)
+    with pytest.raises(ValueError, match="bits must be 4 or 8, got 16"):
+        llm_quantization_config(16)
 
 
 # --- fuzzing: nothing but BadInput escapes a reader ---------------------------------------------------------------

@@ -9,13 +9,14 @@ from peft import PeftModel
 from transformers import BitsAndBytesConfig, Blip2ForConditionalGeneration, Blip2Processor
 
 from helpers import hub, jsonl, runtime, training, viz
+from helpers.chapters.blip2_lora_captioning import caption_lora_config
 from helpers.data import predictions
 from helpers.models import audit, blip2_lora
 from helpers.smoke import caption_learning, shape_captions, tiny_models
 
 
 def test_full_lora_is_the_reports_and_prints_its_line():
-    config = audit.BLIP2_REPORT_LORA
+    config = caption_lora_config()
     assert (config.r, config.lora_alpha, config.lora_dropout, config.bias) == (16, 32, 0.05, "none")
     assert set(config.target_modules) == {"q_proj", "k_proj"} and not config.modules_to_save
     assert audit.blip2_lora_printout() == (

@@ -4,12 +4,12 @@ stand-in Hub under the real repo id, with the archive's layout), written into no
 import zipfile
 
 import pytest
+from stand_ins import hub_stand_in as stand_in
+from stand_ins import rehearsal
 
 from helpers.bad_input import BadInput
 from helpers.data import caption_review, dish_dataset, dish_fallback
 from helpers.data.manifest import Manifest, field_problem
-from helpers.smoke import hub_stand_in as stand_in
-from helpers.smoke import rehearsal
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ import sys
 
 import pytest
 from huggingface_hub import ModelCard
+from stand_ins.hub_stand_in import USER, WRITE_TOKEN
 
 from helpers import hub, runtime
-from helpers.smoke.hub_stand_in import USER, WRITE_TOKEN
 
 
 class Recorder:

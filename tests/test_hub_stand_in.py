@@ -1,4 +1,4 @@
-"""The stand-in Hub (`helpers.smoke.hub_stand_in`) answers the real clients: transformers, datasets, peft and
+"""The stand-in Hub (`tests/stand_ins/hub_stand_in.py`) answers the real clients: transformers, datasets, peft and
 huggingface_hub read models and datasets from it, upload to it, and meet its gates and refusals as on the Hub.
 huggingface_hub, transformers and datasets read HF_ENDPOINT (and HF_HOME, HF_HUB_DISABLE_XET) when imported, so
 their calls run in a fresh Python; huggingface_hub's own calls run here with `endpoint=`."""
@@ -14,11 +14,11 @@ import pytest
 from datasets import Dataset
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import GatedRepoError, HfHubHTTPError
+from stand_ins import hub_stand_in
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerFast
 
 from helpers import runtime
-from helpers.smoke import hub_stand_in
 
 # The rehearsal's machinery: run with it (`pytest -m rehearsal`), which keeps the README's test command short.
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]

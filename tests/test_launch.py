@@ -11,9 +11,10 @@ import nbformat
 import pytest
 from accelerate.commands.config.config_args import ClusterConfig
 
-from helpers import launch, runtime, series
+from helpers import launch, runtime
 from helpers.smoke import caption_learning, controls, tiny_models
 from helpers.smoke.learning_check import CheckResult
+from tools import series
 
 pytestmark = [pytest.mark.launch, pytest.mark.slow]
 A2 = runtime.REPO_ROOT / "notebooks" / "A2_several_gpus_with_accelerate.ipynb"

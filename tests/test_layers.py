@@ -12,11 +12,11 @@ RANKS = {
     "bad_input": -1, "atomic": -1,  # import nothing from helpers
     "library_noise": 0, "runtime": 0, "jsonl": 0, "colab_install": 0, "vi_text": 0, "images": 0,
     "": 1,  # the package's __init__, which runs first: rank 0 only
-    "data": 1,
+    "data": 1, "chapters": 1,  # chapters: the code notebooks export (tools/export.py), on libraries and runtime
     "models": 2, "metrics": 2,
     "collate": 3,
     "training": 4, "viz": 4, "hub": 4, "gpu_runs": 4, "preflight": 4,
-    "series": 5, "setup_cells": 5, "smoke": 5, "launch": 5,
+    "smoke": 5, "launch": 5,
 }  # fmt: skip
 SWITCH = "runtime"  # the one module allowed to reach into smoke, and only through importlib
 

@@ -22,14 +22,13 @@ from transformers import (
 from transformers.models.blip_2.modeling_blip_2 import Blip2VisionEmbeddings
 
 from helpers import runtime
+from helpers.chapters.minigpt_v2_vivqa import attach_lora, llm_quantization_config
 from helpers.collate import MiniGPTv2Collator
 from helpers.models.minigpt_v2 import (
     IMAGE_TOKEN_ID,
     MiniGPTv2Config,
     MiniGPTv2ForConditionalGeneration,
-    attach_lora,
     interpolate_position_embedding,
-    llm_quantization_config,
     real_size_counts,
 )
 from helpers.models.minigpt_v2_checkpoint import (

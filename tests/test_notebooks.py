@@ -1,5 +1,5 @@
 """Every notebook, executed once per test run in the smoke profile, in order, into one outputs root (as the README's
-series command runs them); each test below reads that one execution. The learning proofs assert in the notebooks."""
+series command runs them); each test below reads that one execution. The learning proofs assert in appendix A1."""
 
 import os
 
@@ -7,9 +7,10 @@ import nbformat
 import pandas as pd
 import pytest
 
-from helpers import jsonl, runtime, series
+from helpers import jsonl, runtime
 from helpers.data import predictions, vivqa
 from helpers.metrics import scoring
+from tools import series
 
 # A2 starts several training processes: tests/test_launch.py runs it, beside the other tests (-m launch).
 NOTEBOOKS = [path for path in runtime.notebook_paths() if not path.name.startswith("A2_")]
@@ -90,6 +91,15 @@ def test_notebook_05_shows_four_patches_become_one_visual_token(run):
     assert "token 0 == patches 0-3 concatenated: True" in text and "-> merged (1, " in text
 
 
+def test_appendix_a1_proves_each_training_chapter_learns_from_the_image(run):
+    text = outputs(
+        run.executed(runtime.REPO_ROOT / "notebooks" / "A1_how_the_series_tests_itself.ipynb"), "stdout"
+    )
+    for task in ("captioning", "vqa", "vivqa", "mvtec"):  # a failing bound would have stopped the notebook
+        assert f"{task}: holds: " in text
+    assert "captioning: holds: control <= 0.5" in text and "mvtec: holds: trained > control + 0.4" in text
+
+
 def test_notebook_07_scores_every_chapter_it_was_given(run):
     text = outputs(run.executed(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
     folder = run.root / "smoke" / "predictions"
@@ -129,7 +139,7 @@ def test_kernels_start_without_transport_warnings(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(6 * 7)")]), path)
     env = {**os.environ, "TUTORIAL_PROFILE": "smoke", "TUTORIAL_OUTPUT_DIR": str(tmp_path / "out")}
     done = subprocess.run(
-        [sys.executable, "-m", "helpers.series", str(path)],
+        [sys.executable, "-m", "tools.series", str(path)],
         env=env,
         capture_output=True,
         text=True,

@@ -1,10 +1,10 @@
 """The pre-flight check of the GPU chapters: every problem that would stop a full run, said before anything loads."""
 
 import pytest
+from stand_ins.hub_stand_in import NO_ACCESS_TOKEN, WRITE_TOKEN
 
 from helpers import preflight, runtime
 from helpers.models import audit
-from helpers.smoke.hub_stand_in import NO_ACCESS_TOKEN, WRITE_TOKEN
 
 PLENTY = {"free_gpu_gb": 15.0, "free_data_gb": 100.0, "free_output_gb": 15.0}
 

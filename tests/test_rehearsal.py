@@ -1,4 +1,4 @@
-"""The full profile rehearsed offline (`helpers.smoke.rehearsal`, README "Rehearsal"): every notebook top to bottom
+"""The full profile rehearsed offline (`tests/stand_ins/rehearsal.py`, README "Rehearsal"): every notebook top to bottom
 with TUTORIAL_PROFILE=full against stand-ins of the Hub, Drive, GitHub and the two sites, in order, into one Drive
 stand-in; and the cases a learner meets: no token, a token without gated access, a read-only token, a second
 session. Run with `pytest -m rehearsal` (.ci/run does)."""
@@ -15,11 +15,12 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from stand_ins import hub_stand_in, rehearsal
 
-from helpers import jsonl, launch, runtime, series
+from helpers import jsonl, launch, runtime
 from helpers.data import dish_dataset, dish_fallback, predictions, scraping
 from helpers.data.polite_http import HttpClient
-from helpers.smoke import hub_stand_in, rehearsal
+from tools import series
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
 NOTEBOOKS = {path.name[:2]: path for path in runtime.notebook_paths()}

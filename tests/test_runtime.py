@@ -1,8 +1,8 @@
 import pytest
 import torch
+from stand_ins.hub_stand_in import READ_TOKEN, WRITE_TOKEN
 
 from helpers import runtime
-from helpers.smoke.hub_stand_in import READ_TOKEN, WRITE_TOKEN
 
 
 @pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("full", "full"), (" FULL ", "full")])
@@ -285,7 +285,7 @@ def test_full_profile_records_the_commit_a_hub_model_resolves_to_and_sees_an_edi
     """The commit goes into the adapter card: a later edit of the repo gives another one."""
     import re
 
-    from helpers.smoke import hub_stand_in as stand_in
+    from stand_ins import hub_stand_in as stand_in
 
     monkeypatch.setenv("HF_TOKEN", READ_TOKEN)
     full = runtime.profile("full")

@@ -1,7 +1,7 @@
 import nbformat
 import pytest
 
-from helpers.series import NotebookFailed, run_series
+from tools.series import NotebookFailed, run_series
 
 
 def _notebook(path, source):
@@ -83,7 +83,7 @@ def test_a_kernel_reply_whose_wake_up_was_missed_is_found_by_the_next_poll(monke
     import asyncio
     from queue import Empty
 
-    from helpers import series
+    from tools import series
 
     waits = []
 

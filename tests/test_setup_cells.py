@@ -9,14 +9,15 @@ import types
 import nbformat
 import pytest
 
-from helpers import colab_install, runtime, setup_cells
+from helpers import colab_install, runtime
+from tools import setup_cells
 
 REPO_ROOT = setup_cells.REPO_ROOT
 URL = "https://github.com/someone/no-such-tutorials"
 
 
 def test_notebooks_and_readme_agree_with_pyproject_url():
-    assert setup_cells.disagreements(REPO_ROOT) == [], "run: python -m helpers.setup_cells"
+    assert setup_cells.disagreements(REPO_ROOT) == [], "run: python -m tools.setup_cells"
 
 
 def test_setup_cell_does_nothing_outside_colab(monkeypatch):

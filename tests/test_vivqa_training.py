@@ -9,10 +9,11 @@ from PIL import Image
 from transformers import AutoTokenizer, Trainer, TrainingArguments
 
 from helpers import hub, training
+from helpers.chapters.minigpt_v2_vivqa import attach_lora, llm_quantization_config
 from helpers.collate import MiniGPTv2Collator
 from helpers.data import vivqa
 from helpers.models import audit
-from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
+from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration
 from helpers.models.minigpt_v2_checkpoint import load_official_checkpoint, lora_dropped
 from helpers.models.minigpt_v2_prompts import build_prompt, generate_answers, make_image_processor
 from helpers.smoke import synthetic_stage3, tiny_models, vivqa_fixtures

@@ -13,6 +13,7 @@ from peft import LoraConfig, get_peft_model
 from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipConfig, BlipForQuestionAnswering
 
 from helpers import runtime
+from helpers.chapters.blip2_lora_captioning import caption_lora_config
 from helpers.models import minigpt_v2
 from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_7B
 
@@ -25,9 +26,6 @@ T4_FP16_TFLOPS = 65.0  # the T4's fp16 tensor-core peak
 # put int8 near 2.5x and NF4 near 1.5x the fp16 time on small models, hence 0.25 / 1.67 for int8.
 T4_UTILISATION = {4: 0.25, 8: 0.15}
 
-BLIP2_REPORT_LORA = LoraConfig(
-    r=16, lora_alpha=32, lora_dropout=0.05, bias="none", target_modules=["q_proj", "k_proj"]
-)
 BLIP_VQA_EXERCISE_LORA = LoraConfig(
     r=16, lora_alpha=32, lora_dropout=0.05, bias="none", target_modules=["query", "key"]
 )
@@ -54,7 +52,7 @@ def _printout(model: torch.nn.Module, lora: LoraConfig) -> str:
 def blip2_lora_printout() -> str:
     """peft's trainable-parameter line for blip2-opt-2.7b with the BLIP-2 food report's LoRA (r16, q_proj/k_proj)."""
     return _printout(
-        _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)), BLIP2_REPORT_LORA
+        _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)), caption_lora_config()
     )
 
 

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import copy
-
-from peft import PeftModel, get_peft_model, prepare_model_for_kbit_training
+from peft import PeftModel, get_peft_model
 from transformers import BitsAndBytesConfig, Blip2ForConditionalGeneration, Blip2Processor
 
 from helpers import runtime
-from helpers.models import audit
-from helpers.models.checkpointing import enable_activation_checkpointing
+from helpers.chapters.blip2_lora_captioning import caption_lora_config, prepare_for_lora
 
 
 def load_blip2_with_lora(
@@ -29,9 +26,5 @@ def load_blip2_with_lora(
         device_map=runtime.device_map(),
         dtype=dtype,
     )
-    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    enable_activation_checkpointing(model)
-    model.config.get_text_config().use_cache = False
-    lora = copy.deepcopy(audit.BLIP2_REPORT_LORA)
-    lora.modules_to_save = list(recipe.modules_to_save) or None
-    return get_peft_model(model, lora), Blip2Processor.from_pretrained(source)
+    lora = caption_lora_config(recipe.modules_to_save)
+    return get_peft_model(prepare_for_lora(model), lora), Blip2Processor.from_pretrained(source)

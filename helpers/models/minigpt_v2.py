@@ -1,7 +1,7 @@
 """MiniGPT-v2 as a transformers model: BLIP-2's EVA ViT-g, identity ln_vision, 4-token merger, llama_proj, Llama-2.
 
 Notebook-facing API (one call: `helpers.models.minigpt_v2_checkpoint.load_stage3_model(profile, bits)`; step by step,
-with the profile choosing only the sources):
+with the profile choosing only the sources, and notebook 05's exported configs from `helpers.chapters.minigpt_v2_vivqa`):
 
     model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
         vision_source, llm_source, image_size=448, quantization_config=llm_quantization_config(8),
@@ -21,12 +21,10 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from safetensors import safe_open
 from torch import nn
 from transformers import (
@@ -40,13 +38,12 @@ from transformers import (
 )
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from helpers.chapters.minigpt_v2_vivqa import attach_lora
 from helpers.models.architectures import EVA_VIT_G_448, LLAMA_2_7B
-from helpers.models.checkpointing import enable_activation_checkpointing
 from helpers.models.visual_tokens import TOKENS_PER_GROUP, merge_visual_tokens
 
 IMAGE_TOKEN_ID = -200  # not a vocabulary id: marks the input_ids positions that receive image embeddings
 VISION_PREFIX = "vision_model."
-LORA_TARGET_REGEX = r".*language_model\..*\.(q_proj|v_proj)"
 
 
 class MiniGPTv2Config(PretrainedConfig):
@@ -319,54 +316,6 @@ def load_vision_weights(vision_model: Blip2VisionModel, weights: dict[str, torch
             f"vision weights do not fit Blip2VisionModel: {len(result.missing_keys)} missing"
             f" {result.missing_keys[:5]}, {len(result.unexpected_keys)} unexpected {result.unexpected_keys[:5]}"
         )
-
-
-def llm_quantization_config(bits: int, compute_dtype: torch.dtype = torch.float16) -> BitsAndBytesConfig:
-    """bitsandbytes config that quantizes only the LLM's linear layers (8-bit LLM.int8 or 4-bit NF4).
-
-    The vision tower, llama_proj and lm_head stay unquantized, as in the original `low_resource` mode.
-    """
-    skip = ["vision_model", "llama_proj", "lm_head"]
-    if bits == 8:
-        return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
-    if bits == 4:
-        return BitsAndBytesConfig(
-            load_in_4bit=True,
-            bnb_4bit_quant_type="nf4",
-            bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=compute_dtype,
-            llm_int8_skip_modules=skip,
-        )
-    raise ValueError(f"bits must be 8 or 4, got {bits}")
-
-
-def lora_config(
-    r: int = 64, alpha: int = 16, dropout: float = 0.05, extra_trained: Sequence[str] = ()
-) -> LoraConfig:
-    """MiniGPT-v2's LoRA (q_proj, v_proj of the LLM only) with llama_proj (and `extra_trained` layers, such as
-    smoke's lm_head) trained and saved beside it."""
-    return LoraConfig(
-        r=r,
-        lora_alpha=alpha,
-        lora_dropout=dropout,
-        bias="none",
-        target_modules=LORA_TARGET_REGEX,
-        modules_to_save=["llama_proj", *extra_trained],
-    )
-
-
-def attach_lora(
-    model: MiniGPTv2ForConditionalGeneration, gradient_checkpointing: bool = False, **lora_kwargs
-) -> PeftModel:
-    """Wrap with peft LoRA; everything but LoRA and llama_proj is frozen. Quantized LLMs get peft's k-bit prep."""
-    if getattr(model.language_model, "hf_quantizer", None) is not None:
-        prepare_model_for_kbit_training(model.language_model, use_gradient_checkpointing=False)
-    if gradient_checkpointing:
-        enable_activation_checkpointing(model.language_model)
-        model.language_model.config.use_cache = (
-            False  # no KV cache in training forwards; generate keeps its own
-        )
-    return get_peft_model(model, lora_config(**lora_kwargs))
 
 
 def real_size_counts() -> dict[str, int]:

@@ -30,8 +30,9 @@ from transformers.models.blip.image_processing_pil_blip import BlipImageProcesso
 
 from helpers import runtime
 from helpers.bad_input import BadInput
+from helpers.chapters.minigpt_v2_vivqa import attach_lora, llm_quantization_config
 from helpers.data import downloads
-from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration, attach_lora, llm_quantization_config
+from helpers.models.minigpt_v2 import MiniGPTv2ForConditionalGeneration
 from helpers.models.minigpt_v2_prompts import make_image_processor
 
 STAGE3_DRIVE_ID = "1HkoUUrjzFGn33cSiUkI-KcT-zysCynAz"

@@ -19,12 +19,13 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 from helpers import runtime
+from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.collate import CaptionCollator
 from helpers.models import blip2_lora
 from helpers.smoke.controls import Bound
 from helpers.smoke.learning_check import CheckResult, Task
 from helpers.smoke.shape_captions import names_image, shape_dataset
-from helpers.training import StopAfterEpochs, caption_images, training_arguments
+from helpers.training import StopAfterEpochs, caption_images
 
 # 18 shape images x 150 epochs = 900 steps, ~20 s on two CPU cores; the output layer is trained as in smoke. At 100
 # epochs one seed in five confused a shape under some library versions (benchmarks/results/learning_margins_*.json).
@@ -47,8 +48,7 @@ def fit(
 ) -> Trainer:
     """Notebook 03 §7's `TrainingArguments` + `Trainer` (validation, checkpoints, early stopping, resume)."""
     without_validation = {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
-    args = training_arguments(
-        "captioning",
+    args = captioning_arguments(
         recipe,
         output_dir,
         **({} if validation is not None else without_validation),

@@ -1,7 +1,7 @@
 """The one learning-check driver: a chapter's own calls train a tiny model on its fixture, or on the fixture with
 the images shuffled across rows (the control), and score it on held-out rows beside the blind baselines.
 
-Used by the proof cells of notebooks 03-06 and A2, and by their tests (A1 §4 explains the pattern).
+Used by appendix A1 §6 (the proofs of notebooks 03-06), A2 and the tests (A1 §4 explains the pattern).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ from transformers.models.blip.image_processing_pil_blip import BlipImageProcesso
 from transformers.trainer_callback import PrinterCallback
 
 from helpers import runtime
+from helpers.chapters.minigpt_v2_vivqa import minigpt_arguments
 from helpers.collate import MiniGPTv2Collator
 from helpers.data import vivqa
 from helpers.metrics import vqa_metrics
@@ -20,7 +21,7 @@ from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
 from helpers.smoke import vivqa_fixtures
 from helpers.smoke.controls import Bound
 from helpers.smoke.learning_check import CheckResult, Task
-from helpers.training import minigpt_answers, minigpt_vqa_rows, training_arguments, tutorial_optimizer
+from helpers.training import minigpt_answers, minigpt_vqa_rows, tutorial_optimizer
 
 
 def load_for_training(
@@ -46,7 +47,7 @@ def fit(
 ) -> Trainer:
     """Notebook 05 §6's `TrainingArguments` + `Trainer` (the tutorial's schedule), without validation or saving."""
     silent = {"eval_strategy": "no", "save_strategy": "no", "logging_strategy": "no"}
-    args = training_arguments("minigpt", recipe, output_dir, **silent, seed=seed, disable_tqdm=True)
+    args = minigpt_arguments(recipe, output_dir, **silent, seed=seed, disable_tqdm=True)
     collator = MiniGPTv2Collator(tokenizer, image_processor, model.config.num_image_tokens)
     optimizers = tutorial_optimizer(model, recipe, recipe.steps(len(rows)))
     trainer = Trainer(

@@ -20,6 +20,7 @@ from transformers import (
 from transformers.trainer_callback import PrinterCallback
 
 from helpers import runtime
+from helpers.chapters.blip_vqa_lora import vqa_arguments
 from helpers.collate import BlipVqaCollator
 from helpers.data import iconqa, vivqa
 from helpers.metrics import vqa_metrics
@@ -27,7 +28,7 @@ from helpers.models import audit
 from helpers.smoke import icon_scenes
 from helpers.smoke.controls import Bound
 from helpers.smoke.learning_check import CheckResult, Task
-from helpers.training import answer_questions, training_arguments
+from helpers.training import answer_questions
 
 DECAY = 0.9  # the exercise's ExponentialLR gamma, applied once per epoch
 
@@ -63,7 +64,7 @@ def fit(
     steps_per_epoch = math.ceil(len(train) / recipe.batch_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: DECAY ** (step // steps_per_epoch))
     no_validation = {"eval_strategy": "no", "save_strategy": "no", "load_best_model_at_end": False}
-    args = training_arguments("vqa", recipe, output_dir, **no_validation, seed=seed, disable_tqdm=True)
+    args = vqa_arguments(recipe, output_dir, **no_validation, seed=seed, disable_tqdm=True)
     trainer = Trainer(
         model=model,
         args=args,

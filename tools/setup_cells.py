@@ -1,6 +1,6 @@
 """Generate every notebook's Colab setup cell and the README's Colab badges from pyproject's Repository URL.
 
-`python -m helpers.setup_cells` writes them; `--check` lists the files that disagree and exits 1.
+`python -m tools.setup_cells` writes them; `--check` lists the files that disagree and exits 1.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.check:
             stale = disagreements(args.root)
             for name in stale:
-                print(f"out of date: {name} (run python -m helpers.setup_cells)")
+                print(f"out of date: {name} (run python -m tools.setup_cells)")
             return 1 if stale else 0
         for name in write(args.root):
             print(f"wrote {name}")

@@ -1,5 +1,5 @@
 """The full profile's offline rehearsal (README "Rehearsal"): Hub, Drive, GitHub and the two sites stood in on
-127.0.0.1 by files this package makes, named to the notebooks by `TUTORIAL_MIRROR` and `HF_ENDPOINT` only (and
+127.0.0.1 by files this module makes, named to the notebooks by `TUTORIAL_MIRROR` and `HF_ENDPOINT` only (and
 `HF_HUB_DISABLE_XET`: Xet storage has no stand-in)."""
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from helpers import runtime
 from helpers.data import caption_review, dish_dataset, dish_fallback, iconqa, mvtec, scraping, vivqa
 from helpers.models import minigpt_v2, minigpt_v2_checkpoint
 from helpers.smoke import (
-    hub_stand_in,
     icon_scenes,
     mvtec_fixtures,
     scrape_fixtures,
@@ -29,6 +28,7 @@ from helpers.smoke import (
     tiny_models,
     vivqa_fixtures,
 )
+from stand_ins import hub_stand_in
 
 # TUTORIAL_SCALE: 800 training steps become 8, 400 evaluation questions 16 (runtime.MIN_EVAL_ROWS).
 SCALE = 0.01
