@@ -62,7 +62,10 @@ STEPS = {
 
 def new_runtime(world: rehearsal.World) -> None:
     """A new session's runtime: the local disk's checkpoints are gone, Drive's copy stays."""
-    shutil.rmtree(full(world).data_dir("minigpt-v2-lora", "vivqa", "checkpoints"))
+    with pytest.MonkeyPatch.context() as patch:  # data_dir reads TUTORIAL_DATA_DIR when called
+        for name, value in world.env.items():
+            patch.setenv(name, value)
+        shutil.rmtree(runtime.profile().data_dir("minigpt-v2-lora", "vivqa", "checkpoints"))
 
 
 def blocked(world: rehearsal.World) -> dict[str, str]:
