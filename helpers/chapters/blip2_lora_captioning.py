@@ -21,9 +21,8 @@ def prepare_for_lora(model: PreTrainedModel) -> PreTrainedModel:
     """The quantized model readied for training: layer norms in fp32, activation checkpointing, no KV cache."""
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     enable_activation_checkpointing(model)
-    model.config.get_text_config().use_cache = (
-        False  # no KV cache in training forwards; generate keeps its own
-    )
+    # No KV cache in training forwards; generate keeps its own.
+    model.config.get_text_config().use_cache = False
     return model
 
 

@@ -32,9 +32,8 @@ def llm_quantization_config(bits: int, compute_dtype: torch.dtype = torch.float1
     raise ValueError(f"bits must be 4 or 8, got {bits}")
 
 
-LORA_TARGET_REGEX = (
-    r".*language_model\..*\.(q_proj|v_proj)"  # q_proj and v_proj inside the language model only
-)
+# q_proj and v_proj inside the language model only (not the vision tower's attention).
+LORA_TARGET_REGEX = r".*language_model\..*\.(q_proj|v_proj)"
 
 
 def lora_config(
@@ -59,9 +58,8 @@ def attach_lora(
         prepare_model_for_kbit_training(model.language_model, use_gradient_checkpointing=False)
     if gradient_checkpointing:
         enable_activation_checkpointing(model.language_model)  # as in 03 §4: recompute in backward
-        model.language_model.config.use_cache = (
-            False  # no KV cache in training forwards; generate keeps its own
-        )
+        # No KV cache in training forwards; generate keeps its own.
+        model.language_model.config.use_cache = False
     return get_peft_model(model, lora_config(**lora_kwargs))
 
 

@@ -1,6 +1,6 @@
 """Notebook 03's calls as a learning-check task: a tiny BLIP-2 must name the colour and shape each image shows.
 
-Used by `learning_check` (notebook 03 §9, appendices A1 §4 and A2).
+Used by `learning_check` (appendix A1 §6, the proof of notebook 03) and appendix A2.
 """
 
 from __future__ import annotations
@@ -102,7 +102,7 @@ def score(model: PeftModel, processor: Blip2Processor, test: Dataset) -> CheckRe
 
 
 def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:
-    """Notebook 03 §9's bounds: >= 90% named right, 50 points above the blind baseline, the control at most 50%,
+    """Notebook 03's bounds (A1 §6): >= 90% named right, 50 points above the blind baseline, the control at most 50%,
     and at least six distinct captions (not one caption for every image)."""
     blind = trained.blind["blind-majority-caption"]
     return [

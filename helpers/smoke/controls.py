@@ -38,7 +38,7 @@ class Bound:
 
 
 def check(bounds: list[Bound]) -> list[Bound]:
-    """`bounds`, after raising AssertionError naming every one that fails (the smoke notebooks' proof cells)."""
+    """`bounds`, after raising AssertionError naming every one that fails (the proof cells of appendix A1 §6)."""
     failed = [f"{b.name} (margin {b.margin:+.3f})" for b in bounds if not b.holds]
     if failed:
         raise AssertionError("the tiny model did not learn from the images: " + "; ".join(failed))

@@ -1,5 +1,6 @@
 """Notebook 06's calls as a learning-check task: a tiny MiniGPT-v2 must box drawn defects from the image, on images
-it never saw, beating the constant boxes and an image-shuffled control. Used by `learning_check` (06 §7) and its test.
+it never saw, beating the constant boxes and an image-shuffled control. Used by `learning_check` (appendix A1 §6,
+the proof of notebook 06) and its test.
 """
 
 from __future__ import annotations
@@ -67,8 +68,8 @@ def acc_at_half(answers: list[str], test: Dataset) -> float:
 
 
 def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:
-    """Notebook 06 §7's bounds on unseen test images: enough images, Acc@0.5 >= 0.5 (>= 0.3 on defects), 40 points
-    above the mean box and 20 above the whole frame (right on every good image), the control <= 0.25 and 40 below."""
+    """Notebook 06's bounds (A1 §6) on unseen test images: enough images, Acc@0.5 >= 0.5 (>= 0.3 on defects), 40
+    points above the mean box and 20 above the whole frame (right on every good image), the control <= 0.25 and 40 below."""
     mean_box, whole_frame = trained.blind["blind-mean-box"], trained.blind["blind-whole-frame"]
     return [
         Bound("images >= 30", len(trained.references) - 30, strict=False),

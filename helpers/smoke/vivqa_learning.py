@@ -1,5 +1,6 @@
 """Notebook 05's calls as a learning-check task: a tiny MiniGPT-v2 must answer ViVQA-style questions from the image,
-on images it never saw. Used by `learning_check` (notebook 05 §9) and its test; notebook 06's task trains alike."""
+on images it never saw. Used by `learning_check` (appendix A1 §6, the proof of notebook 05) and its test; notebook
+06's task trains alike."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ def train_and_score(
 
 
 def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:
-    """Notebook 05 §9's bounds on test images unseen in training: enough questions, 20 points above the question
+    """Notebook 05's bounds (A1 §6) on test images unseen in training: enough questions, 20 points above the question
     prior and 40 above the majority answer, the control within 10 points of its prior, 20 points above it."""
     prior, majority = trained.blind["blind-question-prior"], trained.blind["blind-majority-answer"]
     return [

@@ -1,5 +1,5 @@
 """Notebook 04's calls as a learning-check task: a tiny BLIP VQA must answer icon questions from the image, on
-scenes it never saw. Used by `learning_check` (notebook 04 §10) and its test.
+scenes it never saw. Used by `learning_check` (appendix A1 §6, the proof of notebook 04) and its test.
 """
 
 from __future__ import annotations
@@ -111,7 +111,7 @@ def train_and_score(
 
 
 def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:
-    """Notebook 04 §10's bounds on unseen scenes: enough questions, >= 90% right, 40 points above every blind
+    """Notebook 04's bounds (A1 §6) on unseen scenes: enough questions, >= 90% right, 40 points above every blind
     baseline, the control within 15 points of its question prior, and 50 points above the control."""
     prior = control.blind["blind-question-prior"]
     return [
