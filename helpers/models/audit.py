@@ -36,11 +36,6 @@ def _on_meta(cls, config):
         return cls(config)
 
 
-def count_params(model: torch.nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters, optionally only those that require grad."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
 def _printout(model: torch.nn.Module, lora: LoraConfig) -> str:
     """peft's trainable-parameter line for `model` wrapped with `lora`."""
     buffer = io.StringIO()
@@ -95,7 +90,7 @@ def full_profile_setups() -> tuple[TrainingSetup, ...]:
         blip2, skip=("lm_head", "qformer")
     )  # transformers keeps qformer unquantized
     blip_vqa = _on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE))
-    vqa_lora = count_params(get_peft_model(blip_vqa, BLIP_VQA_EXERCISE_LORA), trainable_only=True)
+    vqa_lora, _ = get_peft_model(blip_vqa, BLIP_VQA_EXERCISE_LORA).get_nb_trainable_parameters()  # in place
     vqa_q = _quantized_linear_params(
         blip_vqa, skip=("lora_", "predictions.decoder")
     )  # the tied output layer stays
@@ -115,9 +110,9 @@ def full_profile_setups() -> tuple[TrainingSetup, ...]:
     blip2_shape = {"hidden": opt["hidden_size"], "layers": 32, "heads": 32, "vocab": opt["vocab_size"]}
     vqa_shape = {"hidden": 768, "layers": 24, "heads": 12, "vocab": 30524}
     return (
-        TrainingSetup("03 BLIP-2 OPT-2.7b, 8-bit, LoRA r16 q/k", blip2_q, count_params(blip2) - blip2_q, 0,
+        TrainingSetup("03 BLIP-2 OPT-2.7b, 8-bit, LoRA r16 q/k", blip2_q, blip2.num_parameters() - blip2_q, 0,
                       5_242_880, 8, batch=3, seq=32 + 40, **blip2_shape),
-        TrainingSetup("04 BLIP VQA base, 8-bit, LoRA r16 query/key", vqa_q, count_params(blip_vqa) - vqa_q - vqa_lora,
+        TrainingSetup("04 BLIP VQA base, 8-bit, LoRA r16 query/key", vqa_q, blip_vqa.num_parameters() - vqa_q - vqa_lora,
                       0, vqa_lora, 8, batch=16, seq=32, **vqa_shape),
         TrainingSetup("05/06 MiniGPT-v2 Llama-2-7b, 8-bit, LoRA r64 q/v", llm_q, mg_fp32, mg_counts["vision"],
                       mg_counts["trainable"], 8, batch=2, seq=256 + 64, **llama),
@@ -212,11 +207,11 @@ WORKLOADS = {
 def vision_params(chapter: str) -> int:
     """Parameters of the vision tower `chapter` runs on every image (BLIP-2's and MiniGPT-v2's ViT-g, BLIP's ViT-B)."""
     if chapter == "captioning":
-        return count_params(
-            _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)).vision_model
-        )
+        return _on_meta(
+            Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)
+        ).vision_model.num_parameters()
     if chapter == "vqa":
-        return count_params(_on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE)).vision_model)
+        return _on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE)).vision_model.num_parameters()
     return minigpt_v2.real_size_counts()["vision"]
 
 
