@@ -9,7 +9,8 @@ import json
 import os
 import shutil
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,9 +63,7 @@ STEPS = {
 
 def new_runtime(world: rehearsal.World) -> None:
     """A new session's runtime: the local disk's checkpoints are gone, Drive's copy stays."""
-    with pytest.MonkeyPatch.context() as patch:  # data_dir reads TUTORIAL_DATA_DIR when called
-        for name, value in world.env.items():
-            patch.setenv(name, value)
+    with in_world(world):  # data_dir reads TUTORIAL_DATA_DIR when called
         shutil.rmtree(runtime.profile().data_dir("minigpt-v2-lora", "vivqa", "checkpoints"))
 
 
@@ -170,10 +169,17 @@ def text(notebook: nbformat.NotebookNode) -> str:
     )
 
 
-def full(world: rehearsal.World) -> runtime.Profile:
+@contextmanager
+def in_world(world: rehearsal.World) -> Iterator[None]:
+    """The rehearsal's environment (stand-in endpoints, the Drive and local-disk folders) while the block runs."""
     with pytest.MonkeyPatch.context() as patch:
         for name, value in world.env.items():
             patch.setenv(name, value)
+        yield
+
+
+def full(world: rehearsal.World) -> runtime.Profile:
+    with in_world(world):
         return runtime.profile()
 
 
@@ -241,9 +247,7 @@ def test_05_stops_at_the_session_limit_and_a_fresh_kernel_resumes_reusing_zero_s
     assert (
         "adapter_model.safetensors" in rehearsed.outcome("05 second session").uploads["minigpt-v2-vivqa-lora"]
     )
-    with pytest.MonkeyPatch.context() as patch:  # the stand-in Hub's commits of the two repos 05 loads
-        for name, value in world.env.items():
-            patch.setenv(name, value)
+    with in_world(world):  # the stand-in Hub's commits of the two repos 05 loads
         commits = {runtime.HUB_MODELS[key]: runtime.hub_commit(runtime.HUB_MODELS[key])
                    for key in ("llama-2-chat", "minigpt-vision")}  # fmt: skip
     lines, _ = jsonl.read(predictions.path_of(full(world), "vqa", "minigpt-v2-vivqa-lora"))

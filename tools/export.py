@@ -66,13 +66,15 @@ def stale(notebooks: list[Path]) -> list[Path]:
 def main(argv: list[str]) -> int:
     notebooks = sorted(NOTEBOOKS.glob("*.ipynb"))
     if argv == ["--check"]:
-        for path in stale(notebooks):
+        found = stale(notebooks)
+        for path in found:
             print(f"stale: {path.relative_to(ROOT)} (run python -m tools.export)")
-        return 1 if stale(notebooks) else 0
+        return 1 if found else 0
     for notebook in notebooks:
         if (text := module_text(notebook)) is not None:
-            module_path(notebook).write_text(text, encoding="utf-8")
-            print(f"wrote {module_path(notebook).relative_to(ROOT)}")
+            path = module_path(notebook)
+            path.write_text(text, encoding="utf-8")
+            print(f"wrote {path.relative_to(ROOT)}")
     return 0
 
 

@@ -2,8 +2,9 @@
 
 A line: `{"id", "task": "caption"|"vqa"|"boxes", "model", "prediction": str, "references": [str, ...]}` plus
 `revisions` (the Hub commit of each model and dataset the prediction came from) and extras: `question_type` and
-`dataset` (vqa: "iconqa" from notebook 04, "vivqa" from 05); `image_path`, `width`, `height`, optional `gt_boxes` `[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and `is_broken` (boxes;
-without them the truth is parsed from the reference text).
+`dataset` (vqa: "iconqa" from notebook 04, "vivqa" from 05); `image_path`, `width`, `height`, optional `gt_boxes`
+`[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and `is_broken` (boxes; without them the truth is
+parsed from the reference text).
 """
 
 from __future__ import annotations
