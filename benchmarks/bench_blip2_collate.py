@@ -14,7 +14,7 @@ import torch
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from benchmarks.results import write_results
-from helpers import runtime
+from helpers import profiles, runtime
 from helpers.collate import CaptionCollator, with_token_lengths
 from helpers.data import dish_dataset
 from helpers.models.blip2_lora import load_blip2_with_lora
@@ -69,7 +69,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     runtime.quiet_known_messages()
     started = time.perf_counter()
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     recipe = profile.recipe("captioning")
     runtime.seed_everything(0)
     data = dish_dataset.load(profile)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 from benchmarks.results import write_results
-from helpers import runtime, training
+from helpers import profiles, runtime, training
 from helpers.data import vivqa
 from helpers.models import minigpt_v2_checkpoint
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
@@ -20,7 +20,7 @@ QUESTIONS, BATCH, REPEATS = 64, 16, 3
 
 
 def main() -> None:
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     runtime.seed_everything(0)
     files = vivqa.unpack(vivqa_fixtures.write_fixture(profile.output_dir("bench-generation")))
     test = vivqa.read_split(files.test, files.images).select(range(QUESTIONS))

@@ -41,7 +41,7 @@ from transformers import (
     Trainer,
 )
 
-from helpers import jsonl, runtime, training
+from helpers import jsonl, profiles, runtime, training
 from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.chapters.minigpt_v2_vivqa import attach_lora, minigpt_arguments
 from helpers.collate import CaptionCollator, MiniGPTv2Collator
@@ -114,7 +114,7 @@ def timed_training(model, args, collator, rows: Dataset, optimizers=(None, None)
 
 def check_minigpt(work: Path, bits: int, tiny: bool) -> Measured:
     """MiniGPT-v2 (EVA ViT-g at 448 px + Llama-2-7b; tiny: the smoke widths) as notebook 05 §3 and §6 load and train it."""
-    profile = runtime.profile("smoke" if tiny else "full")
+    profile = profiles.profile("smoke" if tiny else "full")
     recipe = profile.recipe("vivqa")
     vision, llm = work / "vision", work / "llama"
     if not (llm / "config.json").exists():
@@ -150,7 +150,7 @@ def check_minigpt(work: Path, bits: int, tiny: bool) -> Measured:
 
 def check_blip2(work: Path, bits: int, tiny: bool) -> Measured:
     """BLIP-2 OPT-2.7b (tiny: the smoke widths) as notebook 03 §4 and §7 load and train it."""
-    profile = runtime.profile("smoke" if tiny else "full")
+    profile = profiles.profile("smoke" if tiny else "full")
     recipe = profile.recipe("captioning")
     folder = work / "blip2"
     if not (folder / "config.json").exists():

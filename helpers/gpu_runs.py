@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from helpers import jsonl, runtime
+from helpers import jsonl, profiles, runtime
 from helpers.models.audit import GB, SessionPlan, memory_estimate, session_plan, setup_of, t4_bits
 
 GPU_RUNS = runtime.REPO_ROOT / "benchmarks" / "results" / "gpu_runs.jsonl"
@@ -75,7 +75,7 @@ def t4_table(path: Path = GPU_RUNS) -> str:
         " training GiB: estimate | measured | 2 x T4: steps | minutes | sessions | s/step |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    full = runtime.profile("full")
+    full = profiles.profile("full")
     for chapter, number in CHAPTERS.items():
         for run in runtime.RUNS:
             bits = t4_bits(chapter, run)

@@ -27,11 +27,12 @@ from transformers.trainer_callback import PrinterCallback
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
-from helpers import atomic, runtime, training
+from helpers import atomic, profiles, runtime, training
 from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.collate import CaptionCollator
 from helpers.data import dish_dataset
 from helpers.models import blip2_lora
+from helpers.proofs import caption_learning, controls
 
 LOSSES = "losses.json"  # rank 0 writes the logged training losses here
 CHECK = "check.json"  # and, in smoke, the learning check's result on the shapes
@@ -55,10 +56,10 @@ def data(
     """(recipe, train, validation, scored): smoke's coloured shapes, scored after training (their images shuffled
     across captions for training when `shuffle`: the control), or notebook 02's dish dataset and 03's recipe."""
     if profile.is_smoke:
-        kit = profile.smoke_kit()
+        kit = profile.smoke_kit
         shapes = kit.shape_captions.shape_dataset()
-        train = kit.controls.shuffle_column(shapes, "image", seed) if shuffle else shapes
-        return kit.caption_learning.SHAPES_CHECK, train, None, shapes
+        train = controls.shuffle_column(shapes, "image", seed) if shuffle else shapes
+        return caption_learning.SHAPES_CHECK, train, None, shapes
     if shuffle:
         raise ValueError(
             "the image-shuffled control is a smoke-profile check: drop --shuffle in the full profile"
@@ -93,7 +94,7 @@ def train(
     if not progress:  # a process forked from a notebook cannot draw progress widgets: no bars at all
         disable_progress_bars()
         transformers_logging.disable_progress_bar()
-    profile = runtime.profile()
+    profile = profiles.profile()
     prepare(profile)  # before the process group exists
     state = PartialState(cpu=on_cpu)  # this process's rank and the number of processes, from the launcher
     recipe, train_rows, validation, scored = data(profile, shuffle, seed)
@@ -145,7 +146,7 @@ def train(
         }
         atomic.write_text(Path(output_dir) / LOSSES, json.dumps(run, indent=1))
         if scored is not None:
-            check = profile.smoke_kit().caption_learning.score(model, processor, scored)
+            check = caption_learning.score(model, processor, scored)
             atomic.write_text(
                 Path(output_dir) / CHECK, json.dumps(asdict(check), ensure_ascii=False, indent=1)
             )

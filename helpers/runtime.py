@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import os
@@ -169,11 +168,13 @@ PREREQUISITES = {
 
 @dataclass(frozen=True)
 class Profile:
-    """Where one profile's sources come from and its artefacts go; notebooks get it from `profile()`."""
+    """Where one profile's sources come from and its artefacts go; notebooks get it from `profiles.start()`."""
 
     name: str
     root: Path  # every artefact of this profile lives under root/name: smoke and full never share a folder
     recipes: dict[str, dict[str, Recipe]] = field(repr=False)  # run -> chapter -> Recipe
+    # The smoke package (tiny models, fixture sites and data), handed in by `profiles.profile`; None in full.
+    smoke_kit: ModuleType | None = field(default=None, repr=False)
 
     @property
     def is_smoke(self) -> bool:
@@ -206,7 +207,7 @@ class Profile:
         """The hub id of `key` in full; in smoke the folder of a tiny model of the same classes."""
         if key not in HUB_MODELS:
             raise KeyError(f"unknown model {key!r}; known: {', '.join(HUB_MODELS)}")
-        return str(self.smoke_kit().tiny_models.build(key)) if self.is_smoke else HUB_MODELS[key]
+        return str(self.smoke_kit.tiny_models.build(key)) if self.is_smoke else HUB_MODELS[key]
 
     def revision(self, key: str) -> str:
         """The commit `model(key)` resolves to on the Hub now (full), recorded in the adapter card so a later edit of
@@ -219,7 +220,7 @@ class Profile:
         """The scraping config to use while the block runs: fixture sites on 127.0.0.1 in smoke; in full the real
         sites, or their mirror (`mirrored`), at the loopback pace when it is served from this machine."""
         if self.is_smoke:
-            return self.smoke_kit().scrape_fixtures.serving(config)
+            return self.smoke_kit.scrape_fixtures.serving(config)
         sites = {name: {**s, "base_url": mirrored(s["base_url"])} for name, s in config["sites"].items()}
         if sites and all(urlsplit(s["base_url"]).hostname == "127.0.0.1" for s in sites.values()):
             return nullcontext({**config, "sites": sites, "request_interval": LOOPBACK_REQUEST_INTERVAL})
@@ -234,12 +235,8 @@ class Profile:
                 raise FileNotFoundError(
                     f"{path} is missing: run notebook {notebook} in the full profile first"
                 )
-            self.smoke_kit().rebuild(name, self)
+            self.smoke_kit.rebuild(name, self)
         return path
-
-    def smoke_kit(self) -> ModuleType:
-        """The `helpers.smoke` package: the one door to it from the rest of `helpers`."""
-        return importlib.import_module("helpers.smoke")
 
     def banner(self, notebook: str) -> str:
         """Prints one line naming the profile, device and dtype, and how to switch."""
@@ -318,26 +315,6 @@ def scaled(recipe: Recipe, factor: float) -> Recipe:
     )  # fmt: skip
 
 
-def profile(name: str | None = None) -> Profile:
-    """The profile `name` (default: the one the environment selects), with its outputs root and recipes (their
-    session budget replaced by `TUTORIAL_SESSION_MINUTES` when set, full sizes scaled by `TUTORIAL_SCALE`)."""
-    name = name or profile_name()
-    if name not in PROFILES:
-        raise ValueError(f"{name!r} is not a profile; use one of {', '.join(PROFILES)}")
-    minutes, factor = session_minutes_override(), scale()  # both checked in every profile, scale used in full
-    factor = factor if name == "full" else 1.0
-
-    def adjusted(recipe: Recipe) -> Recipe:
-        recipe = scaled(recipe, factor)
-        return recipe if minutes is None else replace(recipe, session_minutes=minutes)
-
-    recipes = {
-        run: {chapter: adjusted(r) for chapter, r in chapters.items()}
-        for run, chapters in RECIPES[name].items()
-    }
-    return Profile(name, outputs_root(), recipes)
-
-
 def mirror_in_use() -> bool:
     """Whether `TUTORIAL_MIRROR` names a mirror (the offline rehearsal)."""
     return bool(os.environ.get("TUTORIAL_MIRROR", "").strip())
@@ -355,17 +332,6 @@ def mirrored(url: str) -> str:
     if origin not in origins:
         raise ValueError(f"TUTORIAL_MIRROR={path} has no mirror of {origin} (for {url})")
     return origins[origin] + url[len(origin) :]
-
-
-def start(notebook: str, setting: str = "auto", seed: int = 42) -> Profile:
-    """A notebook's first call: resolve the profile from its `PROFILE` setting (`profile_name`), keep the choice in
-    `TUTORIAL_PROFILE` so every later call and every process the kernel starts agrees, print the banner, seed."""
-    name = profile_name(setting)
-    os.environ["TUTORIAL_PROFILE"] = name
-    current = profile(name)
-    current.banner(notebook)
-    seed_everything(seed)
-    return current
 
 
 def seed_everything(seed: int = 42) -> None:

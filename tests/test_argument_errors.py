@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from datasets import Dataset, DatasetDict
 
-from helpers import runtime
+from helpers import profiles
 from helpers.bad_input import BadInput
 from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.data import vivqa
@@ -146,6 +146,6 @@ def test_an_mvtec_record_that_is_not_an_object_and_a_layout_without_rows_are_nam
 
 
 def test_a_chapters_training_arguments_take_changes_on_top_of_its_own():
-    recipe = runtime.profile("smoke").recipe("captioning")
+    recipe = profiles.profile("smoke").recipe("captioning")
     args = captioning_arguments(recipe, "unused", seed=7, save_strategy="no", load_best_model_at_end=False)
     assert (args.seed, args.save_strategy, args.learning_rate) == (7, "no", recipe.learning_rate)

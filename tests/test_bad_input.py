@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from helpers import jsonl
+from helpers import jsonl, profiles
 from helpers.bad_input import BadInput
 from helpers.data import mvtec, predictions, vivqa
 from helpers.models import minigpt_v2_checkpoint
@@ -321,18 +321,16 @@ def test_a_scraping_config_that_is_not_json_is_named(tmp_path):
      ("TUTORIAL_PROFILE", "fast", "TUTORIAL_PROFILE='fast' is not a profile")],
 )  # fmt: skip
 def test_a_bad_environment_variable_is_named_with_what_it_takes(monkeypatch, name, value, words):
-    from helpers import runtime
 
     monkeypatch.setenv(name, value)
     with pytest.raises(ValueError, match=re.escape(words)):
-        runtime.profile()
+        profiles.profile()
 
 
 def test_a_profile_name_that_is_not_one_is_named():
-    from helpers import runtime
 
     with pytest.raises(ValueError, match="'fast' is not a profile"):
-        runtime.profile("fast")
+        profiles.profile("fast")
 
 
 @pytest.mark.parametrize(

@@ -9,12 +9,13 @@ from datasets import Image as ImageFeature
 from PIL import Image
 from transformers import BlipForQuestionAnswering, BlipProcessor
 
-from helpers import jsonl, runtime
+from helpers import jsonl, profiles
 from helpers.data import predictions, vivqa
 from helpers.metrics import scoring
 from helpers.models import audit
-from helpers.smoke import icon_scenes, tiny_models, vqa_learning
-from helpers.smoke.controls import shuffle_column
+from helpers.proofs import vqa_learning
+from helpers.proofs.controls import shuffle_column
+from helpers.smoke import icon_scenes, tiny_models
 from helpers.training import answer_questions
 
 
@@ -72,7 +73,7 @@ def test_answer_questions_names_a_length_mismatch(tiny):
 
 def test_vqa_rows_follow_the_contract_and_score_in_notebook_07(monkeypatch, tmp_path):
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     png = tmp_path / "image.png"
     Image.new("RGB", (8, 8)).save(png)
     test = Dataset.from_dict(

@@ -8,11 +8,12 @@ from datasets import ClassLabel, Dataset, Features, Value
 from peft import PeftModel
 from transformers import BitsAndBytesConfig, Blip2ForConditionalGeneration, Blip2Processor
 
-from helpers import hub, jsonl, runtime, training, viz
+from helpers import hub, jsonl, profiles, runtime, training, viz
 from helpers.chapters.blip2_lora_captioning import caption_lora_config
 from helpers.data import predictions
 from helpers.models import audit, blip2_lora
-from helpers.smoke import caption_learning, shape_captions, tiny_models
+from helpers.proofs import caption_learning
+from helpers.smoke import shape_captions, tiny_models
 
 
 def test_full_lora_is_the_reports_and_prints_its_line():
@@ -22,9 +23,9 @@ def test_full_lora_is_the_reports_and_prints_its_line():
     assert audit.blip2_lora_printout() == (
         "trainable params: 5,242,880 || all params: 3,749,922,816 || trainable%: 0.1398"
     )
-    assert runtime.profile("full").recipe("captioning").modules_to_save == ()
-    assert runtime.profile("smoke").recipe("captioning").modules_to_save == ("lm_head",)
-    assert runtime.profile("full").model("blip2") == "Salesforce/blip2-opt-2.7b"
+    assert profiles.profile("full").recipe("captioning").modules_to_save == ()
+    assert profiles.profile("smoke").recipe("captioning").modules_to_save == ("lm_head",)
+    assert profiles.profile("full").model("blip2") == "Salesforce/blip2-opt-2.7b"
 
 
 def test_tiny_qformer_passes_the_image_on():
@@ -42,7 +43,7 @@ def test_tiny_qformer_passes_the_image_on():
 
 
 def test_checkpoints_resume_adapter_reload_and_card(tmp_path):
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     data = shape_captions.shape_dataset(per_pair=1)
     recipe = runtime.Recipe(2, 1e-2, 3, 2, 8, ("lm_head",))
     model, processor = blip2_lora.load_blip2_with_lora(profile, recipe)
@@ -73,7 +74,7 @@ def test_checkpoints_resume_adapter_reload_and_card(tmp_path):
 
 def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     test = Dataset.from_dict(
         {"id": ["a", "b"], "dish": [0, 1], "caption": ["bánh bèo", "bún bò Huế"]},
         features=Features(
@@ -104,7 +105,7 @@ def test_caption_rows_follow_the_contract(monkeypatch, tmp_path):
 
 def test_prompted_captions_continue_each_prompt():
     """Notebook 02's captioner drafts: one prompt per image, only the continuation comes back."""
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     model, processor = blip2_lora.load_blip2_with_lora(profile, profile.recipe("captioning"))
     images = list(shape_captions.shape_dataset(per_pair=1)["image"])[:3]
     prompts = ["a photo of banh beo, ", "a photo of bun bo Hue, ", "a photo of banh beo, "]

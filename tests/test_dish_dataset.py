@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from helpers import runtime
+from helpers import profiles, runtime
 from helpers.data import caption_review, dish_dataset
 
 DISHES = {"banh-beo": "bánh bèo", "bun-bo-hue": "bún bò Huế", "bun-dau-mam-tom": "bún đậu mắm tôm"}
@@ -234,7 +234,7 @@ def test_build_saves_a_dataset_that_loads_back_both_ways(tmp_path):
     bad = dict(records[0], id="bad", dish="pho")
     manifest = write_manifest(tmp_path / "scraped", [*records, near_copy, bad])
 
-    result = dish_dataset.build(manifest, tmp_path / "decisions.jsonl", runtime.profile("smoke"), seed=3)
+    result = dish_dataset.build(manifest, tmp_path / "decisions.jsonl", profiles.profile("smoke"), seed=3)
     paths = dish_dataset.save(result.dataset, result.info, GLOSSARY, root=tmp_path / "out")
 
     built = result.dataset
@@ -333,18 +333,18 @@ def test_a_review_decision_cut_short_by_a_kill_is_dropped(tmp_path, capsys):
 def test_too_few_groups_for_every_split_is_a_clear_error(tmp_path):
     manifest = write_manifest(tmp_path / "scraped", good_records(tmp_path / "scraped", 2))
     with pytest.raises(ValueError, match=r"split\(s\) .* got no image: .* near-duplicate groups are too few"):
-        dish_dataset.build(manifest, tmp_path / "decisions.jsonl", runtime.profile("smoke"), threshold=64)
+        dish_dataset.build(manifest, tmp_path / "decisions.jsonl", profiles.profile("smoke"), threshold=64)
 
 
 def test_a_full_profile_build_refuses_fixture_data(tmp_path):
     manifest = write_manifest(tmp_path / "scraped", good_records(tmp_path / "scraped", 2))  # 127.0.0.1 pages
     with pytest.raises(ValueError, match=r"127\.0\.0\.1"):
-        dish_dataset.build(manifest, tmp_path / "decisions.jsonl", runtime.profile("full"))
+        dish_dataset.build(manifest, tmp_path / "decisions.jsonl", profiles.profile("full"))
 
 
 def test_smoke_and_full_outputs_never_meet(tmp_path, monkeypatch):
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
-    smoke, full = runtime.profile("smoke"), runtime.profile("full")
+    smoke, full = profiles.profile("smoke"), profiles.profile("full")
     assert not smoke.output_dir().is_relative_to(full.output_dir())
     assert not full.output_dir().is_relative_to(smoke.output_dir())
     scraped = smoke.output_dir("scraped")
@@ -380,11 +380,11 @@ def test_captioner_drafts_are_recorded_per_row_and_in_the_card(tmp_path):
         dish_dataset.build(
             manifest,
             tmp_path / "d.jsonl",
-            runtime.profile("smoke"),
+            profiles.profile("smoke"),
             drafts={first["id"]: drafts[first["id"]]},
         )
 
-    result = dish_dataset.build(manifest, tmp_path / "d.jsonl", runtime.profile("smoke"), drafts=drafts)
+    result = dish_dataset.build(manifest, tmp_path / "d.jsonl", profiles.profile("smoke"), drafts=drafts)
     by_id = {
         row["id"]: row
         for s in dish_dataset.SPLITS

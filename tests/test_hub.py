@@ -8,7 +8,7 @@ import pytest
 from huggingface_hub import ModelCard
 from stand_ins.hub_stand_in import USER, WRITE_TOKEN
 
-from helpers import hub, runtime
+from helpers import hub, profiles, runtime
 
 
 class Recorder:
@@ -25,9 +25,9 @@ class Recorder:
 def test_push_uploads_privately_with_its_card_in_full_only(hub_stand_in, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", WRITE_TOKEN)
     adapter, card = Recorder("model"), ModelCard("---\nlibrary_name: peft\n---\n# m\n")
-    assert hub.push(runtime.profile("smoke"), adapter, card, "m") is None
+    assert hub.push(profiles.profile("smoke"), adapter, card, "m") is None
     assert adapter.calls == []
-    assert hub.push(runtime.profile("full"), adapter, card, "m") == f"{USER}/m"
+    assert hub.push(profiles.profile("full"), adapter, card, "m") == f"{USER}/m"
     assert adapter.calls == [(f"{USER}/m", {"token": WRITE_TOKEN, "private": True})]
     assert (hub_stand_in.root / "models" / USER / "m" / "README.md").read_text() == str(card)  # beside it
     out = capsys.readouterr().out

@@ -176,7 +176,7 @@ def test_a_lora_adapter_and_its_card_pushed_with_a_write_token_load_back(hub, tm
         torch.manual_seed(0)
         model = get_peft_model(AutoModel.from_pretrained("org/tiny-bert"),
                                LoraConfig(r=2, target_modules=["query", "value"], init_lora_weights=False))
-        hub.push(runtime.profile("full"), model, ModelCard("---\\nlibrary_name: peft\\n---\\n# A tiny adapter\\n"),
+        hub.push(profiles.profile("full"), model, ModelCard("---\\nlibrary_name: peft\\n---\\n# A tiny adapter\\n"),
                  "tiny-lora")
         back = PeftModel.from_pretrained(AutoModel.from_pretrained("org/tiny-bert"), "{hub_stand_in.USER}/tiny-lora",
                                          token="{hub_stand_in.WRITE_TOKEN}")

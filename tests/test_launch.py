@@ -11,9 +11,10 @@ import nbformat
 import pytest
 from accelerate.commands.config.config_args import ClusterConfig
 
-from helpers import launch, runtime
-from helpers.smoke import caption_learning, controls, tiny_models
-from helpers.smoke.learning_check import CheckResult
+from helpers import launch, profiles, runtime
+from helpers.proofs import caption_learning, controls
+from helpers.proofs.learning_check import CheckResult
+from helpers.smoke import tiny_models
 from tools import series
 
 pytestmark = [pytest.mark.launch, pytest.mark.slow]
@@ -129,7 +130,7 @@ def test_a_global_batch_must_split_evenly_over_the_processes():
 
 def test_the_control_is_refused_in_the_full_profile():
     with pytest.raises(ValueError, match="image-shuffled control is a smoke-profile check"):
-        launch.data(runtime.profile("full"), shuffle=True, seed=0)
+        launch.data(profiles.profile("full"), shuffle=True, seed=0)
 
 
 @pytest.mark.parametrize(

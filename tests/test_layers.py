@@ -1,101 +1,73 @@
-"""`helpers` is layered: imports run one way, and only `runtime.Profile.smoke_kit` opens the smoke package."""
+"""`helpers` is layered: import-linter checks pyproject's contract (imports run one way, no cycle)."""
 
 import ast
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
-from helpers import runtime
-
-PACKAGE = runtime.REPO_ROOT / "helpers"
-# Lower ranks never import higher ones; units of the same rank never import each other.
-RANKS = {
-    "bad_input": -1, "atomic": -1,  # import nothing from helpers
-    "library_noise": 0, "runtime": 0, "jsonl": 0, "colab_install": 0, "vi_text": 0, "images": 0,
-    "": 1,  # the package's __init__, which runs first: rank 0 only
-    "data": 1, "chapters": 1,  # chapters: the code notebooks export (tools/export.py), on libraries and runtime
-    "models": 2, "metrics": 2,
-    "collate": 3,
-    "training": 4, "viz": 4, "hub": 4, "gpu_runs": 4, "preflight": 4,
-    "smoke": 5, "launch": 5,
-}  # fmt: skip
-SWITCH = "runtime"  # the one module allowed to reach into smoke, and only through importlib
+REPO = Path(__file__).resolve().parent.parent
+LINT = [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"]
 
 
-def unit(module: str) -> str:
-    """'helpers.data.scraping' -> 'data'; 'helpers' (the package's __init__) -> ''."""
-    parts = module.split(".")
-    return parts[1] if len(parts) > 1 else ""
+def lint(root: Path) -> subprocess.CompletedProcess:
+    """import-linter on the `helpers` package under `root`, with the contract of `root`'s pyproject."""
+    env = {**os.environ, "PYTHONPATH": str(root)}  # before the editable install: the copy is the one checked
+    return subprocess.run(
+        [*LINT, "--no-logo", "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
-def imported_modules(source: str, module: str) -> list[str]:
-    """Absolute names of the `helpers` modules `source` imports (statically or via import_module)."""
-    names = []
-    for node in ast.walk(ast.parse(source)):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("helpers"):
-            names += [
-                f"{node.module}.{a.name}" if node.module == "helpers" else node.module for a in node.names
-            ]
-        elif isinstance(node, ast.Import):
-            names += [a.name for a in node.names if a.name.startswith("helpers")]
-        elif (
-            isinstance(node, ast.Call)
-            and getattr(node.func, "attr", getattr(node.func, "id", "")) == "import_module"
-        ):
-            names += [
-                a.value
-                for a in node.args
-                if isinstance(a, ast.Constant) and str(a.value).startswith("helpers")
-            ]
-    return names
+def test_the_contract_is_kept():
+    result = lint(REPO)
+    assert result.returncode == 0 and "1 kept, 0 broken" in result.stdout, result.stdout + result.stderr
 
 
-def violations(module: str, source: str) -> list[str]:
-    """Every import of `module` that runs against the layering."""
-    here, found = unit(module), []
-    for target in imported_modules(source, module):
-        there = unit(target)
-        if there == here:
-            continue
-        if there == "smoke" and here == SWITCH and f'import_module("{target}")' in source:
-            continue
-        if there not in RANKS or here not in RANKS:
-            found.append(f"{module} -> {target}: unit not in RANKS")
-        elif RANKS[there] >= RANKS[here]:
-            found.append(f"{module} -> {target}: rank {RANKS[there]} is not below {RANKS[here]}")
-    return found
-
-
-def modules() -> list[tuple[str, str]]:
-    return [
-        (
-            ".".join(path.relative_to(runtime.REPO_ROOT).with_suffix("").parts).removesuffix(".__init__"),
-            path.read_text(encoding="utf-8"),
-        )
-        for path in sorted(PACKAGE.rglob("*.py"))
+def test_the_package_init_imports_library_noise_only():
+    tree = ast.parse((REPO / "helpers" / "__init__.py").read_text(encoding="utf-8"))
+    imported = [
+        alias.name for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) for alias in node.names
     ]
-
-
-def test_every_unit_has_a_rank():
-    units = {unit(name) for name, _ in modules()}
-    assert units <= set(RANKS), units - set(RANKS)
-
-
-def test_imports_run_one_way_and_only_the_switch_opens_smoke():
-    found = [line for name, source in modules() for line in violations(name, source)]
-    assert not found, "\n".join(found)
-    openers = [name for name, source in modules() if 'import_module("helpers.smoke")' in source]
-    assert openers == ["helpers.runtime"], openers
+    assert imported == ["library_noise"]
 
 
 @pytest.mark.parametrize(
-    ("module", "source"),
+    ("module", "line", "reported"),
     [
-        ("helpers.data.scraping", "from helpers.smoke import scrape_fixtures"),
-        ("helpers.metrics.scoring", "from helpers.models import audit"),
-        ("helpers.runtime", "from helpers.smoke import tiny_models"),
-        ("helpers.collate", "import helpers.training"),
-        ("helpers.viz", 'importlib.import_module("helpers.smoke")'),
+        (
+            "data/scraping.py",
+            "from helpers.smoke import scrape_fixtures",
+            "helpers.data.scraping -> helpers.smoke.scrape_fixtures",
+        ),
+        (
+            "metrics/scoring.py",
+            "from helpers.models import audit",
+            "helpers.metrics.scoring -> helpers.models.audit",
+        ),
+        ("runtime.py", "from helpers import profiles", "helpers.runtime -> helpers.profiles"),
+        ("collate.py", "import helpers.training", "helpers.collate -> helpers.training"),
+        (
+            "smoke/cache.py",
+            "from helpers.proofs import controls",
+            "helpers.smoke.cache -> helpers.proofs.controls",
+        ),
     ],
 )
-def test_the_checker_catches_imports_against_the_layers(module, source):
-    assert violations(module, source)
+def test_the_contract_catches_an_import_against_the_layers(tmp_path, module, line, reported):
+    shutil.copytree(REPO / "helpers", tmp_path / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    with (tmp_path / "helpers" / module).open("a", encoding="utf-8") as source:
+        source.write(f"\n{line}  # noqa\n")
+    result = lint(tmp_path)
+    assert result.returncode != 0 and reported in result.stdout, result.stdout + result.stderr
+
+
+def test_a_new_unit_needs_a_line_in_the_contract(tmp_path):
+    shutil.copytree(REPO / "helpers", tmp_path / "helpers", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(REPO / "pyproject.toml", tmp_path)
+    (tmp_path / "helpers" / "extras.py").write_text('"""A unit the contract does not list."""\n')
+    result = lint(tmp_path)
+    assert result.returncode != 0 and "helpers.extras" in result.stdout, result.stdout + result.stderr

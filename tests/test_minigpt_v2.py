@@ -21,7 +21,7 @@ from transformers import (
 )
 from transformers.models.blip_2.modeling_blip_2 import Blip2VisionEmbeddings
 
-from helpers import runtime
+from helpers import profiles
 from helpers.chapters.minigpt_v2_vivqa import attach_lora, llm_quantization_config
 from helpers.collate import MiniGPTv2Collator
 from helpers.models.minigpt_v2 import (
@@ -556,7 +556,7 @@ def test_tiny_model_trains_with_lora_through_8bit_and_loss_falls(sources, tokeni
 
 
 def test_one_call_smoke_loader_gives_a_4bit_model_with_the_checkpoint_and_answers():
-    model, tokenizer, processor, report = load_stage3_model(runtime.profile("smoke"), bits=4)
+    model, tokenizer, processor, report = load_stage3_model(profiles.profile("smoke"), bits=4)
     assert str(report).startswith("10 tensors loaded (8 LoRA, 2 llama_proj), 0 missing, 0 unexpected")
     assert type(model.get_base_model().language_model.model.layers[0].mlp.up_proj).__name__ == "Linear4bit"
     image = Image.new("RGB", (50, 40), (10, 100, 200))

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from helpers import profiles
 from helpers.data import mvtec
 from helpers.smoke import mvtec_fixtures
 
@@ -241,7 +242,6 @@ def test_detection_rows_carry_the_forks_answer_with_every_box(tmp_path):
 
 
 def test_box_rows_key_images_by_their_full_path_and_score_in_notebook_07(tmp_path, monkeypatch):
-    from helpers import runtime
     from helpers.data import predictions
     from helpers.metrics import scoring
     from helpers.training import detection_answer
@@ -255,19 +255,19 @@ def test_box_rows_key_images_by_their_full_path_and_score_in_notebook_07(tmp_pat
     ]
     answers = [references[0], "no idea", references[2], references[3]]
     rows = predictions.box_rows(
-        table, answers, answers, references, "minigpt-v2-mvtec-lora", runtime.profile("smoke")
+        table, answers, answers, references, "minigpt-v2-mvtec-lora", profiles.profile("smoke")
     )
     assert [row["id"] for row in rows] == table["image_path"][:]  # two 000.png files, two ids
     loaded = predictions.load(
         predictions.write(
-            runtime.profile("smoke"), "boxes", "minigpt-v2-mvtec-lora", rows, {"org/model": "abc123"}
+            profiles.profile("smoke"), "boxes", "minigpt-v2-mvtec-lora", rows, {"org/model": "abc123"}
         ).parent
     )
     overall, _, examples = scoring.score_boxes(loaded)
     values = overall.set_index("metric")["value"]
     assert values["parsed"] == 0.75 and values["acc@0.5"] == 0.75  # the unparsed image counts as a miss
     with pytest.raises(ValueError, match="1 answers, 4 raw outputs and 4 references for 4 images"):
-        predictions.box_rows(table, answers[:1], answers, references, "x", runtime.profile("smoke"))
+        predictions.box_rows(table, answers[:1], answers, references, "x", profiles.profile("smoke"))
 
 
 @pytest.mark.parametrize("fractions", [(0.7, 0.1), (0.7, 0.2, 0.2), (1.2, -0.1, -0.1)])

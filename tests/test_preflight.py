@@ -3,13 +3,13 @@
 import pytest
 from stand_ins.hub_stand_in import NO_ACCESS_TOKEN, WRITE_TOKEN
 
-from helpers import preflight, runtime
+from helpers import preflight, profiles
 from helpers.models import audit
 
 PLENTY = {"free_gpu_gb": 15.0, "free_data_gb": 100.0, "free_output_gb": 15.0}
 
 
-FULL = runtime.profile("full")
+FULL = profiles.profile("full")
 
 
 def test_nothing_stops_a_run_with_room_and_no_gated_model():
@@ -64,7 +64,7 @@ def test_gated_llama_needs_a_token_whose_account_accepted_the_licence(hub_stand_
 
 def test_full_profile_stops_with_every_problem_in_one_error(hub_stand_in, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
-    full = runtime.profile("full")
+    full = profiles.profile("full")
     with pytest.raises(
         RuntimeError, match=r"pre-flight found what would stop this run:\n- .*Llama-2.* is gated"
     ):
@@ -77,6 +77,6 @@ def test_full_profile_stops_with_every_problem_in_one_error(hub_stand_in, monkey
 
 def test_smoke_profile_has_nothing_to_check(capsys):
     assert (
-        preflight.check(runtime.profile("smoke"), "vivqa", runtime.profile("smoke").recipe("vivqa")) is None
+        preflight.check(profiles.profile("smoke"), "vivqa", profiles.profile("smoke").recipe("vivqa")) is None
     )
     assert "no GPU, download or token needed" in capsys.readouterr().out

@@ -18,7 +18,7 @@ import nbformat
 import pytest
 from stand_ins import hub_stand_in, rehearsal
 
-from helpers import jsonl, launch, runtime
+from helpers import jsonl, launch, profiles, runtime
 from helpers.data import dish_dataset, dish_fallback, predictions, scraping
 from helpers.data.polite_http import HttpClient
 from tools import series
@@ -64,7 +64,7 @@ STEPS = {
 def new_runtime(world: rehearsal.World) -> None:
     """A new session's runtime: the local disk's checkpoints are gone, Drive's copy stays."""
     with in_world(world):  # data_dir reads TUTORIAL_DATA_DIR when called
-        shutil.rmtree(runtime.profile().data_dir("minigpt-v2-lora", "vivqa", "checkpoints"))
+        shutil.rmtree(profiles.profile().data_dir("minigpt-v2-lora", "vivqa", "checkpoints"))
 
 
 def blocked(world: rehearsal.World) -> dict[str, str]:
@@ -79,7 +79,7 @@ def scrape_blocked(world: rehearsal.World) -> None:
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**world.env, **blocked(world)}.items():
             patch.setenv(name, value)
-        out = runtime.profile().output_dir("scraped")
+        out = profiles.profile().output_dir("scraped")
     report = scraping.scrape(config, out, HttpClient(min_interval=0.01), progress=False)
     assert sum(row["kept"] for row in report.rows()) == 0
 
@@ -180,7 +180,7 @@ def in_world(world: rehearsal.World) -> Iterator[None]:
 
 def full(world: rehearsal.World) -> runtime.Profile:
     with in_world(world):
-        return runtime.profile()
+        return profiles.profile()
 
 
 def uploaded(world: rehearsal.World, repo_name: str, repo_type: str = "model") -> list[str]:
@@ -280,7 +280,7 @@ def test_02_builds_from_the_fallback_dataset_when_the_sites_are_unreachable(rehe
     with pytest.MonkeyPatch.context() as patch:
         for name, value in {**world.env, **blocked(world)}.items():
             patch.setenv(name, value)
-        dataset = dish_dataset.load(runtime.profile())
+        dataset = dish_dataset.load(profiles.profile())
     sites = {site for split in dataset for site in dataset[split]["source_site"]}
     assert sites == {dish_fallback.SITE}
     per_dish = Counter(dish for split in dataset for dish in dataset[split]["dish"])

@@ -27,7 +27,7 @@ def test_notebook_stripped_and_starts_with_setup_and_banner(path):
     assert not dirty, f"{path.name}: code cells {dirty} carry outputs; strip them before committing"
     assert cells[0]["cell_type"] == "markdown" and "".join(cells[0]["source"]).startswith("# ")
     assert 'if "google.colab" in sys.modules:' in "".join(code[0]["source"])
-    assert "runtime.start(" in "".join(code[1]["source"])
+    assert "profiles.start(" in "".join(code[1]["source"])
 
 
 def test_every_notebook_is_numbered_uniquely():

@@ -4,7 +4,7 @@ import shutil
 
 import pytest
 
-from helpers import runtime
+from helpers import profiles, runtime
 from helpers.data import predictions
 from tools import series
 
@@ -15,14 +15,14 @@ def lines(ids, profile="smoke"):
 
 
 def test_written_predictions_come_back_in_the_runs_order():
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     predictions.write(profile, "vqa", "m", lines(["1", "2", "3"]), {})
     back = predictions.written(profile, "vqa", "m", [3, 1, 2])
     assert [line["prediction"] for line in back] == ["p3", "p1", "p2"] and back[0]["raw"] == "<s> p3"
 
 
 def test_predictions_of_other_questions_another_profile_or_none_are_not_reused():
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     assert predictions.written(profile, "vqa", "m", ["1"]) is None  # no file yet
     predictions.write(profile, "vqa", "m", lines(["1", "2"]), {})
     assert predictions.written(profile, "vqa", "m", ["1", "2", "3"]) is None  # a larger evaluation subset
@@ -52,7 +52,7 @@ def test_a_run_stopped_by_the_session_budget_resumes_in_a_new_kernel(
     assert "no checkpoint yet: a fresh run" in first and "run again to continue" in first
     assert "training stopped for this session" in first and "answers read back" not in first
     monkeypatch.delenv("TUTORIAL_SESSION_MINUTES")
-    smoke = runtime.profile("smoke")
+    smoke = profiles.profile("smoke")
     shutil.rmtree(smoke.data_dir("minigpt-v2-lora", "mvtec", "checkpoints"))  # a new runtime's disk
     second = text(series.execute(path))
     assert "run again to continue" not in second
@@ -68,10 +68,10 @@ def test_a_run_stopped_by_the_session_budget_resumes_in_a_new_kernel(
 
 def test_the_session_budget_override_must_be_a_positive_number(monkeypatch):
     monkeypatch.setenv("TUTORIAL_SESSION_MINUTES", "0.5")
-    assert runtime.profile("full").recipe("vivqa", "reproduce").session_minutes == 0.5
+    assert profiles.profile("full").recipe("vivqa", "reproduce").session_minutes == 0.5
     monkeypatch.setenv("TUTORIAL_SESSION_MINUTES", "soon")
     with pytest.raises(ValueError, match="TUTORIAL_SESSION_MINUTES='soon' is not a positive number"):
-        runtime.profile("smoke")
+        profiles.profile("smoke")
 
 
 def text(notebook) -> str:

@@ -2,7 +2,7 @@ import pytest
 import torch
 from stand_ins.hub_stand_in import READ_TOKEN, WRITE_TOKEN
 
-from helpers import runtime
+from helpers import profiles, runtime
 
 
 @pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("full", "full"), (" FULL ", "full")])
@@ -42,8 +42,8 @@ def test_auto_is_full_in_colab_and_kaggle_even_on_a_cpu_runtime(monkeypatch, whe
 def test_a_notebooks_setting_wins_over_the_environment_and_start_keeps_the_choice(monkeypatch, capsys):
     monkeypatch.setenv("TUTORIAL_PROFILE", "full")
     assert runtime.profile_name("smoke") == "smoke" and runtime.profile_name("auto") == "full"
-    assert runtime.start("01 scrape", "smoke").name == "smoke"
-    assert runtime.profile().name == "smoke"  # later calls in the kernel, and processes it starts, agree
+    assert profiles.start("01 scrape", "smoke").name == "smoke"
+    assert profiles.profile().name == "smoke"  # later calls in the kernel, and processes it starts, agree
     assert "profile=smoke" in capsys.readouterr().out
     with pytest.raises(
         ValueError, match="PROFILE = 'gpu' is not a profile; use one of 'auto', 'full', 'smoke'"
@@ -98,7 +98,7 @@ def test_unknown_profile_is_a_clear_error(monkeypatch):
 
 def test_banner_names_profile_and_switch(monkeypatch, capsys):
     monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
-    line = runtime.profile().banner("01 scrape")
+    line = profiles.profile().banner("01 scrape")
     assert line in capsys.readouterr().out
     assert "profile=smoke" in line and 'PROFILE = "full" in this cell' in line and "\n" not in line
 
@@ -126,14 +126,14 @@ def test_seed_everything_repeats():
 
 def test_output_dir_override_keeps_profiles_apart(monkeypatch, tmp_path):
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
-    path = runtime.profile("smoke").output_dir("a", "b")
+    path = profiles.profile("smoke").output_dir("a", "b")
     assert path == tmp_path / "smoke" / "a" / "b" and path.is_dir()
-    assert runtime.profile("full").output_dir("a") == tmp_path / "full" / "a"
+    assert profiles.profile("full").output_dir("a") == tmp_path / "full" / "a"
 
 
 def test_full_profile_names_hub_models_and_says_what_to_run_first(monkeypatch, tmp_path):
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
-    full = runtime.profile("full")
+    full = profiles.profile("full")
     assert full.model("llama-2-chat") == "meta-llama/Llama-2-7b-chat-hf"
     with pytest.raises(KeyError, match="unknown model 'gpt'"):
         full.model("gpt")
@@ -171,7 +171,7 @@ def test_hub_upload_skipped_with_reason(monkeypatch, capsys, profile, token, rea
     monkeypatch.delenv("HF_TOKEN", raising=False)
     if token:
         monkeypatch.setenv("HF_TOKEN", token)
-    assert runtime.hub_upload_target(runtime.profile(profile), "demo") is None
+    assert runtime.hub_upload_target(profiles.profile(profile), "demo") is None
     out = capsys.readouterr().out
     assert reason in out and "hf_secret_value" not in out
 
@@ -186,7 +186,7 @@ def test_hub_upload_skipped_with_reason(monkeypatch, capsys, profile, token, rea
 def test_hub_upload_needs_a_token_that_can_write(hub_stand_in, monkeypatch, capsys, token, target, said):
     """Against a stand-in Hub on 127.0.0.1: a read-only token skips uploads with one line instead of a 403 later."""
     monkeypatch.setenv("HF_TOKEN", token)
-    assert runtime.hub_upload_target(runtime.profile("full"), "demo") == target
+    assert runtime.hub_upload_target(profiles.profile("full"), "demo") == target
     out = capsys.readouterr().out
     assert (
         out.strip().startswith(said)
@@ -229,13 +229,13 @@ def test_a_colab_secret_without_notebook_access_is_an_error_saying_how_to_grant_
 
 def test_the_scale_knob_shrinks_full_recipes_only_and_keeps_every_size_at_least_one(monkeypatch):
     monkeypatch.setenv("TUTORIAL_SCALE", "0.01")
-    vivqa = runtime.profile("full").recipe("vivqa")
+    vivqa = profiles.profile("full").recipe("vivqa")
     assert (vivqa.max_steps, vivqa.eval_questions, vivqa.validation_rows, vivqa.save_steps) == (8, 16, 16, 4)
-    assert runtime.profile("full").recipe("captioning").epochs == 1  # 30 epochs x 0.01, kept at least one
-    assert runtime.profile("smoke").recipe("vivqa") == runtime.RECIPES["smoke"]["one-session"]["vivqa"]
+    assert profiles.profile("full").recipe("captioning").epochs == 1  # 30 epochs x 0.01, kept at least one
+    assert profiles.profile("smoke").recipe("vivqa") == runtime.RECIPES["smoke"]["one-session"]["vivqa"]
     monkeypatch.setenv("TUTORIAL_SCALE", "2")
     with pytest.raises(ValueError, match="TUTORIAL_SCALE='2'"):
-        runtime.profile("full")
+        profiles.profile("full")
 
 
 def test_a_mirror_replaces_only_the_origin_and_refuses_an_origin_it_lacks(monkeypatch, tmp_path):
@@ -251,12 +251,12 @@ def test_a_mirror_replaces_only_the_origin_and_refuses_an_origin_it_lacks(monkey
 
 def test_the_sites_of_the_full_profile_go_through_the_mirror_at_the_loopback_pace(monkeypatch, tmp_path):
     config = {"request_interval": 1.0, "sites": {"foody": {"base_url": "https://www.foody.vn"}}}
-    with runtime.profile("full").sites(config) as real:
+    with profiles.profile("full").sites(config) as real:
         assert real == config
     mirror = tmp_path / "mirror.json"
     mirror.write_text('{"https://www.foody.vn": "http://127.0.0.1:9/foody"}', encoding="utf-8")
     monkeypatch.setenv("TUTORIAL_MIRROR", str(mirror))
-    with runtime.profile("full").sites(config) as local:
+    with profiles.profile("full").sites(config) as local:
         assert local["sites"]["foody"]["base_url"] == "http://127.0.0.1:9/foody"
         assert local["request_interval"] == runtime.LOOPBACK_REQUEST_INTERVAL
 
@@ -288,7 +288,7 @@ def test_full_profile_records_the_commit_a_hub_model_resolves_to_and_sees_an_edi
     from stand_ins import hub_stand_in as stand_in
 
     monkeypatch.setenv("HF_TOKEN", READ_TOKEN)
-    full = runtime.profile("full")
+    full = profiles.profile("full")
     before = full.revision("llama-2-chat")
     assert re.fullmatch(r"[0-9a-f]{40}", before)
     (tmp_path / "edit").mkdir()

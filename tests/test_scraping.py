@@ -21,7 +21,7 @@ import pytest
 import requests
 from bs4 import BeautifulSoup
 
-from helpers import jsonl, runtime
+from helpers import jsonl, profiles
 from helpers.data import manifest, scraping
 from helpers.data.polite_http import Fetched, HttpClient, Skip
 from helpers.smoke import scrape_fixtures
@@ -653,7 +653,7 @@ def test_killed_run_resumes_without_duplicates_losses_or_partial_files(
 
 def test_run_scrape_fills_the_smoke_profile_folder_and_resumes_there(monkeypatch, tmp_path):
     monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path))
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     report = scraping.run_scrape(profile, progress=False)
     items = read_manifest(tmp_path / "smoke" / "scraped")
     assert len(items) == sum(t.kept for t in report.tallies) == 36

@@ -7,7 +7,7 @@ import pytest
 import torch
 from datasets import Dataset
 
-from helpers import gpu_runs, runtime, training
+from helpers import gpu_runs, profiles, runtime, training
 from helpers.models import audit
 
 GPU_CHAPTERS = ("captioning", "vqa", "vivqa", "defects")
@@ -15,21 +15,21 @@ GPU_CHAPTERS = ("captioning", "vqa", "vivqa", "defects")
 
 @pytest.mark.parametrize("chapter", GPU_CHAPTERS)
 def test_one_session_plan_fits_an_hour_on_a_t4(chapter):
-    plan = audit.session_plan(chapter, runtime.profile("full").recipe(chapter, "one-session"))
+    plan = audit.session_plan(chapter, profiles.profile("full").recipe(chapter, "one-session"))
     assert plan.total_minutes <= audit.SESSION_MINUTES and plan.sessions == 1, str(plan)
     assert plan.steps > 0 and plan.eval_questions > 0 and plan.eval_passes >= 2
 
 
 def test_one_session_stops_training_in_time_for_the_evaluation():
     for chapter in ("vivqa", "defects"):
-        recipe = runtime.profile("full").recipe(chapter, "one-session")
+        recipe = profiles.profile("full").recipe(chapter, "one-session")
         plan = audit.session_plan(chapter, recipe)
         others = plan.total_minutes - plan.minutes["training"]
         assert recipe.session_minutes + others <= audit.SESSION_MINUTES
 
 
 def test_reproduce_is_the_sources_runs():
-    full = runtime.profile("full")
+    full = profiles.profile("full")
     vivqa, defects = full.recipe("vivqa", "reproduce"), full.recipe("defects", "reproduce")
     assert (vivqa.max_steps, defects.max_steps) == (
         4_000,
@@ -52,7 +52,7 @@ def test_reproduce_is_the_sources_runs():
 
 def test_unknown_run_is_refused():
     with pytest.raises(ValueError, match="RUN = 'fast' is not a run"):
-        runtime.profile("smoke").recipe("vivqa", "fast")
+        profiles.profile("smoke").recipe("vivqa", "fast")
 
 
 @pytest.mark.parametrize(
@@ -62,12 +62,12 @@ def test_unknown_run_is_refused():
 )  # fmt: skip
 def test_schedule_is_the_tutorials(step, lr):
     """The fork's LinearWarmupCosineLRScheduler: warm-up from 1e-6, then a cosine over all 10,000 steps."""
-    recipe = runtime.profile("full").recipe("vivqa", "reproduce")
+    recipe = profiles.profile("full").recipe("vivqa", "reproduce")
     assert recipe.learning_rate * training.tutorial_lr_factor(step, recipe, 4_000) == pytest.approx(lr)
 
 
 def test_tutorial_optimizer_steps_the_schedule_and_skips_decay_on_biases():
-    recipe = runtime.profile("full").recipe("vivqa", "reproduce")
+    recipe = profiles.profile("full").recipe("vivqa", "reproduce")
     model = torch.nn.Linear(4, 3)
     optimizer, scheduler = training.tutorial_optimizer(model, recipe, 4_000)
     assert [g["weight_decay"] for g in optimizer.param_groups] == [0.05, 0.0]
@@ -79,7 +79,7 @@ def test_tutorial_optimizer_steps_the_schedule_and_skips_decay_on_biases():
 
 
 def test_smoke_schedule_is_a_plain_cosine_over_the_steps_trained():
-    recipe = runtime.profile("smoke").recipe("vivqa")
+    recipe = profiles.profile("smoke").recipe("vivqa")
     assert training.tutorial_lr_factor(0, recipe, 100) == 1.0
     half = 1e-6 / recipe.learning_rate + (1 - 1e-6 / recipe.learning_rate) * 0.5
     assert training.tutorial_lr_factor(50, recipe, 100) == pytest.approx(half)
@@ -103,7 +103,7 @@ def test_evaluation_subset_is_fixed_stratified_and_in_order():
 def tiny_llama_tokenizer():
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(runtime.profile("smoke").model("llama-2-chat"))
+    return AutoTokenizer.from_pretrained(profiles.profile("smoke").model("llama-2-chat"))
 
 
 def test_answer_budget_holds_the_longest_answer_and_its_eos(tiny_llama_tokenizer):
@@ -114,7 +114,7 @@ def test_answer_budget_holds_the_longest_answer_and_its_eos(tiny_llama_tokenizer
 
 
 def test_measured_figures_sit_beside_the_plan_and_a_cpu_records_nothing(tmp_path, capsys):
-    plan = audit.session_plan("vivqa", runtime.profile("full").recipe("vivqa"))
+    plan = audit.session_plan("vivqa", profiles.profile("full").recipe("vivqa"))
     table = gpu_runs.figures(plan, train_seconds=90.0, steps=30, eval_seconds=20.0, questions=40)
     assert table.loc["seconds per training step", "measured"] == 3.0
     assert table.loc["evaluation questions per second", "measured"] == 2.0
@@ -155,7 +155,7 @@ def test_t4_table_shows_a_measured_run_instead_of_the_estimate(tmp_path):
 
 
 def test_two_t4s_take_half_the_steps_each_slower_by_the_gradient_all_reduce():
-    recipe = runtime.profile("full").recipe("vivqa", "reproduce")
+    recipe = profiles.profile("full").recipe("vivqa", "reproduce")
     one, two = audit.session_plan("vivqa", recipe), audit.session_plan("vivqa", recipe, processes=2)
     setup = audit.setup_of("vivqa")
     assert two.steps == one.steps / 2 and two.eval_questions == one.eval_questions

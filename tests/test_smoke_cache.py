@@ -8,7 +8,8 @@ import sys
 import pytest
 
 from helpers import runtime
-from helpers.smoke import cache, controls, tiny_models
+from helpers.proofs import controls
+from helpers.smoke import cache, tiny_models
 
 
 @pytest.fixture
@@ -102,8 +103,8 @@ def test_a_proof_names_every_bound_it_misses():
 
 def test_the_smoke_package_loads_its_parts_on_first_use():
     probe = (
-        "import sys; from helpers import runtime\n"
-        "kit = runtime.profile('smoke').smoke_kit(); kit.scrape_fixtures\n"
+        "import sys; from helpers import profiles\n"
+        "kit = profiles.profile('smoke').smoke_kit; kit.scrape_fixtures\n"
         "print(sorted(m for m in ('peft', 'bitsandbytes', 'transformers.trainer') if m in sys.modules))"
     )
     done = subprocess.run(

@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from traitlets import Type
 from traitlets.config import Config
 
-from helpers import runtime
+from helpers import profiles, runtime
 
 POLL_SLICE = 0.5  # seconds: the longest single wait for a kernel message (see BoundedPollChannel)
 # The async client's channel class: `AsyncZMQSocketChannel` in jupyter_client 8, `ZMQSocketChannel` in Colab's 7.4.
@@ -96,7 +96,7 @@ def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:
 def run_series(notebooks: list[Path] | None = None, timeout: int | None = None) -> list[tuple[str, float]]:
     """Execute the notebooks (all of `notebooks/` by default) and return (name, seconds) for each."""
     paths = notebooks or runtime.notebook_paths()
-    profile = runtime.profile()
+    profile = profiles.profile()
     out_dir = profile.output_dir("executed")
     timings = []
     for path in tqdm(paths, desc=f"series ({profile.name})", unit="notebook"):
@@ -111,4 +111,4 @@ if __name__ == "__main__":
     results = run_series([Path(p).resolve() for p in sys.argv[1:]] or None)
     for name, seconds in results:
         print(f"{name:45} {seconds:7.1f} s")
-    print(f"executed copies in {runtime.profile().output_dir('executed')}")
+    print(f"executed copies in {profiles.profile().output_dir('executed')}")

@@ -11,6 +11,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 from helpers import runtime
 from helpers.chapters.blip2_lora_captioning import common_settings
+import transformers
 
 
 # Left in 16/32-bit, as in the original's `low_resource` mode: the vision tower, the projection, the output layer.
@@ -76,3 +77,14 @@ def minigpt_arguments(recipe: runtime.Recipe, output_dir: str | Path, **changes:
         "logging_steps": max(1, recipe.save_steps // 4),
     }
     return TrainingArguments(output_dir=str(output_dir), **(common_settings(recipe) | steps | changes))
+
+
+def train_one_session(trainer: transformers.Trainer, last: str | None) -> bool:
+    """Train from checkpoint `last` (None: from the start) until the run ends or a callback ends this session;
+    True when every step is done. 06 trains the same way."""
+    print("resuming from", last) if last else print("no checkpoint yet: a fresh run")
+    trainer.train(resume_from_checkpoint=last)
+    done = trainer.state.global_step >= trainer.state.max_steps
+    progress = f"step {trainer.state.global_step:,} of {trainer.state.max_steps:,}"
+    print(progress + ("" if done else ": run again to continue"))
+    return done

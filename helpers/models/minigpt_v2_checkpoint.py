@@ -189,7 +189,7 @@ def load_stage3_model(
     )
     if profile.is_smoke:
         path = profile.data_dir("checkpoints") / "synthetic_stage3.pth"
-        checkpoint = profile.smoke_kit().synthetic_stage3.write(model.config, path)
+        checkpoint = profile.smoke_kit.synthetic_stage3.write(model.config, path)
     else:
         checkpoint = download_stage3_checkpoint(profile.data_dir("checkpoints") / STAGE3_FILENAME)
     report = load_official_checkpoint(peft_model, checkpoint)

@@ -1,7 +1,7 @@
-"""The smoke profile's machinery: tiny models, fixture sites, synthetic data and learning checks.
+"""The smoke profile's sources: tiny models, fixture sites and synthetic data.
 
-Only `runtime.Profile.smoke_kit()` imports this package from the rest of `helpers`. Its modules load on first
-use (PEP 562), so notebook 01 asking for fixture sites does not import peft, bitsandbytes and Trainer.
+`profiles.profile("smoke")` hands this package to its `Profile` (`smoke_kit`); `runtime` never imports it. Its
+modules load on first use (PEP 562), so notebook 01 asking for fixture sites does not import peft or Trainer.
 """
 
 from __future__ import annotations
@@ -12,21 +12,14 @@ from types import ModuleType
 from helpers import runtime
 
 __all__ = [
-    "caption_learning",
-    "controls",
     "icon_scenes",
-    "init_study",
-    "learning_check",
     "mvtec_fixtures",
-    "mvtec_learning",
     "rebuild",
     "scrape_fixtures",
     "shape_captions",
     "synthetic_stage3",
     "tiny_models",
     "vivqa_fixtures",
-    "vivqa_learning",
-    "vqa_learning",
 ]
 
 

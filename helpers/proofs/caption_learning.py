@@ -22,8 +22,8 @@ from helpers import runtime
 from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.collate import CaptionCollator
 from helpers.models import blip2_lora
-from helpers.smoke.controls import Bound
-from helpers.smoke.learning_check import CheckResult, Task
+from helpers.proofs.controls import Bound
+from helpers.proofs.learning_check import CheckResult, Task
 from helpers.smoke.shape_captions import names_image, shape_dataset
 from helpers.training import StopAfterEpochs, caption_images
 

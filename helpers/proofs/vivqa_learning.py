@@ -19,9 +19,9 @@ from helpers.data import vivqa
 from helpers.metrics import vqa_metrics
 from helpers.models import minigpt_v2_checkpoint
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
+from helpers.proofs.controls import Bound
+from helpers.proofs.learning_check import CheckResult, Task
 from helpers.smoke import vivqa_fixtures
-from helpers.smoke.controls import Bound
-from helpers.smoke.learning_check import CheckResult, Task
 from helpers.training import minigpt_answers, minigpt_vqa_rows, tutorial_optimizer
 
 

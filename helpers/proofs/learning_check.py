@@ -13,9 +13,9 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from helpers import runtime
+from helpers import profiles, runtime
+from helpers.proofs.controls import Bound, check, shuffle_column
 from helpers.smoke import cache
-from helpers.smoke.controls import Bound, check, shuffle_column
 
 
 @dataclass(frozen=True)
@@ -54,13 +54,13 @@ def task(name: str) -> Task:
     """The `Task` called `name` (one of `TASKS`)."""
     if name not in TASKS:
         raise ValueError(f"learning check must be one of {sorted(TASKS)}, not {name!r}")
-    return importlib.import_module(f"helpers.smoke.{TASKS[name]}").TASK
+    return importlib.import_module(f"helpers.proofs.{TASKS[name]}").TASK
 
 
 def run(name: str, shuffle: bool = False, seed: int = 0) -> CheckResult:
     """Trains and scores task `name` once, the images shuffled across training rows when `shuffle`."""
     chosen = task(name)
-    profile = runtime.profile("smoke")
+    profile = profiles.profile("smoke")
     folder = profile.output_dir(f"{name}-learning-check", "shuffled" if shuffle else "trained")
     train, test = chosen.data(folder / "data")
     runtime.seed_everything(seed)  # the LoRA weights are drawn before Trainer seeds
