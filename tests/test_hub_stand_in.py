@@ -172,7 +172,7 @@ def test_a_lora_adapter_and_its_card_pushed_with_a_write_token_load_back(hub, tm
         from huggingface_hub import ModelCard, hf_hub_download
         from peft import LoraConfig, PeftModel, get_peft_model
         from transformers import AutoModel
-        from helpers import hub, runtime
+        from helpers import hub, profiles
         torch.manual_seed(0)
         model = get_peft_model(AutoModel.from_pretrained("org/tiny-bert"),
                                LoraConfig(r=2, target_modules=["query", "value"], init_lora_weights=False))
