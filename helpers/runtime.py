@@ -176,6 +176,10 @@ class Profile:
     # The smoke package (tiny models, fixture sites and data), handed in by `profiles.profile`; None in full.
     smoke_kit: ModuleType | None = field(default=None, repr=False)
 
+    def __post_init__(self) -> None:
+        if self.is_smoke and self.smoke_kit is None:
+            raise ValueError("the smoke profile needs the smoke package: make it with profiles.profile('smoke')")
+
     @property
     def is_smoke(self) -> bool:
         """True for the offline profile (tiny models, fixture data)."""

@@ -1,4 +1,5 @@
-"""`helpers` is layered: import-linter checks pyproject's contract (imports run one way, no cycle)."""
+"""`helpers` is layered: import-linter checks pyproject's contract (imports run one way, no cycle); run-time imports
+stay inside their own subpackage."""
 
 import ast
 import os
@@ -24,6 +25,35 @@ def lint(root: Path) -> subprocess.CompletedProcess:
 def test_the_contract_is_kept():
     result = lint(REPO)
     assert result.returncode == 0 and "1 kept, 0 broken" in result.stdout, result.stdout + result.stderr
+
+
+def dynamic_imports(path: Path) -> list[str]:
+    """The literal start of every `importlib.import_module` argument in `path` ("{__name__}" for the package's own)."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "import_module" and node.args:
+            first = node.args[0]
+            parts = first.values if isinstance(first, ast.JoinedStr) else [first]
+            head = parts[0]
+            found.append(
+                head.value if isinstance(head, ast.Constant) else "{" + ast.unparse(head.value) + "}"
+            )
+    return found
+
+
+def test_dynamic_imports_stay_inside_their_own_subpackage():
+    # import-linter reads import statements only: `import_module` may load modules of its caller's own subpackage.
+    for path in sorted((REPO / "helpers").rglob("*.py")):
+        own = ".".join(path.relative_to(REPO).parts[:2]) + "."
+        for start in dynamic_imports(path):
+            allowed = start.startswith(own) or (start == "{__name__}" and path.name == "__init__.py")
+            assert allowed, f"{path.relative_to(REPO)} imports {start!r}... at run time, outside {own}"
+
+
+def test_the_dynamic_import_check_sees_a_module_loaded_by_name(tmp_path):
+    source = tmp_path / "runtime.py"
+    source.write_text('import importlib\nkit = importlib.import_module(f"helpers.smoke.{1}")\n')
+    assert dynamic_imports(source) == ["helpers.smoke."]
 
 
 def test_the_package_init_imports_library_noise_only():

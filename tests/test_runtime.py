@@ -2,7 +2,7 @@ import pytest
 import torch
 from stand_ins.hub_stand_in import READ_TOKEN, WRITE_TOKEN
 
-from helpers import profiles, runtime
+from helpers import profiles, runtime, smoke
 
 
 @pytest.mark.parametrize("value, expected", [("smoke", "smoke"), ("full", "full"), (" FULL ", "full")])
@@ -295,3 +295,10 @@ def test_full_profile_records_the_commit_a_hub_model_resolves_to_and_sees_an_edi
     (tmp_path / "edit" / "generation_config.json").write_text("{}", encoding="utf-8")
     stand_in.publish(hub_stand_in.root, runtime.HUB_MODELS["llama-2-chat"], tmp_path / "edit")
     assert full.revision("llama-2-chat") != before
+
+
+def test_only_the_smoke_profile_carries_the_smoke_package(tmp_path):
+    assert profiles.profile("smoke").smoke_kit is smoke
+    assert profiles.profile("full").smoke_kit is None
+    with pytest.raises(ValueError, match=r"profiles.profile\('smoke'\)"):
+        runtime.Profile("smoke", tmp_path, {})
