@@ -178,7 +178,9 @@ class Profile:
 
     def __post_init__(self) -> None:
         if self.is_smoke and self.smoke_kit is None:
-            raise ValueError("the smoke profile needs the smoke package: make it with profiles.profile('smoke')")
+            raise ValueError(
+                "the smoke profile needs the smoke package: make it with profiles.profile('smoke')"
+            )
 
     @property
     def is_smoke(self) -> bool:
