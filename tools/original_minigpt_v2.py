@@ -153,6 +153,14 @@ def eva_to_transformers(state: dict[str, torch.Tensor]) -> dict[str, torch.Tenso
     return {name: tensor.contiguous() for name, tensor in renamed.items()}
 
 
+def draw(parameters: object, std: float, seed: int) -> None:
+    """Overwrite `parameters` with normal draws of `std` from `seed`: the fixed weights the figures come from."""
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for tensor in parameters:
+            tensor.normal_(0, std)
+
+
 def main(original: Path, out: Path) -> None:
     import peft  # noqa: F401  (before the stubs: transformers and peft look for timm and torchvision once)
     import transformers  # noqa: F401
@@ -183,11 +191,8 @@ def main(original: Path, out: Path) -> None:
             mlp_ratio=4.3637, qkv_bias=True, drop_path_rate=0, norm_layer=partial(torch.nn.LayerNorm, eps=1e-6),
         )  # fmt: skip
 
-    torch.manual_seed(0)
     released = vit(CHECKPOINT_IMAGE)
-    with torch.no_grad():
-        for tensor in released.parameters():
-            tensor.normal_(0, 0.5)
+    draw(released.parameters(), 0.5, seed=0)
     released_state = {name: t.detach().clone() for name, t in released.state_dict().items()}
     (out / "vision").mkdir(exist_ok=True)
     vision_config = Blip2VisionConfig(
@@ -206,31 +211,21 @@ def main(original: Path, out: Path) -> None:
         max_position_embeddings=128, rms_norm_eps=1e-5, bos_token_id=1, eos_token_id=2, pad_token_id=0,
         tie_word_embeddings=False,
     )  # fmt: skip
-    torch.manual_seed(1)
     llama = LlamaForCausalLM(llm_config)
-    with torch.no_grad():
-        for tensor in llama.parameters():
-            tensor.normal_(0, 0.3)
+    draw(llama.parameters(), 0.3, seed=1)
     llama.save_pretrained(out / "llm", safe_serialization=True)
     # init_llm's LoRA (r 64, alpha 16, dropout 0.05 on q_proj and v_proj), its B drawn instead of zeros
     lora = LoraConfig(r=64, lora_alpha=16, lora_dropout=0.05, target_modules=["q_proj", "v_proj"], bias="none",
                       task_type="CAUSAL_LM")  # fmt: skip
     llama_model = get_peft_model(llama, lora)
-    torch.manual_seed(2)
-    with torch.no_grad():
-        for name, tensor in llama_model.named_parameters():
-            if "lora_" in name:
-                tensor.normal_(0, 0.05)
+    draw((t for name, t in llama_model.named_parameters() if "lora_" in name), 0.05, seed=2)
 
     model = MiniGPTv2.__new__(MiniGPTv2)
     torch.nn.Module.__init__(model)
     model.visual_encoder, model.ln_vision = visual_encoder, LayerNorm(visual_encoder.num_features)
     model.llama_model, model.llama_tokenizer = llama_model, tokenizer
     model.llama_proj = torch.nn.Linear(visual_encoder.num_features * 4, llm_config.hidden_size)
-    torch.manual_seed(3)
-    with torch.no_grad():
-        model.llama_proj.weight.normal_(0, 0.2)
-        model.llama_proj.bias.normal_(0, 0.2)
+    draw(model.llama_proj.parameters(), 0.2, seed=3)
     # minigptv2_finetune.yaml: chat template on, answers end with </s>
     model.max_txt_len, model.max_context_len, model.end_sym = 1024, 3800, "</s>"
     model.prompt_template, model.prompt_list, model.chat_template = "[INST] {} [/INST]", [], True
