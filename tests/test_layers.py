@@ -5,20 +5,22 @@ import ast
 import os
 import shutil
 import subprocess
-import sys
+import sysconfig
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LINT = [sys.executable, "-c", "from importlinter.cli import lint_imports_command; lint_imports_command()"]
+LINT = str(
+    Path(sysconfig.get_path("scripts")) / "lint-imports"
+)  # import-linter's command, in this interpreter's env
 
 
 def lint(root: Path) -> subprocess.CompletedProcess:
     """import-linter on the `helpers` package under `root`, with the contract of `root`'s pyproject."""
     env = {**os.environ, "PYTHONPATH": str(root)}  # before the editable install: the copy is the one checked
     return subprocess.run(
-        [*LINT, "--no-logo", "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120
+        [LINT, "--no-logo", "--no-cache"], cwd=root, env=env, capture_output=True, text=True, timeout=120
     )
 
 
