@@ -27,9 +27,8 @@ THUMBNAIL_SIDE = 384
 
 @dataclass(frozen=True)
 class Dish:
-    """One accepted dish: slug (the ClassLabel name), Vietnamese and English names, a short English gloss."""
+    """One accepted dish (keyed by its slug, the ClassLabel name): Vietnamese and English names, a short gloss."""
 
-    slug: str
     name_vi: str
     name_en: str
     gloss_en: str
@@ -48,11 +47,10 @@ TEMPLATE = "template"  # `Draft.drafted_by` of template drafts; captioner drafts
 
 @dataclass(frozen=True)
 class Draft:
-    """A caption in both languages, the ingredient words it used, those it could not translate, and its drafter."""
+    """A caption in both languages, the ingredient words it could not translate, and its drafter."""
 
     caption: str
     caption_vi: str
-    ingredients_vi: list[str]
     untranslated: list[str]
     drafted_by: str = TEMPLATE
 
@@ -83,7 +81,7 @@ class ReviewItem:
 def load_glossary(path: Path = GLOSSARY_PATH) -> Glossary:
     """Read the dish list and ingredient glossary (see `data/caption_glossary.json`)."""
     raw = json.loads(Path(path).read_text(encoding="utf-8"))
-    dishes = {slug: Dish(slug=slug, **fields) for slug, fields in raw["dishes"].items()}
+    dishes = {slug: Dish(**fields) for slug, fields in raw["dishes"].items()}
     ingredients = {vi_text.folded(k): v for k, v in raw["ingredients"].items()}
     return Glossary(dishes=dishes, ingredients=ingredients)
 
@@ -103,10 +101,8 @@ def find_ingredients(text: str, glossary: Glossary) -> list[str]:
 
 
 def draft_caption(record: Mapping[str, Any], glossary: Glossary) -> Draft:
-    """Fill the templates from the dish's names and up to three ingredients (from the list, then the text).
-
-    The dish's own name is removed before matching, so 'bún bò' does not add 'beef' twice.
-    """
+    """Fill the templates from the dish's names and up to three ingredients (from the list, then the text); the
+    dish's own name is removed before matching, so 'bún bò' does not add 'beef' twice."""
     dish = glossary.dishes[record["dish"]]
     name = vi_text.folded(record["dish_name"])
     found: list[str] = []
@@ -118,22 +114,21 @@ def draft_caption(record: Mapping[str, Any], glossary: Glossary) -> Draft:
             untranslated.append(ingredient)
     found += find_ingredients(vi_text.folded(record["text_vi"]).replace(name, " "), glossary)
     chosen: list[str] = []
+    english: list[str] = []
     for word in found:
-        english = glossary.ingredients[word]
-        already = [glossary.ingredients[w] for w in chosen]
-        if english not in already and english not in dish.gloss_en and len(chosen) < MAX_INGREDIENTS:
+        meaning = glossary.ingredients[word]
+        if meaning not in english and meaning not in dish.gloss_en and len(chosen) < MAX_INGREDIENTS:
             chosen.append(word)
-    english = [glossary.ingredients[w] for w in chosen]
+            english.append(meaning)
     caption = TEMPLATE_EN.format(
         name_en=dish.name_en,
         name_vi=record["dish_name"],
         gloss_en=dish.gloss_en,
         with_ingredients=f", with {_join(english, 'and')}" if english else "",
     )
-    caption_vi = TEMPLATE_VI.format(
-        name_vi=record["dish_name"], with_ingredients=f" với {_join(chosen, 'và')}" if chosen else ""
-    )
-    return Draft(caption=caption, caption_vi=caption_vi, ingredients_vi=chosen, untranslated=untranslated)
+    with_vi = f" với {_join(chosen, 'và')}" if chosen else ""
+    caption_vi = TEMPLATE_VI.format(name_vi=record["dish_name"], with_ingredients=with_vi)
+    return Draft(caption=caption, caption_vi=caption_vi, untranslated=untranslated)
 
 
 def captioner_prompt(record: Mapping[str, Any], glossary: Glossary) -> str:
@@ -149,7 +144,7 @@ def captioner_draft(record: Mapping[str, Any], glossary: Glossary, continuation:
         raise BadInput(f"record {record['id']!r}: {model_id} wrote nothing after the prompt")
     template = draft_caption(record, glossary)
     caption = f"{captioner_prompt(record, glossary)}{words}".strip()
-    return Draft(caption[0].upper() + caption[1:], template.caption_vi, template.ingredients_vi, [], model_id)
+    return Draft(caption[0].upper() + caption[1:], template.caption_vi, [], model_id)
 
 
 class ReviewLog:
@@ -214,13 +209,11 @@ class CaptionReviewer:
         if not self.items:
             raise BadInput("nothing to review: the list of items is empty")
         self.decisions = self.log.load()
-        self.image = widgets.Image(format="jpeg", layout=widgets.Layout(max_width=f"{THUMBNAIL_SIDE}px"))
+        self.image = widgets.Image(format="jpeg", layout={"max_width": f"{THUMBNAIL_SIDE}px"})
         self.info = widgets.HTML()
-        self.caption = widgets.Textarea(
-            description="caption", layout=widgets.Layout(width="95%", height="70px")
-        )
+        self.caption = widgets.Textarea(description="caption", layout={"width": "95%", "height": "70px"})
         self.caption_vi = widgets.Textarea(
-            description="caption_vi", layout=widgets.Layout(width="95%", height="50px")
+            description="caption_vi", layout={"width": "95%", "height": "50px"}
         )
         self.approve_button = widgets.Button(description="Approve", button_style="success", icon="check")
         self.reject_button = widgets.Button(description="Reject", button_style="danger", icon="times")
@@ -232,18 +225,10 @@ class CaptionReviewer:
         self.reject_button.on_click(lambda _: self.decide("rejected"))
         self.previous_button.on_click(lambda _: self.show(self.index - 1))
         self.next_button.on_click(lambda _: self.show(self.index + 1))
-        buttons = widgets.HBox(
-            [self.previous_button, self.approve_button, self.reject_button, self.next_button]
-        )
+        buttons = [self.previous_button, self.approve_button, self.reject_button, self.next_button]
+        top = widgets.HBox([self.progress, self.status])
         self.widget = widgets.VBox(
-            [
-                widgets.HBox([self.progress, self.status]),
-                self.image,
-                self.info,
-                self.caption,
-                self.caption_vi,
-                buttons,
-            ]
+            [top, self.image, self.info, self.caption, self.caption_vi, widgets.HBox(buttons)]
         )
         undecided = [i for i, item in enumerate(self.items) if item.id not in self.decisions]
         self.show(undecided[0] if undecided else 0)
@@ -261,7 +246,9 @@ class CaptionReviewer:
             f"<b>{html.escape(item.id)}</b> · {'saved: ' + saved.decision if saved else 'not reviewed yet'}<br>"
             f"<small>{html.escape(item.context)}<br>untranslated ingredients: {html.escape(untranslated)}</small>"
         )
-        self._update_progress()
+        done = sum(item.id in self.decisions for item in self.items)
+        self.progress.value = done
+        self.status.value = f"{done}/{len(self.items)} reviewed · showing {self.index + 1}/{len(self.items)}"
 
     def decide(self, decision: str) -> None:
         """Save the current item's decision to the log, then move to the next item."""
@@ -271,8 +258,3 @@ class CaptionReviewer:
             return
         self.decisions[item.id] = self.log.record(item, decision, self.caption.value, self.caption_vi.value)
         self.show(self.index + 1)
-
-    def _update_progress(self) -> None:
-        done = sum(item.id in self.decisions for item in self.items)
-        self.progress.value = done
-        self.status.value = f"{done}/{len(self.items)} reviewed · showing {self.index + 1}/{len(self.items)}"

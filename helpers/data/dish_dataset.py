@@ -9,7 +9,8 @@ import random
 import re
 import shutil
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -95,8 +96,18 @@ def _summarise(head: str, problems: Sequence[Problem]) -> str:
     return "\n".join(lines + [f"    - {p}" for p in problems])
 
 
-def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | None:
-    """(kind, detail) when the image is missing, outside the folder, unreadable or changed since scraping."""
+def _record_problem(
+    raw: Any, seen: dict[str, int], glossary: Glossary, scraped_dir: Path
+) -> tuple[str, str] | None:
+    """(kind, detail) for the first thing wrong with a parsed manifest record (fields, then image), or None."""
+    if fields_error := field_problem(raw):
+        return "bad fields", fields_error
+    if raw["id"] in seen:
+        return "duplicate id", f"first seen on line {seen[raw['id']]}"
+    if raw["dish"] not in glossary.dishes:
+        return "unknown dish", f"{raw['dish']!r} is not one of {', '.join(glossary.dishes)}"
+    if not re.fullmatch(r"[0-9a-f]{16}", raw["phash"]):
+        return "bad phash", f"{raw['phash']!r} is not a 64-bit perceptual hash in lowercase hex"
     root = scraped_dir.resolve()
     path = (root / raw["image_path"]).resolve()
     if not path.is_relative_to(root):
@@ -115,27 +126,9 @@ def _check_image(raw: dict[str, Any], scraped_dir: Path) -> tuple[str, str] | No
     return None
 
 
-def _record_problem(
-    raw: Any, seen: dict[str, int], glossary: Glossary, scraped_dir: Path
-) -> tuple[str, str] | None:
-    """(kind, detail) for the first thing wrong with one parsed manifest record, or None."""
-    fields_error = field_problem(raw)
-    if fields_error:
-        return "bad fields", fields_error
-    if raw["id"] in seen:
-        return "duplicate id", f"first seen on line {seen[raw['id']]}"
-    if raw["dish"] not in glossary.dishes:
-        return "unknown dish", f"{raw['dish']!r} is not one of {', '.join(glossary.dishes)}"
-    if not re.fullmatch(r"[0-9a-f]{16}", raw["phash"]):
-        return "bad phash", f"{raw['phash']!r} is not a 64-bit perceptual hash in lowercase hex"
-    return _check_image(raw, scraped_dir)
-
-
 def check_manifest(manifest: Path, glossary: Glossary, *, strict: bool = False) -> CheckedManifest:
-    """Read the manifest (a line that is not JSON raises, naming file and line), then check each record.
-
-    Bad records are excluded with a named reason (strict: a `DatasetBuildError` listing them all).
-    """
+    """Read the manifest (a line that is not JSON raises, naming file and line), then check each record: bad
+    ones are excluded with a named reason (strict: a `DatasetBuildError` listing them all)."""
     manifest = Path(manifest)
     if not manifest.is_file():
         raise FileNotFoundError(f"{manifest}: no such manifest (notebook 01 writes it)")
@@ -145,16 +138,14 @@ def check_manifest(manifest: Path, glossary: Glossary, *, strict: bool = False) 
     numbered, _ = jsonl.read_numbered(manifest)
     for number, raw in numbered:
         record_id = raw.get("id") if isinstance(raw.get("id"), str) else None
-        problem = _record_problem(raw, lines, glossary, manifest.parent)
-        if problem:
+        if problem := _record_problem(raw, lines, glossary, manifest.parent):
             problems.append(Problem(manifest.name, number, record_id, *problem))
             continue
         lines[raw["id"]] = number
         records.append(raw)
-    checked = CheckedManifest(manifest, records, lines, problems)
     if strict and problems:
         raise DatasetBuildError(problems, f"{manifest}: {len(problems)} record(s) failed the checks")
-    return checked
+    return CheckedManifest(manifest, records, lines, problems)
 
 
 def review_items(checked: CheckedManifest, drafts: dict[str, Draft]) -> list[ReviewItem]:
@@ -177,42 +168,34 @@ def final_captions(
     captions: dict[str, dict[str, str]] = {}
     problems: list[Problem] = []
     for record in checked.records:
-        rid, line = record["id"], checked.lines[record["id"]]
-        decision = decisions.get(rid)
-        if decision is not None and decision.decision == "rejected":
-            problems.append(Problem(checked.path.name, line, rid, "rejected in review", "image rejected"))
-            continue
-        drafted_by = drafts[rid].drafted_by
+        rid = record["id"]
+        decision, where = decisions.get(rid), (checked.path.name, checked.lines[rid], rid)
         if decision is None:
-            chosen = {"caption": drafts[rid].caption, "caption_vi": drafts[rid].caption_vi, "status": "draft"}
-        else:
-            edited = (decision.caption, decision.caption_vi) != (
-                decision.draft_caption,
-                decision.draft_caption_vi,
-            )
-            chosen = {
-                "caption": decision.caption,
-                "caption_vi": decision.caption_vi,
-                "status": "edited" if edited else "approved",
-            }
-        chosen["drafted_by"] = drafted_by
-        if not chosen["caption"].strip():
-            problems.append(
-                Problem(checked.path.name, line, rid, "empty caption", "the English caption is empty")
-            )
+            status = "draft"
+        elif decision.decision == "rejected":
+            problems.append(Problem(*where, "rejected in review", "image rejected"))
             continue
-        captions[rid] = chosen
+        elif (decision.caption, decision.caption_vi) != (decision.draft_caption, decision.draft_caption_vi):
+            status = "edited"
+        else:
+            status = "approved"
+        chosen = drafts[rid] if decision is None else decision
+        if not chosen.caption.strip():
+            problems.append(Problem(*where, "empty caption", "the English caption is empty"))
+            continue
+        captions[rid] = {
+            "caption": chosen.caption,
+            "caption_vi": chosen.caption_vi,
+            "status": status,
+            "drafted_by": drafts[rid].drafted_by,
+        }
     return captions, problems
 
 
-def _phash_words(hashes: Sequence[str]) -> np.ndarray:
-    """64-bit hex perceptual hashes as uint64 words, for Hamming distances by XOR and popcount."""
-    return np.array([int(h, 16) for h in hashes], dtype=np.uint64)
-
-
 def _hamming(a: Sequence[str], b: Sequence[str]) -> np.ndarray:
-    """(len(a), len(b)) differing bits between every pair of hashes."""
-    return np.bitwise_count(_phash_words(a)[:, None] ^ _phash_words(b)[None, :])
+    """(len(a), len(b)) differing bits between every pair of 64-bit hex hashes (XOR, then popcount)."""
+    a_words, b_words = (np.array([int(h, 16) for h in hashes], dtype=np.uint64) for hashes in (a, b))
+    return np.bitwise_count(a_words[:, None] ^ b_words[None, :])
 
 
 def closest_across_splits(dataset: DatasetDict, first: str = "train", second: str = "test") -> int:
@@ -230,14 +213,6 @@ def near_duplicate_groups(
     return {record["id"]: int(group) for record, group in zip(records, groups, strict=True)}
 
 
-def _targets(total: int, groups: int, fractions: Sequence[float]) -> dict[str, int]:
-    """Wanted rows per split for one dish; validation and test get at least one when there are 3+ groups."""
-    _, f_val, f_test = fractions
-    floor = 1 if groups >= len(SPLITS) else 0
-    val, test = max(floor, round(total * f_val)), max(floor, round(total * f_test))
-    return {"train": total - val - test, "validation": val, "test": test}
-
-
 def assign_splits(
     records: Sequence[dict[str, Any]],
     groups: dict[str, int],
@@ -245,18 +220,15 @@ def assign_splits(
     seed: int = 42,
     fractions: Sequence[float] = SPLIT_FRACTIONS,
 ) -> dict[str, str]:
-    """Split name per id, stratified by dish, with each near-duplicate group kept whole in one split.
-
-    Hand-written because scikit-learn's StratifiedGroupKFold makes folds, not train/validation/test fractions.
-    A group spanning dishes is stratified under its most common dish.
-    """
+    """Split name per id, stratified by dish (a group's most common), each near-duplicate group whole in one split.
+    Hand-written because scikit-learn's StratifiedGroupKFold makes folds, not train/validation/test fractions."""
     check_fractions(fractions)
     members: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for record in records:
         members[groups[record["id"]]].append(record)
     by_dish: dict[str, list[list[dict[str, Any]]]] = defaultdict(list)
     for group in members.values():
-        dish = sorted(Counter(r["dish"] for r in group).most_common(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        dish = min(Counter(r["dish"] for r in group).items(), key=lambda kv: (-kv[1], kv[0]))[0]
         by_dish[dish].append(group)
     rng = random.Random(seed)
     split_of: dict[str, str] = {}
@@ -264,7 +236,10 @@ def assign_splits(
         groups = sorted(by_dish[dish], key=lambda g: min(r["id"] for r in g))
         rng.shuffle(groups)
         groups.sort(key=len, reverse=True)  # stable: big groups placed first, ties stay in shuffled order
-        targets = _targets(sum(map(len, groups)), len(groups), fractions)
+        total = sum(map(len, groups))
+        floor = 1 if len(groups) >= len(SPLITS) else 0  # with 3+ groups, validation and test get one at least
+        val, test = (max(floor, round(total * share)) for share in fractions[1:])
+        targets = {"train": total - val - test, "validation": val, "test": test}
         counts = dict.fromkeys(SPLITS, 0)
         for left, group in zip(range(len(groups), 0, -1), groups, strict=True):
             empty = [s for s in SPLITS if targets[s] > 0 and counts[s] == 0]
@@ -331,8 +306,7 @@ def to_dataset_dict(
                 "near_duplicate_group": groups[r["id"]],
             }
         )
-    empty = [s for s in SPLITS if not rows[s]]
-    if empty:
+    if empty := [s for s in SPLITS if not rows[s]]:
         raise BadInput(
             f"split(s) {', '.join(empty)} got no image: {len(set(groups.values()))} near-duplicate groups are too few"
             " to fill every split; lower the near-duplicate threshold, change the fractions or add images"
@@ -351,17 +325,14 @@ def dataset_card(dataset: DatasetDict, build: dict[str, Any], glossary: Glossary
     """The README.md for the saved dataset and its export: sources, licence caveats, counts, caption method."""
     counts = split_counts(dataset)
     header = "| dish | " + " | ".join(SPLITS) + " | total |\n|---|" + "---:|" * (len(SPLITS) + 1)
-    table = [
-        f"| {d.name_vi} (`{slug}`) | "
-        + " | ".join(str(counts[s].get(slug, 0)) for s in SPLITS)
-        + f" | {sum(counts[s].get(slug, 0) for s in SPLITS)} |"
-        for slug, d in glossary.dishes.items()
-    ]
-    columns = ["source_site", "caption_status", "caption_drafted_by"]
-    rows = [row for s in SPLITS for row in dataset[s].select_columns(columns)]
-    sites = Counter(r["source_site"] for r in rows)
-    statuses = Counter(r["caption_status"] for r in rows)
-    drafters = Counter(r["caption_drafted_by"] for r in rows)
+    table = []
+    for slug, dish in glossary.dishes.items():
+        per_split = [counts[s].get(slug, 0) for s in SPLITS]
+        table.append(f"| {dish.name_vi} (`{slug}`) | {' | '.join(map(str, per_split))} | {sum(per_split)} |")
+    sites, statuses, drafters = (
+        Counter(value for s in SPLITS for value in dataset[s][column])
+        for column in ("source_site", "caption_status", "caption_drafted_by")
+    )
     dates = sorted(t for s in SPLITS for t in dataset[s]["retrieved_at"])
     excluded = Counter(p["kind"] for p in build["excluded"])
     fallback_note = (
@@ -442,9 +413,16 @@ ds = load_from_disk("dish_captions")  # or: load_dataset("imagefolder", data_dir
 """
 
 
-def _replace_dir(tmp: Path, final: Path) -> None:
-    """Swap a freshly written folder into place, so a failed build never leaves a half-written dataset."""
-    old = final.with_name(final.name + ".old")
+@contextmanager
+def _replacing(final: Path, texts: dict[str, str]) -> Iterator[Path]:
+    """A fresh `<final>.tmp` to write into, given the `texts` files and swapped into place only when complete,
+    so a failed build never leaves a half-written dataset."""
+    tmp, old = final.with_name(final.name + ".tmp"), final.with_name(final.name + ".old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    yield tmp
+    for name, text in texts.items():
+        (tmp / name).write_text(text, encoding="utf-8")
     shutil.rmtree(old, ignore_errors=True)
     if final.exists():
         final.rename(old)
@@ -454,22 +432,19 @@ def _replace_dir(tmp: Path, final: Path) -> None:
 
 def export_imagefolder(dataset: DatasetDict, folder: Path, card: str) -> Path:
     """`{split}/{n}-{id}.{ext}` files plus a `metadata.jsonl` per split, loadable with `load_dataset("imagefolder")`."""
-    tmp = folder.with_name(folder.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     names = dataset["train"].features["dish"].names
-    for split, data in dataset.items():
-        (tmp / split).mkdir(parents=True)
-        metadata = []
-        for n, row in enumerate(data.cast_column("image", ImageFeature(decode=False))):
-            suffix = Path(row["image"]["path"]).suffix or ".jpg"
-            safe_id = "".join(c if c.isalnum() or c in "-_" else "_" for c in row["id"])
-            file_name = f"{n:04d}-{safe_id}{suffix}"
-            (tmp / split / file_name).write_bytes(row["image"]["bytes"])
-            fields = {k: v for k, v in row.items() if k != "image"} | {"dish": names[row["dish"]]}
-            metadata.append({"file_name": file_name, **fields})
-        jsonl.write(tmp / split / "metadata.jsonl", metadata)
-    (tmp / "README.md").write_text(card, encoding="utf-8")
-    _replace_dir(tmp, folder)
+    with _replacing(folder, {"README.md": card}) as tmp:
+        for split, data in dataset.items():
+            (tmp / split).mkdir()
+            metadata = []
+            for n, row in enumerate(data.cast_column("image", ImageFeature(decode=False))):
+                suffix = Path(row["image"]["path"]).suffix or ".jpg"
+                safe_id = re.sub(r"[^\w-]", "_", row["id"])  # \w: what str.isalnum accepts, and "_"
+                file_name = f"{n:04d}-{safe_id}{suffix}"
+                (tmp / split / file_name).write_bytes(row["image"]["bytes"])
+                fields = {k: v for k, v in row.items() if k != "image"} | {"dish": names[row["dish"]]}
+                metadata.append({"file_name": file_name, **fields})
+            jsonl.write(tmp / split / "metadata.jsonl", metadata)
     return folder
 
 
@@ -478,46 +453,17 @@ def save(dataset: DatasetDict, build: dict[str, Any], glossary: Glossary, root: 
     root = Path(root)
     card = dataset_card(dataset, build, glossary)
     final = root / DATASET_NAME
-    tmp = root / f"{DATASET_NAME}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    dataset.save_to_disk(str(tmp))
-    (tmp / "README.md").write_text(card, encoding="utf-8")
-    (tmp / "build_info.json").write_text(json.dumps(build, ensure_ascii=False, indent=1), encoding="utf-8")
-    _replace_dir(tmp, final)
+    info = json.dumps(build, ensure_ascii=False, indent=1)
+    with _replacing(final, {"README.md": card, "build_info.json": info}) as tmp:
+        dataset.save_to_disk(str(tmp))
     export = export_imagefolder(dataset, root / f"{DATASET_NAME}_imagefolder", card)
     return {"dataset": final, "imagefolder": export, "card": final / "README.md"}
 
 
-def build_info(
-    checked: CheckedManifest,
-    excluded: Sequence[Problem],
-    *,
-    profile: str,
-    seed: int,
-    fractions: Sequence[float],
-    threshold: int,
-) -> dict[str, Any]:
-    """What the saved dataset was built from and how, stored next to it as build_info.json."""
-    return {
-        "profile": profile,
-        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "manifest": str(checked.path),
-        "seed": seed,
-        "fractions": list(fractions),
-        "phash_threshold": threshold,
-        "template_en": TEMPLATE_EN,
-        "template_vi": TEMPLATE_VI,
-        "excluded": [asdict(p) for p in excluded],
-    }
-
-
 @dataclass
 class Build:
-    """Everything one build produced: the checked manifest, drafts, decisions, exclusions and the dataset."""
+    """What one build produced: its exclusions, the dataset and its build_info.json."""
 
-    checked: CheckedManifest
-    drafts: dict[str, Draft]
-    decisions: dict[str, Decision]
     excluded: list[Problem]
     dataset: DatasetDict
     info: dict[str, Any]
@@ -534,16 +480,12 @@ def review_log_path(profile: runtime.Profile) -> Path:
 
 
 def _is_loopback(url: str) -> bool:
+    """Whether `url` names this machine (the smoke profile's fixture sites)."""
     host = urlsplit(url).hostname or ""
     try:
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-def local_records(records: Sequence[dict[str, Any]]) -> list[str]:
-    """Ids of records scraped from a loopback address (the smoke profile's fixture sites)."""
-    return [r["id"] for r in records if _is_loopback(r["page_url"])]
 
 
 def build(
@@ -558,25 +500,20 @@ def build(
     strict: bool = False,
     drafts: dict[str, Draft] | None = None,
 ) -> Build:
-    """Check the manifest, draft captions (template unless `drafts` are given), apply review decisions, split.
-
-    A full-profile build refuses records scraped from 127.0.0.1 (fixture data never reaches a real dataset) unless
-    the sites were mirrored there (`runtime.mirrored`: the offline rehearsal, whose every output is a stand-in's).
-    """
+    """Check the manifest, draft captions (template unless `drafts` given), apply review decisions, split. A full
+    profile refuses records from 127.0.0.1 unless the sites are mirrored there (`runtime.mirrored`: the rehearsal)."""
     glossary = glossary or load_glossary()
     checked = check_manifest(manifest, glossary, strict=strict)
-    local = local_records(checked.records)
+    local = [r["id"] for r in checked.records if _is_loopback(r["page_url"])]
     if local and not profile.is_smoke and not runtime.mirror_in_use():
         raise BadInput(
             f"{manifest}: {len(local)} record(s) (e.g. {local[0]}) come from the offline fixture sites on "
             "127.0.0.1; a full-profile dataset is built from notebook 01's live scrape only"
         )
     drafts = drafts or {r["id"]: draft_caption(r, glossary) for r in checked.records}
-    missing = [r["id"] for r in checked.records if r["id"] not in drafts]
-    if missing:
+    if missing := [r["id"] for r in checked.records if r["id"] not in drafts]:
         raise BadInput(f"no caption draft for {len(missing)} record(s), e.g. {missing[0]!r}")
-    decisions = ReviewLog(review_log).load()
-    captions, caption_problems = final_captions(checked, drafts, decisions)
+    captions, caption_problems = final_captions(checked, drafts, ReviewLog(review_log).load())
     excluded = checked.problems + caption_problems
     if strict and caption_problems:
         raise DatasetBuildError(caption_problems, f"{manifest}: {len(caption_problems)} caption problem(s)")
@@ -586,15 +523,18 @@ def build(
     groups = near_duplicate_groups(kept, threshold)
     split_of = assign_splits(kept, groups, seed=seed, fractions=fractions)
     dataset = to_dataset_dict(checked, captions, split_of, groups, glossary)
-    info = build_info(
-        checked,
-        excluded,
-        profile=profile.name,
-        seed=seed,
-        fractions=fractions,
-        threshold=threshold,
-    )
-    return Build(checked, drafts, decisions, excluded, dataset, info)
+    info = {  # stored next to the dataset as build_info.json
+        "profile": profile.name,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "manifest": str(checked.path),
+        "seed": seed,
+        "fractions": list(fractions),
+        "phash_threshold": threshold,
+        "template_en": TEMPLATE_EN,
+        "template_vi": TEMPLATE_VI,
+        "excluded": [asdict(p) for p in excluded],
+    }
+    return Build(excluded, dataset, info)
 
 
 def build_and_save(profile: runtime.Profile) -> DatasetDict:

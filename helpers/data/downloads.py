@@ -1,7 +1,5 @@
 """Downloads that fail loudly: Drive files verified before use, URLs written atomically, zips checked first.
-
-Every function skips work already done (a verified file, an extracted archive), so a notebook cell re-runs cheaply.
-"""
+Every function skips work already done (a verified file, an extracted archive), so a notebook cell re-runs cheaply."""
 
 from __future__ import annotations
 
@@ -24,11 +22,6 @@ def manual_hint(source: str, destination: Path) -> str:
     return f"download it by hand from {source} and put it at {destination}"
 
 
-def drive_url(drive_id: str) -> str:
-    """The URL gdown fetches for `drive_id` (what `gdown.download(id=...)` builds)."""
-    return f"https://drive.google.com/uc?id={drive_id}"
-
-
 def drive_source(drive_id: str) -> str:
     """The Drive page of `drive_id`, with the quota message users meet there."""
     return (
@@ -49,60 +42,57 @@ def check_file(path: Path, verify: Callable[[Path], None], hint: str) -> None:
         ) from error
 
 
-def _place(partial: Path, destination: Path, verify: Callable[[Path], None], hint: str) -> None:
-    """Verify a fresh download and rename it into place; a rejected one is deleted so the next run starts over."""
-    try:
-        check_file(partial, verify, hint)
-    except ValueError:
-        partial.unlink()
-        raise
-    partial.replace(destination)
+def _download(
+    destination: Path, source: str, verify: Callable[[Path], None], fetch: Callable[[Path, str], None]
+) -> Path:
+    """Unless present, `fetch(partial, hint)` into `<destination>.part`, renamed once verified (else deleted, so a
+    quota page never takes the file's place); then check it. Errors name `source` for a copy made by hand."""
+    destination = Path(destination)
+    hint = manual_hint(source, destination)
+    if not destination.exists():
+        partial = destination.with_name(destination.name + ".part")
+        fetch(partial, hint)
+        try:
+            check_file(partial, verify, hint)
+        except ValueError:
+            partial.unlink()
+            raise
+        partial.replace(destination)
+    check_file(destination, verify, hint)
+    return destination
 
 
 def gdown_file(drive_id: str, destination: Path, verify: Callable[[Path], None]) -> Path:
-    """Fetch a Google Drive file with gdown, verified by `verify` (raises ValueError); a verified copy is kept.
+    """Fetch a Google Drive file with gdown (skipped when present), verified by `verify` (raises ValueError)."""
 
-    The download goes to `<destination>.part`, renamed only once verified, so a Drive quota page never takes
-    the file's place; every error names the Drive page and where to put a copy fetched by hand.
-    """
-    destination = Path(destination)
-    hint = manual_hint(drive_source(drive_id), destination)
-    if not destination.exists():
+    def fetch(partial: Path, hint: str) -> None:
         import gdown
         from gdown import exceptions
 
         # gdown 6 raises DownloadError (FileURLRetrievalError is one kind); Colab's gdown 5.2 has only the latter.
         refused = getattr(exceptions, "DownloadError", exceptions.FileURLRetrievalError)
-
-        destination.parent.mkdir(parents=True, exist_ok=True)
-        partial = destination.with_name(destination.name + ".part")
+        url = runtime.mirrored(f"https://drive.google.com/uc?id={drive_id}")  # what gdown's id= builds
+        partial.parent.mkdir(parents=True, exist_ok=True)
         try:
-            gdown.download(
-                runtime.mirrored(drive_url(drive_id)), output=str(partial), quiet=False, resume=True
-            )
+            gdown.download(url, output=str(partial), quiet=False, resume=True)
         except refused as error:
             raise RuntimeError(f"Google Drive refused the download ({error}); {hint}") from error
-        _place(partial, destination, verify, hint)
-    check_file(destination, verify, hint)
-    return destination
+
+    return _download(destination, drive_source(drive_id), verify, fetch)
 
 
 def fetch_url(url: str, destination: Path, verify: Callable[[Path], None] | None = None) -> Path:
     """GET `url` into `destination` (skipped when present), verified by `verify` before it is renamed into place."""
-    destination = Path(destination)
-    hint = manual_hint(url, destination)
-    verify = verify or (lambda _: None)
-    if not destination.exists():
+
+    def fetch(partial: Path, hint: str) -> None:
         try:
             response = requests.get(runtime.mirrored(url), timeout=FETCH_TIMEOUT_S)
             response.raise_for_status()
         except requests.RequestException as error:
             raise RuntimeError(f"could not fetch {url} ({error}); {hint}") from error
-        partial = destination.with_name(destination.name + ".part")
         atomic.write_bytes(partial, response.content)
-        _place(partial, destination, verify, hint)
-    check_file(destination, verify, hint)
-    return destination
+
+    return _download(destination, url, verify or (lambda _: None), fetch)
 
 
 def _member_problem(info: zipfile.ZipInfo) -> str | None:
@@ -120,11 +110,8 @@ def _member_problem(info: zipfile.ZipInfo) -> str | None:
 
 
 def safe_unzip(zip_path: Path, target: Path, max_bytes: int) -> Path:
-    """Extract `zip_path` into `target` once (a marker file records it), after checking the whole archive.
-
-    Refused before anything is written: members escaping `target`, symlinks and special files, more than
-    `max_bytes` uncompressed in total, and any member failing its CRC (`ZipFile.testzip`).
-    """
+    """Extract `zip_path` into `target` once (a marker records it). Refused before anything is written: members
+    escaping `target`, symlinks and special files, over `max_bytes` uncompressed in all, a failed CRC (`testzip`)."""
     # Hand-written because extractall silently rewrites `..`/absolute names and has no size limit (zip bombs).
     zip_path, target = Path(zip_path), Path(target)
     marker = target / f".{zip_path.name}.extracted"

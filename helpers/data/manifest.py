@@ -73,8 +73,7 @@ class Manifest:
         self.cleaned += ["manifest.jsonl: last line cut short"] * cut_manifest
         self.cleaned += ["resume.jsonl: last line cut short"] * cut_resume
         for lineno, item in numbered:
-            problem = field_problem(item)
-            if problem:
+            if problem := field_problem(item):
                 raise BadInput(f"{self.path}:{lineno}: {problem}")
             if not (self.dir / item["image_path"]).is_file():
                 raise BadInput(
@@ -82,8 +81,7 @@ class Manifest:
                 )
         self.items = [item for _, item in numbered]
         referenced = {item["image_path"] for item in self.items}
-        images = self.dir / "images"
-        for orphan in sorted(images.rglob("*.*")) if images.exists() else []:
+        for orphan in sorted((self.dir / "images").rglob("*.*")):
             rel = str(orphan.relative_to(self.dir))
             if orphan.is_file() and rel not in referenced:  # written just before a kill, line never appended
                 orphan.unlink()
@@ -93,8 +91,7 @@ class Manifest:
 
     def add(self, item: dict, image: bytes) -> None:
         """Write the image atomically, then append its line: a kill in between leaves only an orphan image."""
-        problem = field_problem(item)
-        if problem:
+        if problem := field_problem(item):
             raise BadInput(f"item {item.get('id')!r} does not follow the manifest schema: {problem}")
         atomic.write_bytes(self.dir / item["image_path"], image)
         jsonl.append(self.path, item)
