@@ -1,9 +1,8 @@
 """A polite HTTP client on `requests.Session`: robots.txt and a per-host pace by hand, retries by urllib3.
 
-robots.txt rules: read when served as text/plain; a missing one (404) allows everything; one that cannot be
-reached (401/403, 5xx, timeout) keeps the scraper off the host; one served as anything but text/plain (an HTML
-"not found" page, say) is unreadable: reported as such, and the paths registered with
-`stay_off_without_robots` (a site's API) are refused while the rest of the host stays open.
+robots.txt: read when served as text/plain; a 404 allows everything; an unreachable one (401/403, 5xx,
+timeout) keeps the scraper off the host; one served as anything else (an HTML "not found" page) is unreadable:
+reported, and the paths registered with `stay_off_without_robots` (a site's API) are refused, the rest open.
 """
 
 from __future__ import annotations
@@ -62,15 +61,9 @@ class Fetched:
             return self.content.decode("utf-8", errors="replace")
 
 
-RETRY_STATUSES = (429, 500, 502, 503, 504)
-
-
 class PoliteRetry(Retry):
     """urllib3's Retry, with its waits handed to `before_retry` and a cap on what Retry-After may ask.
-
-    Waits go through the client, not `time.sleep`, so the per-host pace holds between retries too and tests
-    run them on a fake clock; a Retry-After above `max_wait` ends the retries (urllib3 would clamp and wait).
-    """
+    (So the client's per-host pace, or a test's fake clock, holds between retries; urllib3 would clamp and wait.)"""
 
     def __init__(
         self, *, max_wait: float, before_retry: Callable[[float, RequestHistory], None], **kwargs: Any
@@ -82,10 +75,10 @@ class PoliteRetry(Retry):
         """A copy with updated counters (urllib3 makes one per attempt), keeping the cap and the hook."""
         return super().new(max_wait=self.max_wait, before_retry=self.before_retry, **kw)
 
-    def get_retry_after(self, response: BaseHTTPResponse) -> float | None:
-        """Retry-After in seconds; None for a malformed one, so the usual backoff applies."""
+    def get_retry_after(self, response: BaseHTTPResponse | None) -> float | None:
+        """Retry-After in seconds; None without one or for a malformed one, so the usual backoff applies."""
         try:
-            return super().get_retry_after(response)
+            return super().get_retry_after(response) if response is not None else None
         except InvalidHeader:
             return None
 
@@ -99,57 +92,45 @@ class PoliteRetry(Retry):
         _stacktrace: Any = None,
     ) -> PoliteRetry:
         """As urllib3's, but a Retry-After above `max_wait` gives up at once (the caller gets that response)."""
-        wait = self._asked_wait(response)
+        wait = self.get_retry_after(response)
         if wait is not None and wait > self.max_wait:
             raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:.0f} s > max_wait"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
 
     def sleep(self, response: BaseHTTPResponse | None = None) -> None:
         """Wait as urllib3 would (Retry-After, else exponential backoff with jitter), through `before_retry`."""
-        self.before_retry(self._asked_wait(response) or self.get_backoff_time(), self.history[-1])
-
-    def _asked_wait(self, response: BaseHTTPResponse | None) -> float | None:
-        """The Retry-After of `response` in seconds, when it has one and the header is honoured."""
-        respected = response is not None and self.respect_retry_after_header
-        return self.get_retry_after(response) if respected else None
+        self.before_retry(self.get_retry_after(response) or self.get_backoff_time(), self.history[-1])
 
 
 class HttpClient:
     """requests.Session with a User-Agent, timeouts, urllib3 retries, a per-host rate limit and robots.txt.
-
-    `clock` and `sleep` are injectable so tests run the same waits on a fake clock. One request at a time.
-    """
+    `clock` and `sleep` are injectable so tests run the same waits on a fake clock. One request at a time."""
 
     def __init__(
         self,
         *,
-        user_agent: str = USER_AGENT,
         timeout: tuple[float, float] = (5.0, 20.0),
         max_retries: int = 3,
-        backoff: float = 1.0,
-        max_wait: float = 60.0,
         min_interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.retry = PoliteRetry(
             total=max_retries,
-            backoff_factor=backoff,
-            backoff_jitter=backoff,
-            backoff_max=max_wait,
-            status_forcelist=RETRY_STATUSES,
+            backoff_factor=1.0,
+            backoff_jitter=1.0,
+            backoff_max=60.0,
+            status_forcelist=(429, 500, 502, 503, 504),
             allowed_methods={"GET"},
-            respect_retry_after_header=True,
             raise_on_status=False,  # out of retries: the last response comes back and becomes a Skip
-            max_wait=max_wait,
+            max_wait=60.0,  # a longer Retry-After ends the retries
             before_retry=self._before_retry,
         )
         self.session = requests.Session()
-        self.session.headers.update({"User-Agent": user_agent, "Accept-Language": "vi,en;q=0.5"})
+        self.session.headers.update({"User-Agent": USER_AGENT, "Accept-Language": "vi,en;q=0.5"})
         for prefix in ("http://", "https://"):
             self.session.mount(prefix, HTTPAdapter(max_retries=self.retry))
-        self.user_agent, self.timeout, self.max_retries = user_agent, timeout, max_retries
-        self.max_wait, self.min_interval = max_wait, min_interval
+        self.timeout, self.min_interval = timeout, min_interval
         self.clock, self.sleep = clock, sleep
         self._last: dict[str, float] = {}
         self._in_flight = ""  # the URL being fetched: urllib3's retries of it wait for its host's turn
@@ -165,19 +146,18 @@ class HttpClient:
         """GET `url` if robots.txt allows it; raises `Skip` (robots, http_NNN, timeout, connection)."""
         if not self.allowed(url):
             self.stats["robots_blocked"] += 1
-            unreadable = _root(url) in self._unreadable
-            why = (
-                "robots.txt unreadable, and this is an API path" if unreadable else "disallowed by robots.txt"
-            )
+            why = "disallowed by robots.txt"
+            if site_root(url) in self._unreadable:
+                why = "robots.txt unreadable, and this is an API path"
             raise Skip("robots", why, url)
         return self._fetch(url, headers, max_bytes)
 
     def allowed(self, url: str) -> bool:
         """What the host's robots.txt (fetched once per host) says about `url` for our User-Agent."""
         rules = self._robots_for(url)
-        if _root(url) in self._unreadable and any(url.startswith(prefix) for prefix in self._stay_off):
+        if site_root(url) in self._unreadable and any(url.startswith(prefix) for prefix in self._stay_off):
             return False
-        return rules.can_fetch(self.user_agent, url)
+        return rules.can_fetch(USER_AGENT, url)
 
     def stay_off_without_robots(self, url_prefix: str) -> None:
         """Refuse URLs starting with `url_prefix` (a site's API) whenever its host's robots.txt is unreadable."""
@@ -187,7 +167,7 @@ class HttpClient:
         self.session.close()
 
     def _robots_for(self, url: str) -> urllib.robotparser.RobotFileParser:
-        root = _root(url)
+        root = site_root(url)
         if root not in self._robots:
             parser = urllib.robotparser.RobotFileParser(root + "/robots.txt")
             try:
@@ -213,10 +193,9 @@ class HttpClient:
 
     def _wait_turn(self, url: str) -> None:
         """Wait until `url`'s host may be asked again (min_interval, or robots.txt's Crawl-delay); count it."""
-        parts = urlsplit(url)
-        host = parts.netloc
-        robots = self._robots.get(f"{parts.scheme}://{host}")
-        delay = robots.crawl_delay(self.user_agent) if robots and not robots.allow_all else None
+        host = urlsplit(url).netloc
+        robots = self._robots.get(site_root(url))
+        delay = robots.crawl_delay(USER_AGENT) if robots and not robots.allow_all else None
         interval = max(self.min_interval, float(delay or 0))
         due = self._last.get(host, float("-inf")) + interval - self.clock()
         if due > 0:
@@ -248,23 +227,22 @@ class HttpClient:
             reason = _error_reason(err)
             self.stats[reason] += 1
             gave_up = err.args and isinstance(err.args[0], MaxRetryError)
-            raise Skip(
-                reason, f"gave up after {self.max_retries + 1} attempts" if gave_up else str(err), url
-            ) from err
+            detail = f"gave up after {self.retry.total + 1} attempts" if gave_up else str(err)
+            raise Skip(reason, detail, url) from err
         except requests.RequestException as err:
             raise Skip("request_error", str(err), url) from err
 
     def _why_not(self, resp: requests.Response) -> str:
         """Why an error response ends the fetch: a too long Retry-After, retries used up, or the status."""
         wait = self.retry.get_retry_after(resp.raw)
-        if wait is not None and wait > self.max_wait:
-            return f"server asks to wait {wait:.0f} s (> max_wait {self.max_wait:.0f} s)"
+        if wait is not None and wait > self.retry.max_wait:
+            return f"server asks to wait {wait:.0f} s (> max_wait {self.retry.max_wait:.0f} s)"
         if self.retry.is_retry("GET", resp.status_code, wait is not None):
             return f"gave up after {len(resp.raw.retries.history) + 1} attempts"
         return resp.reason or ""
 
 
-def _root(url: str) -> str:
+def site_root(url: str) -> str:
     """scheme://host[:port] of `url`: what one robots.txt governs."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"

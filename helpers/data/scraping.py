@@ -1,9 +1,8 @@
 """Polite, resumable scraping of dish pages and photos (foody.vn, cooky.vn) into a JSONL manifest.
 
-Pieces, in the order a page meets them: `polite_http.HttpClient` (robots.txt, rate limit, retries),
-`SiteAdapter` (a site's JSON listing and field rules from `data/dishes.json`: find pages, extract fields),
-`validate_image`, `Deduper`, `manifest.Manifest` (atomic image writes, append-only JSONL checked against
-`manifest.FIELDS`, resume) and `RunReport` (every page kept or skipped by reason, and why a listing stopped).
+A page meets, in order: `polite_http.HttpClient` (robots.txt, pace, retries), `SiteAdapter` (a site's JSON
+listing and field rules from `data/dishes.json`), `validate_image`, `Deduper`, `manifest.Manifest` (atomic
+writes, resume) and `RunReport` (every page kept or skipped by reason, and why a listing stopped).
 """
 
 from __future__ import annotations
@@ -15,7 +14,8 @@ import json
 import re
 import string
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from contextlib import closing
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from helpers import atomic, images, runtime, vi_text
 from helpers.bad_input import BadInput
 from helpers.data.manifest import Manifest, page_key
-from helpers.data.polite_http import Fetched, HttpClient, Skip
+from helpers.data.polite_http import Fetched, HttpClient, Skip, site_root
 
 CONFIG_PATH = runtime.DATA_DIR / "dishes.json"
 MAX_IMAGE_BYTES = 15_000_000
@@ -45,12 +45,7 @@ FIELD_METHODS = {
     "image": ("json-ld", "opengraph", "microdata", "selectors", "listing"),
     "ingredients": ("json-ld", "microdata", "selectors"),
 }  # what each field may be read from; a site's `fields` setting orders them
-JSON_LD_KEYS = {
-    "title": "name",
-    "description": "description",
-    "image": "image",
-    "ingredients": "recipeIngredient",
-}
+JSON_LD = {"title": "name", "description": "description", "image": "image", "ingredients": "recipeIngredient"}
 OPENGRAPH = {"title": "og:title", "description": "og:description", "image": "og:image"}
 ITEMPROPS = {"title": ("name",), "description": ("description",), "image": ("image", "photo"),
              "ingredients": ("recipeIngredient",)}  # fmt: skip
@@ -80,14 +75,21 @@ class PageData:
     notes: list[str] = field(default_factory=list)
 
 
+def _first(values: Iterable[str]) -> str:
+    """The first non-empty string of `values` ('' if none)."""
+    return next((value for value in values if value), "")
+
+
+def _as_list(value: object) -> list:
+    """`value` if it is a list, else a list of it (JSON-LD gives one thing or a list of them)."""
+    return value if isinstance(value, list) else [value]
+
+
 def listing_text(value: object) -> str:
     """Listing JSON text as a reader sees it: HTML entities undone (some sites escape them twice), tags dropped."""
     text = value if isinstance(value, str) else ""
-    for _ in range(3):
-        unescaped = html.unescape(text)
-        if unescaped == text:
-            break
-        text = unescaped
+    for _ in range(3):  # a pass over text without entities changes nothing: stopping early is not needed
+        text = html.unescape(text)
     return vi_text.clean(HTML_TAG.sub(" ", text))
 
 
@@ -113,26 +115,15 @@ def _json_ld_recipe(soup: BeautifulSoup, notes: list[str]) -> dict:
         except json.JSONDecodeError:
             notes.append("json_ld_invalid")
             continue
-        stack = data if isinstance(data, list) else [data]
+        stack = _as_list(data)
         while stack:
             node = stack.pop(0)
             if not isinstance(node, dict):
                 continue
-            types = node.get("@type")
-            if "Recipe" in (types if isinstance(types, list) else [types]):
+            if "Recipe" in _as_list(node.get("@type")):
                 return node
             stack.extend(node.get("@graph") or [])
     return {}
-
-
-def _microdata(soup: BeautifulSoup, names: tuple[str, ...]) -> list[Tag]:
-    """Tags whose itemprop is one of `names`, except inside a breadcrumb (whose `name`s are places and menus)."""
-    return [
-        tag
-        for tag in soup.find_all(attrs={"itemprop": True})
-        if set(str(tag["itemprop"]).split()) & set(names)
-        and tag.find_parent(attrs={"itemtype": BREADCRUMB}) is None
-    ]
 
 
 class _Page:
@@ -158,46 +149,44 @@ class _Page:
     def tag_image(self, tag: Tag) -> str:
         """The real image URL of a tag: lazy-load attributes before content/src (often a placeholder)."""
         attrs = ("data-src", "data-original", "data-lazy-src", "content", "src", "href")
-        return next((url for url in (self.image(tag.get(a)) for a in attrs) if url), "")
+        return _first(self.image(tag.get(a)) for a in attrs)
+
+    def microdata(self, key: str) -> list[Tag]:
+        """Tags with one of the field's itemprops, except in a breadcrumb (its `name`s are places and menus)."""
+        return [
+            tag
+            for tag in self.soup.find_all(attrs={"itemprop": True})
+            if set(str(tag["itemprop"]).split()) & set(ITEMPROPS[key])
+            and tag.find_parent(attrs={"itemtype": BREADCRUMB}) is None
+        ]
 
     def ingredient(self, tag: Tag) -> str:
         """One ingredient line: its name, quantity and unit parts when the site marks them, else all its text."""
-        parts = (
-            tag.select(self.selectors["ingredient_parts"]) if self.selectors.get("ingredient_parts") else []
-        )
+        part_selector = self.selectors.get("ingredient_parts")
+        parts = tag.select(part_selector) if part_selector else []
         return vi_text.clean(" ".join(part.get_text(" ") for part in parts or [tag]))
 
     def find(self, method: str, key: str) -> str | list[str]:
         """What `method` finds for field `key` ('' or [] when nothing)."""
         if method == "json-ld":
-            value = self.recipe.get(JSON_LD_KEYS[key])
+            value = self.recipe.get(JSON_LD[key])
             if key == "image":  # a URL, an ImageObject, or a list of either
-                entries = value if isinstance(value, list) else [value]
+                entries = _as_list(value)
                 urls = (e.get("url") or e.get("contentUrl") if isinstance(e, dict) else e for e in entries)
-                return next((url for url in map(self.image, urls) if url), "")
+                return _first(map(self.image, urls))
             if key == "ingredients":
-                return [
-                    vi_text.clean(x)
-                    for x in (value if isinstance(value, list) else [value])
-                    if isinstance(x, str)
-                ]
+                return [vi_text.clean(x) for x in _as_list(value) if isinstance(x, str)]
             return vi_text.clean(value) if isinstance(value, str) else ""
         if method == "opengraph":  # some pages carry two OpenGraph blocks: the first usable value counts
-            values = [
-                t.get("content") for t in self.soup.find_all("meta", attrs={"property": OPENGRAPH[key]})
-            ]
             keep = self.image if key == "image" else vi_text.clean
-            return next((v for v in (keep(v or "") for v in values) if v), "")
+            metas = self.soup.find_all("meta", attrs={"property": OPENGRAPH[key]})
+            return _first(keep(meta.get("content") or "") for meta in metas)
         if method == "listing":
             hint = {"title": self.listing.title_hint, "description": self.listing.text_hint}
             return self.image(self.listing.image_hint) if key == "image" else vi_text.clean(hint[key])
-        tags = (
-            _microdata(self.soup, ITEMPROPS[key])
-            if method == "microdata"
-            else self.soup.select(self.selectors[key])
-        )
+        tags = self.microdata(key) if method == "microdata" else self.soup.select(self.selectors[key])
         if key == "image":
-            return next((url for url in map(self.tag_image, tags) if url), "")
+            return _first(map(self.tag_image, tags))
         if key == "ingredients":
             return [text for text in map(self.ingredient, tags) if text]
         return next((vi_text.clean(t.get("content") or t.get_text(" ")) for t in tags), "")
@@ -206,29 +195,24 @@ class _Page:
 def extract_page(html_text: str, page_url: str, settings: dict, listing: Candidate | None = None) -> PageData:
     """Title, description, ingredients and image URL, each from the first method in the site's `fields` order."""
     page = _Page(html_text, settings, listing or Candidate(page_url))
-    chosen: dict[str, str | list[str]] = {"title": "", "description": "", "image": "", "ingredients": []}
-    methods: dict[str, str] = {}
+    data = PageData("", "", [], "", {}, page.notes)
     for key, order in settings["fields"].items():
         for method in order:
             value = page.find(method, key)
             if value:
-                chosen[key], methods[key] = value, method
+                setattr(data, "image_url" if key == "image" else key, value)
+                data.methods[key] = method
                 break
-    image = urljoin(page_url, str(chosen["image"])) if chosen["image"] else ""
-    title, description, ingredients = chosen["title"], chosen["description"], chosen["ingredients"]
-    return PageData(str(title), str(description), list(ingredients), image, methods, page.notes)
+    data.image_url = urljoin(page_url, data.image_url) if data.image_url else ""
+    return data
 
 
 # --------------------------------------------------------------------------- the site adapter
 
 
 class SiteAdapter:
-    """One site, driven by its settings in `data/dishes.json`: a JSON search listing, then HTML detail pages.
-
-    Both sites answer their search with JSON pages of items that link a detail page. The adapter stops a
-    listing at its end (no items, or `totalResult(s)` reached), at `max_listing_pages`, on an error, and at a
-    login wall: it never logs in, and once a page number asked for a login it asks no further that run.
-    """
+    """One site's settings (`data/dishes.json`) at work: a JSON search listing, then HTML detail pages.
+    A listing stops at its end, at `max_listing_pages`, on an error, and at a login wall (never logged into)."""
 
     def __init__(self, name: str, settings: dict):
         self.name, self.settings = name, settings
@@ -244,14 +228,13 @@ class SiteAdapter:
 
     def find_pages(self, client: HttpClient, dish: dict, keyword: str, tally: Tally) -> Iterator[Candidate]:
         """The detail pages a keyword's listing links, page by page, until the listing ends or stops."""
-        found = 0
+        found, keys = 0, self.settings["listing_item_keys"]
         for page_no in range(1, self.settings["max_listing_pages"] + 1):
             if self.login_wall and page_no >= self.login_wall[0]:
                 tally.listing_stop = self.login_wall[1]
                 return
             url = self.listing_url(dish, keyword, page_no)
             data = self._listing_page(client, url, page_no, tally)
-            keys = self.settings["listing_item_keys"]
             items = next((data[k] for k in keys if isinstance(data.get(k), list)), None) if data else None
             if data is not None and items is None:
                 tally.listing_errors.append(f"{url}: no item list under {keys} (changed API?)")
@@ -294,32 +277,23 @@ class SiteAdapter:
         return data
 
     def _stop_at_login(self, page_no: int, how: str, tally: Tally) -> None:
-        pages = {1: "no listing page", 2: "listing page 1 only"}.get(
-            page_no, f"listing pages 1-{page_no - 1}"
-        )
-        why = (
-            f"listing page {page_no} asks for a login ({how}); the scraper never logs in, so it reads {pages}"
-        )
-        self.login_wall = (page_no, why)
-        tally.listing_stop = why
+        why = f"listing page {page_no} asks for a login ({how}); the scraper never logs in, so it reads "
+        read = {1: "no listing page", 2: "listing page 1 only"}
+        self.login_wall = (page_no, why + read.get(page_no, f"listing pages 1-{page_no - 1}"))
+        tally.listing_stop = self.login_wall[1]
 
     def candidate(self, item: object, listing_url: str) -> Candidate | None:
         """A listing item as a page to visit (query string dropped: one page, one link), or None without a link."""
         if not isinstance(item, dict):
             return None
         fields = self.settings["item_fields"]
-        link = next((item[k] for k in fields["url"] if isinstance(item.get(k), str) and item[k].strip()), "")
+        link = _first(item[k].strip() for k in fields["url"] if isinstance(item.get(k), str))
         if not link:
             return None
-        link = link.strip()
         absolute = self.base_url + link if link.startswith("/") else urljoin(listing_url, link)
         page_url = urlunsplit(urlsplit(absolute)._replace(query="", fragment=""))
-        title = next(
-            (text for text in (listing_text(item.get(k)) for k in fields.get("title", [])) if text), ""
-        )
-        image = next(
-            (item[k] for k in fields.get("image", []) if isinstance(item.get(k), str) and item[k]), ""
-        )
+        title = _first(listing_text(item.get(k)) for k in fields.get("title", []))
+        image = _first(item[k] for k in fields.get("image", []) if isinstance(item.get(k), str))
         return Candidate(page_url, title, urljoin(listing_url, image) if image else "", self._reviews(item))
 
     def _reviews(self, item: dict) -> str:
@@ -383,7 +357,7 @@ def validate_image(
         raise Skip("bad_image", "not an image (unidentified bytes)") from err
     except (
         Image.DecompressionBombError
-    ) as err:  # Pillow's own limit (Image.MAX_IMAGE_PIXELS), if ours is raised
+    ) as err:  # Pillow's own limit (Image.MAX_IMAGE_PIXELS), if ours is higher
         raise Skip("bad_image", f"too large: {err}") from err
     except (OSError, SyntaxError, ValueError) as err:
         raise Skip("bad_image", f"corrupt or truncated: {err}") from err
@@ -417,10 +391,8 @@ class Deduper:
 
 @dataclass
 class Tally:
-    """Counts for one dish on one site: every page found ends as kept or skipped (one reason).
-
-    `listing_errors` are listing pages that failed; `listing_stop` says why a listing ended before its last page.
-    """
+    """Counts for one dish on one site: every page found ends as kept or skipped (one reason); `listing_errors`
+    are listing pages that failed, `listing_stop` why a listing ended before its last page."""
 
     dish: str
     site: str
@@ -443,10 +415,6 @@ class RunReport:
     skips: list[dict] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
     http: dict = field(default_factory=dict)
-
-    def tally(self, dish: str, site: str) -> Tally:
-        self.tallies.append(Tally(dish, site))
-        return self.tallies[-1]
 
     def rows(self) -> list[dict]:
         """One flat row per dish and site (skip reasons as columns), for a table."""
@@ -479,12 +447,9 @@ class RunReport:
                     f"{site}: nothing usable. Listing problems: {errors or 'none'}; page skips: {dict(reasons) or 'none'}."
                     " Likely anti-bot protection or a changed layout/API; see data/dishes.json to adapt settings."
                 )
-            lines += [
-                f"{site}: {stop}."
-                for stop in dict.fromkeys(t.listing_stop for t in tallies if t.listing_stop)
-            ]
-            parts = urlsplit(base_url)
-            robots = self.http.get("robots", {}).get(f"{parts.scheme}://{parts.netloc}", "")
+            stops = dict.fromkeys(t.listing_stop for t in tallies if t.listing_stop)
+            lines += [f"{site}: {stop}." for stop in stops]
+            robots = self.http.get("robots", {}).get(site_root(base_url), "")
             if robots.startswith("unreadable"):
                 lines.append(f"{site}: robots.txt {robots}.")
         return lines
@@ -573,15 +538,15 @@ def with_base_urls(config: dict, base_urls: dict[str, str]) -> dict:
 
 def _fetch_image(client: HttpClient, adapter: SiteAdapter, url: str) -> tuple[str, bytes]:
     """The largest size first; on a 4xx for it, the size the page linked."""
-    candidates = adapter.image_candidates(url)
-    for i, candidate in enumerate(candidates):
+    *larger, linked = adapter.image_candidates(url)
+    for candidate in larger:
         try:
             return candidate, client.get(candidate, max_bytes=MAX_IMAGE_BYTES).content
         except Skip as err:
-            if not (err.reason.startswith("http_4") and err.reason != "http_429") or i == len(candidates) - 1:
+            if not err.reason.startswith("http_4") or err.reason == "http_429":
                 raise
             client.stats["image_size_fallback"] += 1
-    raise AssertionError("unreachable")
+    return linked, client.get(linked, max_bytes=MAX_IMAGE_BYTES).content
 
 
 @dataclass
@@ -651,34 +616,33 @@ def scrape(
     progress: bool = True,
 ) -> RunReport:
     """Scrape every dish on every site into `out_dir` (resuming what is there); writes and returns the report."""
-    manifest = Manifest(out_dir)
-    hosts = {name: urlsplit(settings["base_url"]).hostname for name, settings in config["sites"].items()}
+    manifest, dedup = Manifest(out_dir), Deduper(near_duplicate_distance)
+    adapters = [SiteAdapter(site, settings) for site, settings in config["sites"].items()]
+    hosts = {adapter.name: urlsplit(adapter.base_url).hostname for adapter in adapters}
     for item in manifest.items:
         if item["site"] in hosts and urlsplit(item["page_url"]).hostname != hosts[item["site"]]:
             raise ValueError(
                 f"{manifest.path} holds items from {urlsplit(item['page_url']).hostname}, not {hosts[item['site']]}"
                 " (offline fixture and live data must not mix): delete that folder or pick another out_dir"
             )
-    dedup = Deduper(near_duplicate_distance)
-    for item in manifest.items:
         dedup.add(item["sha256"], item["phash"], item["id"])
     report = RunReport({name: s["base_url"] for name, s in config["sites"].items()}, cleaned=manifest.cleaned)
     run = _Run(client, manifest, dedup, report, {"min_side": min_side, "max_pixels": max_pixels})
-    adapters = {site: SiteAdapter(site, settings) for site, settings in config["sites"].items()}
-    for adapter in adapters.values():
+    for adapter in adapters:
         for path in adapter.settings.get("stay_off_without_robots", []):
             client.stay_off_without_robots(adapter.base_url + path)
     try:
         for dish in config["dishes"]:
-            for site, settings in config["sites"].items():
-                adapter, tally = adapters[site], report.tally(dish["slug"], site)
+            for adapter in adapters:
+                tally = Tally(dish["slug"], adapter.name)
+                report.tallies.append(tally)
                 seen: set[str] = set()
-                with tqdm(desc=f"{dish['slug']} @ {site}", unit="page", disable=not progress) as bar:
-                    for keyword in dish["keywords"].get(site, []):
+                with tqdm(desc=f"{dish['slug']} @ {adapter.name}", unit="page", disable=not progress) as bar:
+                    for keyword in dish["keywords"].get(adapter.name, []):
                         for candidate in adapter.find_pages(client, dish, keyword, tally):
                             if candidate.page_url in seen:
                                 continue
-                            if len(seen) >= settings["max_pages_per_dish"]:
+                            if len(seen) >= adapter.settings["max_pages_per_dish"]:
                                 break
                             seen.add(candidate.page_url)
                             run.process(adapter, dish, candidate, tally)
@@ -695,8 +659,5 @@ def scrape(
 def run_scrape(profile: runtime.Profile, *, progress: bool = True) -> RunReport:
     """Scrape into the profile's `scraped/` folder: the live sites in full, fixture sites in smoke (same code)."""
     with profile.sites(load_config()) as config:
-        client = HttpClient(min_interval=config["request_interval"])
-        try:
+        with closing(HttpClient(min_interval=config["request_interval"])) as client:
             return scrape(config, profile.output_dir("scraped"), client, progress=progress)
-        finally:
-            client.close()
