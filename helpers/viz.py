@@ -231,10 +231,8 @@ def quiz(questions: Sequence[Question]) -> widgets.VBox:
             raise ValueError(
                 f"question {q.prompt!r}: answer {q.answer} is not one of its {len(q.options)} options"
             )
-    choices = [
-        widgets.RadioButtons(options=q.options, value=None, layout={"width": "max-content"})
-        for q in questions
-    ]
+    layout = {"width": "max-content"}
+    choices = [widgets.RadioButtons(options=q.options, value=None, layout=layout) for q in questions]
     feedback = widgets.HTML()
 
     def check(_=None) -> None:
@@ -275,19 +273,12 @@ def pipeline_figure(stages: Sequence[tuple[str, str, str]], title: str) -> plt.F
         raise ValueError(f"unknown stage state(s) {unknown}; use {', '.join(STAGE_COLOURS)}")
     fig, ax = plt.subplots(figsize=(2.3 * len(stages), 2.4))
     for k, (name, detail, state) in enumerate(stages):
-        ax.add_patch(plt.Rectangle((k * 2.3, 0), 1.9, 1.4, facecolor=STAGE_COLOURS[state], edgecolor="black"))
-        ax.text(
-            k * 2.3 + 0.95,
-            0.95,
-            textwrap.fill(name, 18, break_long_words=False),
-            ha="center",
-            va="center",
-            fontsize=9,
-            weight="bold",
-        )
-        ax.text(k * 2.3 + 0.95, 0.4, textwrap.fill(detail, 22), ha="center", va="center", fontsize=7.5)
+        x, title_lines = k * 2.3, textwrap.fill(name, 18, break_long_words=False)
+        ax.add_patch(plt.Rectangle((x, 0), 1.9, 1.4, facecolor=STAGE_COLOURS[state], edgecolor="black"))
+        ax.text(x + 0.95, 0.95, title_lines, ha="center", va="center", fontsize=9, weight="bold")
+        ax.text(x + 0.95, 0.4, textwrap.fill(detail, 22), ha="center", va="center", fontsize=7.5)
         if k:
-            ax.annotate("", xy=(k * 2.3, 0.7), xytext=(k * 2.3 - 0.4, 0.7), arrowprops={"arrowstyle": "->"})
+            ax.annotate("", xy=(x, 0.7), xytext=(x - 0.4, 0.7), arrowprops={"arrowstyle": "->"})
     used = [state for state in STAGE_COLOURS if state in {s for _, _, s in stages} - {"input", "output"}]
     ax.legend(handles=[plt.Rectangle((0, 0), 1, 1, facecolor=STAGE_COLOURS[s], edgecolor="black") for s in used],
               labels=used, loc="upper center", bbox_to_anchor=(0.5, 0), ncol=len(used), frameon=False)  # fmt: skip
@@ -313,11 +304,8 @@ def uploaded_image(upload: widgets.FileUpload) -> Image.Image:
     if not upload.value:
         raise ValueError("no photo uploaded yet: choose one with the upload button")
     # ipywidgets 8 holds a tuple of {"name", "content", ...}; Colab's 7.7 a dict {name: {"metadata", "content"}}.
-    name, item = (
-        next(iter(upload.value.items()))
-        if isinstance(upload.value, dict)
-        else (upload.value[0]["name"], upload.value[0])
-    )
+    value = upload.value
+    name, item = next(iter(value.items())) if isinstance(value, dict) else (value[0]["name"], value[0])
     with images.open_checked(bytes(item["content"]), name) as image:
         return image.convert("RGB")
 

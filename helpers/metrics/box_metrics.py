@@ -1,8 +1,7 @@
 """Box metrics over lists: MiniGPT-v2 box-text parser, grid/pixel conversion, IoU, Acc@0.5, P/R/F1, COCO mAP.
 
-MiniGPT-v2 writes boxes as `<p>label</p>{<x1><y1><x2><y2>}` with integers in [0, 100] relative to the
-image width and height, several boxes joined by `<delim>` (as the MiniGPT-v2 paper writes them).
-"""
+MiniGPT-v2 writes boxes as `<p>label</p>{<x1><y1><x2><y2>}`, integers in [0, 100] of the image width and height,
+several joined by `<delim>` (as the MiniGPT-v2 paper writes them)."""
 
 from __future__ import annotations
 
@@ -47,16 +46,12 @@ class ParsedBoxes:
 
     @property
     def ok(self) -> bool:
-        """True when at least one box was recovered."""
         return bool(self.boxes)
 
 
 def normalize_label(label: str | None) -> str | None:
     """Casefold, spaces collapsed: `Bottle-Defect ` and `bottle-defect` name one class."""
-    if label is None:
-        return None
-    label = SPACES.sub(" ", label.casefold()).strip()
-    return label or None
+    return (SPACES.sub(" ", label.casefold()).strip() or None) if label else None
 
 
 def _coordinates(body: str, where: str, problems: list[str]) -> list[list[float]]:
@@ -79,11 +74,11 @@ def _coordinates(body: str, where: str, problems: list[str]) -> list[list[float]
     return groups
 
 
-def _clean(values: list[float], label: str | None, where: str, grid: int, problems: list[str]) -> Box:
-    """Clamp to [0, grid] and swap reversed corners, noting each fix."""
-    clamped = [min(max(v, 0.0), float(grid)) for v in values]
+def _clean(values: list[float], label: str | None, where: str, problems: list[str]) -> Box:
+    """Clamp to [0, GRID] and swap reversed corners, noting each fix."""
+    clamped = [min(max(v, 0.0), float(GRID)) for v in values]
     if clamped != values:
-        problems.append(f"{where}: coordinates {values} clamped to [0, {grid}]")
+        problems.append(f"{where}: coordinates {values} clamped to [0, {GRID}]")
     x1, y1, x2, y2 = clamped
     if x1 > x2 or y1 > y2:
         problems.append(f"{where}: reversed corners swapped")
@@ -92,7 +87,7 @@ def _clean(values: list[float], label: str | None, where: str, grid: int, proble
     return Box(x1, y1, x2, y2, normalize_label(label))
 
 
-def parse_boxes(text: object, grid: int = GRID) -> ParsedBoxes:
+def parse_boxes(text: object) -> ParsedBoxes:
     """Every `{<x1><y1><x2><y2>}` box in a MiniGPT-v2 output with its `<p>label</p>`; never raises."""
     result = ParsedBoxes()
     if not isinstance(text, str):
@@ -105,13 +100,13 @@ def parse_boxes(text: object, grid: int = GRID) -> ParsedBoxes:
             continue
         where = f"box at char {match.start()}"
         for values in _coordinates(match.group("body"), where, result.problems):
-            result.boxes.append(_clean(values, label, where, grid, result.problems))
-    if not result.boxes and not TOKEN.search(text):
-        bare = BARE_BOX.search(text)  # a box whose braces the model forgot
-        if bare:
-            values = [float(v) for v in NUMBER.findall(bare.group(0))]
-            result.problems.append(f"box at char {bare.start()}: no braces")
-            result.boxes.append(_clean(values, label, f"box at char {bare.start()}", grid, result.problems))
+            result.boxes.append(_clean(values, label, where, result.problems))
+    bare = None if result.boxes or TOKEN.search(text) else BARE_BOX.search(text)  # braces the model forgot
+    if bare:
+        where = f"box at char {bare.start()}"
+        result.problems.append(f"{where}: no braces")
+        values = [float(v) for v in NUMBER.findall(bare.group(0))]
+        result.boxes.append(_clean(values, label, where, result.problems))
     if not result.boxes:
         result.problems.append(f"no {{<x1><y1><x2><y2>}} box in {text[:60]!r}")
     return result
@@ -119,35 +114,29 @@ def parse_boxes(text: object, grid: int = GRID) -> ParsedBoxes:
 
 def format_boxes(boxes: Sequence[Box]) -> str:
     """MiniGPT-v2 text for boxes in grid units (labels as `<p>..</p>`, boxes joined by `<delim>`)."""
-    parts = []
-    for box in boxes:
-        coords = "".join(f"<{round(v)}>" for v in box.as_list())
-        parts.append((f"<p>{box.label}</p>" if box.label else "") + "{" + coords + "}")
-    return "<delim>".join(parts)
+    return "<delim>".join(
+        (f"<p>{b.label}</p>" if b.label else "") + "{" + "".join(f"<{round(v)}>" for v in b.as_list()) + "}"
+        for b in boxes
+    )
 
 
-def grid_to_pixels(box: Box, width: int, height: int, grid: int = GRID) -> Box:
-    """A grid-unit box (0..grid of the width and height) in pixels."""
-    sx, sy = width / grid, height / grid
+def grid_to_pixels(box: Box, width: int, height: int) -> Box:
+    """A grid-unit box (0..GRID of the width and height) in pixels."""
+    sx, sy = width / GRID, height / GRID
     return Box(box.x1 * sx, box.y1 * sy, box.x2 * sx, box.y2 * sy, box.label)
 
 
-def pixels_to_grid(box: Box, width: int, height: int, grid: int = GRID) -> Box:
+def pixels_to_grid(box: Box, width: int, height: int) -> Box:
     """A pixel box in integer grid units, as MiniGPT-v2 is trained to write it."""
-    sx, sy = grid / width, grid / height
+    sx, sy = GRID / width, GRID / height
     return Box(round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy), box.label)
 
 
 def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise IoU of broadcastable box arrays whose last axis is x1 y1 x2 y2."""
-    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    inter = np.clip(w, 0, None) * np.clip(h, 0, None)
-    union = (
-        (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-        + (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-        - inter
-    )
+    overlap = np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])
+    inter = np.prod(np.clip(overlap, 0, None), -1)
+    union = np.prod(a[..., 2:] - a[..., :2], -1) + np.prod(b[..., 2:] - b[..., :2], -1) - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
@@ -159,7 +148,7 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def iou(a: Box, b: Box) -> float:
     """IoU of two boxes."""
-    return float(iou_matrix(np.array([a.as_list()]), np.array([b.as_list()]))[0, 0])
+    return float(iou_matrix(_array([a]), _array([b]))[0, 0])
 
 
 def _check_lists(predictions: Sequence, ground_truth: Sequence) -> None:
@@ -176,18 +165,15 @@ def _array(boxes: Sequence[Box]) -> np.ndarray:
 def accuracy_at(
     predictions: Sequence[Sequence[Box]], ground_truth: Sequence[Sequence[Box]], threshold: float = 0.5
 ) -> np.ndarray:
-    """Per image (MiniGPT-v2's REC rule): the first predicted box reaches IoU >= threshold with a true box.
-
-    An image without a predicted box (unparseable output) is wrong.
-    """
+    """Per image (MiniGPT-v2's REC rule): the first predicted box reaches IoU >= threshold with a true box;
+    an image without a predicted box (unparseable output) is wrong."""
     _check_lists(predictions, ground_truth)
     # One vectorised IoU between each image's first box and each of its true boxes, then a max per image.
     owner = np.repeat(np.arange(len(ground_truth)), [len(gt) for gt in ground_truth])
     gt = _array([box for boxes in ground_truth for box in boxes])
     first = _array([pred[0] if pred else Box(0, 0, 0, 0) for pred in predictions])[owner]
-    pair_iou = paired_iou(first, gt)
     best = np.full(len(ground_truth), -1.0)
-    np.maximum.at(best, owner, pair_iou)
+    np.maximum.at(best, owner, paired_iou(first, gt))
     has_pred = np.array([bool(pred) for pred in predictions])
     has_gt = np.array([bool(gt) for gt in ground_truth])
     return np.where(has_gt, has_pred & (best >= threshold), ~has_pred)
@@ -224,10 +210,8 @@ def precision_recall_f1(
 ) -> dict[str, float]:
     """Micro precision, recall and F1 at an IoU threshold with one-to-one matching (labels must agree)."""
     _check_lists(predictions, ground_truth)
-    tp, fp, fn = np.sum(
-        [match_counts(p, g, threshold, match_labels) for p, g in zip(predictions, ground_truth, strict=True)],
-        axis=0,
-    ).tolist()
+    pairs = zip(predictions, ground_truth, strict=True)
+    tp, fp, fn = np.sum([match_counts(p, g, threshold, match_labels) for p, g in pairs], axis=0).tolist()
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -240,11 +224,8 @@ def coco_map(
     match_labels: bool = True,
     scores: Sequence[Sequence[float]] | None = None,
 ) -> dict[str, object]:
-    """COCO mAP@[.5:.95], AP@0.5 and per-class AP through pycocotools' COCOeval.
-
-    Every image is evaluated, so an empty prediction (unparseable output) is a miss. Images are numbered
-    by position, never by file name. Without `scores` every box gets 1.0, so ties keep the input order.
-    """
+    """COCO mAP@[.5:.95], AP@0.5 and per-class AP through pycocotools' COCOeval; every image is evaluated (an empty
+    prediction is a miss), numbered by position; without `scores` every box gets 1.0, so ties keep input order."""
     _check_lists(predictions, ground_truth)
 
     def category(box: Box) -> str:
@@ -296,12 +277,9 @@ def coco_map(
 
 
 def label_is_defect(label: str | None) -> bool | None:
-    """The MiniGPT-v2 fine-tuning tutorial's labels are `{class}-defect` or `{class}-not-defect`; None when the label says neither."""
-    label = normalize_label(label)
-    if label is None:
-        return None
-    compact = label.replace(" ", "-").replace("_", "-")
-    if compact.endswith("not-defect") or compact.endswith("non-defect"):
+    """The fine-tuning tutorial's labels are `{class}-defect` or `{class}-not-defect`; None when it says neither."""
+    compact = (normalize_label(label) or "").replace(" ", "-").replace("_", "-")
+    if compact.endswith(("not-defect", "non-defect")):
         return False
     return True if compact.endswith("defect") else None
 
@@ -309,17 +287,12 @@ def label_is_defect(label: str | None) -> bool | None:
 def defect_accuracy(predictions: Sequence[Sequence[Box]], is_defect: Sequence[bool]) -> np.ndarray:
     """Per image: the first predicted label says defect/not-defect as the truth does; no box or label is wrong."""
     _check_lists(predictions, is_defect)
-    return np.array(
-        [
-            bool(pred) and label_is_defect(pred[0].label) is bool(truth)
-            for pred, truth in zip(predictions, is_defect, strict=True)
-        ]
-    )
+    pairs = zip(predictions, is_defect, strict=True)
+    return np.array([bool(pred) and label_is_defect(pred[0].label) is bool(truth) for pred, truth in pairs])
 
 
-# The tutorial fork's eval_mvtec.py: what it keeps of an output, and how it names an image.
-SOURCE_KEEP = re.compile(r"<p>(.*?)</p>\{<\d{1,3}><\d{1,3}><\d{1,3}><\d{1,3}>\}")
-SOURCE_READ = re.compile(r"<p>(.*?)</p>\{<(\d{1,3})><(\d{1,3})><(\d{1,3})><(\d{1,3})>\}")
+# The tutorial fork's eval_mvtec.py keeps an output only when it starts with such a box, then reads that box.
+SOURCE_BOX = re.compile(r"<p>(.*?)</p>\{<(\d{1,3})><(\d{1,3})><(\d{1,3})><(\d{1,3})>\}")
 
 
 def source_key(class_name: str, is_broken: bool, image_path: str) -> str:
@@ -334,30 +307,21 @@ def source_style_map(
     first_boxes: Sequence[Sequence[int]],
     is_broken: Sequence[bool],
 ) -> dict[str, float]:
-    """The fork's mAP, computed its way, to set beside the honest one: spaces and `<unk>` removed, an output kept only
-    when it starts like `<p>..</p>{<x1><y1><x2><y2>}`, outputs pooled by `source_key`, an image whose key kept
-    nothing skipped, each scored image matched against all outputs under its key, labels defect/not-defect only.
-    Returns map, ap50, and how many images were scored and dropped."""
+    """The fork's mAP, its way (map, ap50, images scored and dropped): `<unk>` and spaces removed, outputs kept by
+    SOURCE_BOX, pooled by `source_key` (each image matched against all), empty keys skipped, labels defect or not."""
     _check_lists(outputs, keys)
     pooled: dict[str, list[Box]] = {}
     for text, key in zip(outputs, keys, strict=True):
         text = text.replace("<unk>", "").replace(" ", "").strip()
-        if SOURCE_KEEP.match(text):
-            found = SOURCE_READ.search(text)
+        found = SOURCE_BOX.match(text)
+        if found:
             said = found.group(1)
             label = "not-defect" if "not-defect" in said else "defect" if "defect" in said else "unknown"
             pooled.setdefault(key, []).append(Box(*(int(found.group(k)) for k in range(2, 6)), label))
-    predictions, truth = [], []
+    predictions, gt = [], []
     for key, box, broken in zip(keys, first_boxes, is_broken, strict=True):
         if key in pooled:
             predictions.append(pooled[key])
-            truth.append(
-                [Box(*(box if broken else (0, 0, GRID, GRID)), "defect" if broken else "not-defect")]
-            )
-    scored = coco_map(predictions, truth) if truth else {"map": 0.0, "ap50": 0.0}
-    return {
-        "map": scored["map"],
-        "ap50": scored["ap50"],
-        "scored": len(truth),
-        "dropped": len(keys) - len(truth),
-    }
+            gt.append([Box(*(box if broken else (0, 0, GRID, GRID)), "defect" if broken else "not-defect")])
+    scored = coco_map(predictions, gt) if gt else {"map": 0.0, "ap50": 0.0}
+    return {"map": scored["map"], "ap50": scored["ap50"], "scored": len(gt), "dropped": len(keys) - len(gt)}

@@ -1,20 +1,21 @@
 """Caption metrics over lists: corpus BLEU-1..4, ROUGE-L, CIDEr-D and optional METEOR, several references each.
 
-Every function takes `hypotheses: list[str]` (one per image) and `references: list[list[str]]`
-(one or more per image). Scores are fractions in [0, 1], except CIDEr-D (0-10, pycocoevalcap's scale).
-"""
+Every function takes `hypotheses: list[str]` (one per image) and `references: list[list[str]]` (one or more per
+image). Scores are fractions in [0, 1], except CIDEr-D (0-10, pycocoevalcap's scale)."""
 
 from __future__ import annotations
 
 import re
 import shutil
-import unicodedata
 from collections.abc import Sequence
+from types import SimpleNamespace
 
 import numpy as np
 from pycocoevalcap.cider.cider_scorer import CiderScorer
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
+
+from helpers.vi_text import folded, nfc
 
 WORD = re.compile(r"\w+")
 MAX_ORDER = 4
@@ -39,35 +40,19 @@ def check_pairs(
             raise ValueError(f"item {i}: {noun} must be strings, got {type(output).__name__}")
 
 
-def nfc(text: str) -> str:
-    """Unicode NFC: Vietnamese typed on different keyboards mixes composed and decomposed accents."""
-    return unicodedata.normalize("NFC", text)
-
-
 def tokenize_vi(text: str) -> list[str]:
     """Lower-case word tokens that keep Vietnamese letters (NFC, casefold, Unicode `\\w+` runs)."""
-    return WORD.findall(nfc(nfc(text).casefold()))
-
-
-class VietnameseTokenizer:
-    """rouge-score tokenizer that keeps Vietnamese letters (the default one deletes every non-ASCII letter)."""
-
-    def tokenize(self, text: str) -> list[str]:
-        return tokenize_vi(text)
+    return WORD.findall(folded(text))
 
 
 def bleu_statistics(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
-    """Per-caption BLEU sufficient statistics (sys_len, ref_len, 4 matches, 4 totals) from sacrebleu.
-
-    Read off the public `sentence_score` fields; its ref_len is the closest reference length, as in corpus BLEU.
-    """
+    """Per-caption BLEU sufficient statistics (sys_len, ref_len, 4 matches, 4 totals) from sacrebleu's public
+    `sentence_score` fields; its ref_len is the closest reference length, as in corpus BLEU."""
     check_pairs(hypotheses, references)
     # effective_order only changes the (unused) sentence score and silences sacrebleu's warning about it.
     scorer = BLEU(max_ngram_order=MAX_ORDER, effective_order=True)
-    scores = (
-        scorer.sentence_score(nfc(hyp), [nfc(r) for r in refs])
-        for hyp, refs in zip(hypotheses, references, strict=True)
-    )
+    pairs = zip(hypotheses, references, strict=True)
+    scores = (scorer.sentence_score(nfc(hyp), [nfc(r) for r in refs]) for hyp, refs in pairs)
     return np.array([[s.sys_len, s.ref_len, *s.counts, *s.totals] for s in scores], dtype=np.int64)
 
 
@@ -91,13 +76,10 @@ def bleu(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> dict
 def rouge_l_per_caption(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """ROUGE-L F-measure of each caption against its best reference (rouge-score, Vietnamese tokenizer)."""
     check_pairs(hypotheses, references)
-    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=VietnameseTokenizer())
-    return np.array(
-        [
-            scorer.score_multi(list(refs), hyp)["rougeL"].fmeasure
-            for hyp, refs in zip(hypotheses, references, strict=True)
-        ]
-    )
+    # rouge-score's default tokenizer deletes every non-ASCII letter: ours keeps Vietnamese ones.
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=SimpleNamespace(tokenize=tokenize_vi))
+    pairs = zip(hypotheses, references, strict=True)
+    return np.array([scorer.score_multi(list(refs), hyp)["rougeL"].fmeasure for hyp, refs in pairs])
 
 
 def rouge_l(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -106,10 +88,8 @@ def rouge_l(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> f
 
 
 def cider_d(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> tuple[float, np.ndarray]:
-    """CIDEr-D of the whole corpus and per caption, through pycocoevalcap's CiderScorer on our tokens.
-
-    Document frequencies come from this corpus's references, so a one-image corpus scores 0.
-    """
+    """CIDEr-D of the whole corpus and per caption (pycocoevalcap's CiderScorer on our tokens); document
+    frequencies come from this corpus's references, so a one-image corpus scores 0."""
     check_pairs(hypotheses, references)
     scorer = CiderScorer(n=4, sigma=6.0)
     for hyp, refs in zip(hypotheses, references, strict=True):
@@ -141,9 +121,11 @@ def caption_scores(
     hypotheses: Sequence[str], references: Sequence[Sequence[str]], with_meteor: bool = False
 ) -> dict[str, float | None]:
     """BLEU-1..4, ROUGE-L, CIDEr-D (and METEOR when asked; None when Java is missing) of one corpus."""
-    scores: dict[str, float | None] = dict(bleu(hypotheses, references))
-    scores["rougeL"] = rouge_l(hypotheses, references)
-    scores["cider_d"] = cider_d(hypotheses, references)[0]
+    scores: dict[str, float | None] = {
+        **bleu(hypotheses, references),
+        "rougeL": rouge_l(hypotheses, references),
+        "cider_d": cider_d(hypotheses, references)[0],
+    }
     if with_meteor:
         scores["meteor"] = meteor(hypotheses, references)
     return scores

@@ -46,11 +46,7 @@ def model_stage(model: str) -> str:
 def missing_tasks(predictions: pd.DataFrame) -> dict[str, str]:
     """For each task without predictions, the notebook that writes them."""
     present = set(predictions["task"]) if len(predictions) else set()
-    return {
-        task: f"no {task} predictions yet: run {PRODUCERS[task]} first"
-        for task in TASKS
-        if task not in present
-    }
+    return {t: f"no {t} predictions yet: run {PRODUCERS[t]} first" for t in TASKS if t not in present}
 
 
 def stage_of(model: str, group: pd.DataFrame) -> str:
@@ -94,11 +90,8 @@ def score_vqa(predictions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, pd
     for model, group in predictions[predictions["task"] == "vqa"].groupby("model", sort=True):
         preds, refs = group["prediction"].tolist(), group["references"].tolist()
         hits = vqa_metrics.exact_matches(preds, refs)
-        rows += _rows(
-            model,
-            {"accuracy": bootstrap.mean_ci(hits), "token_f1": vqa_metrics.token_f1(preds, refs)},
-            group,
-        )
+        metrics = {"accuracy": bootstrap.mean_ci(hits), "token_f1": vqa_metrics.token_f1(preds, refs)}
+        rows += _rows(model, metrics, group)
         types = vqa_metrics.accuracy_by_type(preds, refs, group["question_type"].tolist())
         by_type += [{"model": model, "question_type": t, "accuracy": a} for t, a in types.items()]
         examples.append(group.assign(correct=hits))

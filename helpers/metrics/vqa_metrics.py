@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numbers
-import re
 from collections import Counter
 from collections.abc import Sequence
 
@@ -13,27 +12,20 @@ from helpers.data.vivqa import QUESTION_TYPES
 from helpers.metrics.caption_metrics import check_pairs
 from helpers.vi_text import match_key
 
-SPACES = re.compile(r"\s+")
-
 
 def question_type_name(code: object) -> str:
     """ViVQA's type code (0-3, also as 2.0 or "2") by name; any other value as text."""
-    if isinstance(code, numbers.Real) and float(code).is_integer():
-        code = int(code)
-    elif isinstance(code, str) and code.strip().isdigit():
-        code = int(code)
-    return QUESTION_TYPES.get(code, str(code)) if isinstance(code, int) else str(code)
+    whole = isinstance(code, numbers.Real) and float(code).is_integer()
+    if whole or (isinstance(code, str) and code.strip().isdigit()):
+        return QUESTION_TYPES.get(int(code), str(int(code)))
+    return str(code)
 
 
 def exact_matches(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> np.ndarray:
     """Per question: True when the normalised prediction equals any normalised reference."""
     check_pairs(predictions, references, noun="predictions", subject="answers")
-    return np.array(
-        [
-            match_key(p) in {match_key(r) for r in refs}
-            for p, refs in zip(predictions, references, strict=True)
-        ]
-    )
+    pairs = zip(predictions, references, strict=True)
+    return np.array([match_key(p) in {match_key(r) for r in refs} for p, refs in pairs])
 
 
 def accuracy(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:
@@ -67,12 +59,8 @@ def token_f1_per_answer(predictions: Sequence[str], references: Sequence[Sequenc
         precision, recall = common / len(pred), common / len(ref)
         return 2 * precision * recall / (precision + recall)
 
-    return np.array(
-        [
-            max(f1(match_key(p).split(), match_key(r).split()) for r in refs)
-            for p, refs in zip(predictions, references, strict=True)
-        ]
-    )
+    pairs = zip(predictions, references, strict=True)
+    return np.array([max(f1(match_key(p).split(), match_key(r).split()) for r in refs) for p, refs in pairs])
 
 
 def token_f1(predictions: Sequence[str], references: Sequence[Sequence[str]]) -> float:

@@ -9,8 +9,9 @@ import math
 from dataclasses import dataclass
 
 import torch
+import transformers
 from peft import LoraConfig, get_peft_model
-from transformers import Blip2Config, Blip2ForConditionalGeneration, BlipConfig, BlipForQuestionAnswering
+from transformers import Blip2ForConditionalGeneration, BlipForQuestionAnswering
 
 from helpers import runtime
 from helpers.chapters.blip2_lora_captioning import caption_lora_config
@@ -20,10 +21,9 @@ from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_
 T4_MEMORY_GB = 15.0
 GB = 1024**3
 T4_FP16_TFLOPS = 65.0  # the T4's fp16 tensor-core peak
-# Assumed shares of that peak a quantized LoRA run reaches, by weight bits (no GPU has measured them yet: 05 §10 and
-# benchmarks/gpu_check.py record the real ones). NF4 dequantizes each weight tile before an fp16 matmul; LLM.int8 also
-# splits outlier columns into a second fp16 matmul, so it is the slower: third-party T4 measurements of bitsandbytes
-# put int8 near 2.5x and NF4 near 1.5x the fp16 time on small models, hence 0.25 / 1.67 for int8.
+# Assumed shares of that peak a quantized LoRA run reaches, by weight bits (05 §10 and benchmarks/gpu_check.py record
+# real ones). NF4 dequantizes each weight tile before an fp16 matmul; LLM.int8 also splits outlier columns into a
+# second one: third-party T4 measurements put int8 near 2.5x and NF4 near 1.5x the fp16 time, hence 0.25 / 1.67.
 T4_UTILISATION = {4: 0.25, 8: 0.15}
 
 BLIP_VQA_EXERCISE_LORA = LoraConfig(
@@ -31,9 +31,10 @@ BLIP_VQA_EXERCISE_LORA = LoraConfig(
 )
 
 
-def _on_meta(cls, config):
+def _on_meta(cls: type[transformers.PreTrainedModel], config: dict) -> transformers.PreTrainedModel:
+    """`cls` with the published `config`, at real size without weights (on the `meta` device)."""
     with torch.device("meta"):
-        return cls(config)
+        return cls(cls.config_class(**config))
 
 
 def _printout(model: torch.nn.Module, lora: LoraConfig) -> str:
@@ -46,14 +47,12 @@ def _printout(model: torch.nn.Module, lora: LoraConfig) -> str:
 
 def blip2_lora_printout() -> str:
     """peft's trainable-parameter line for blip2-opt-2.7b with the BLIP-2 food report's LoRA (r16, q_proj/k_proj)."""
-    return _printout(
-        _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)), caption_lora_config()
-    )
+    return _printout(_on_meta(Blip2ForConditionalGeneration, BLIP2_OPT_2_7B), caption_lora_config())
 
 
 def blip_vqa_lora_printout() -> str:
     """peft's trainable-parameter line for blip-vqa-base with the BLIP VQA exercise's LoRA (r16, query/key)."""
-    return _printout(_on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE)), BLIP_VQA_EXERCISE_LORA)
+    return _printout(_on_meta(BlipForQuestionAnswering, BLIP_VQA_BASE), BLIP_VQA_EXERCISE_LORA)
 
 
 @dataclass(frozen=True)
@@ -85,15 +84,12 @@ def _quantized_linear_params(model: torch.nn.Module, skip: tuple[str, ...]) -> i
 @functools.cache
 def full_profile_setups() -> tuple[TrainingSetup, ...]:
     """The series' full-profile training runs (batch and sequence as the notebooks use them); built once."""
-    blip2 = _on_meta(Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B))
-    blip2_q = _quantized_linear_params(
-        blip2, skip=("lm_head", "qformer")
-    )  # transformers keeps qformer unquantized
-    blip_vqa = _on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE))
+    blip2 = _on_meta(Blip2ForConditionalGeneration, BLIP2_OPT_2_7B)
+    # transformers keeps the qformer unquantized; BLIP ties its output layer, which stays unquantized too.
+    blip2_q = _quantized_linear_params(blip2, skip=("lm_head", "qformer"))
+    blip_vqa = _on_meta(BlipForQuestionAnswering, BLIP_VQA_BASE)
     vqa_lora, _ = get_peft_model(blip_vqa, BLIP_VQA_EXERCISE_LORA).get_nb_trainable_parameters()  # in place
-    vqa_q = _quantized_linear_params(
-        blip_vqa, skip=("lora_", "predictions.decoder")
-    )  # the tied output layer stays
+    vqa_q = _quantized_linear_params(blip_vqa, skip=("lora_", "predictions.decoder"))
     with torch.device("meta"):
         mg = minigpt_v2.MiniGPTv2ForConditionalGeneration(minigpt_v2.MiniGPTv2Config())
     llm_q = _quantized_linear_params(mg.language_model, skip=("lm_head",))
@@ -101,12 +97,7 @@ def full_profile_setups() -> tuple[TrainingSetup, ...]:
     # k-bit preparation upcasts the LLM's embeddings, norms and lm_head; modules_to_save keeps a frozen llama_proj copy.
     mg_fp32 = mg_counts["llm_base"] - llm_q + mg_counts["llama_proj"]
     opt = BLIP2_OPT_2_7B["text_config"]
-    llama = {
-        "hidden": LLAMA_2_7B["hidden_size"],
-        "layers": 32,
-        "heads": 32,
-        "vocab": LLAMA_2_7B["vocab_size"],
-    }
+    llama = dict(hidden=LLAMA_2_7B["hidden_size"], layers=32, heads=32, vocab=LLAMA_2_7B["vocab_size"])
     blip2_shape = {"hidden": opt["hidden_size"], "layers": 32, "heads": 32, "vocab": opt["vocab_size"]}
     vqa_shape = {"hidden": 768, "layers": 24, "heads": 12, "vocab": 30524}
     return (
@@ -136,14 +127,12 @@ def memory_estimate(s: TrainingSetup, checkpointing: bool) -> dict[str, float]:
     return {k: v / GB for k, v in parts.items()} | {"total": sum(parts.values()) / GB}
 
 
-def step_seconds_estimate(
-    s: TrainingSetup, vision_params: int = 0, vision_tokens: int = 0, utilisation: float | None = None
-) -> float:
+def step_seconds_estimate(s: TrainingSetup, vision_params: int = 0, vision_tokens: int = 0) -> float:
     """ESTIMATE of one training step's seconds on a T4: 6 x LLM parameters x tokens (forward, recomputed forward,
-    backward) plus the frozen vision tower's forward (2 x parameters x tokens per image), at `utilisation` of peak."""
+    backward) plus the frozen vision tower's forward (2 x parameters x tokens per image), at T4_UTILISATION of peak."""
     llm = s.quantized_params + s.fp32_frozen_params
     flops = 6 * llm * s.batch * s.seq + 2 * vision_params * vision_tokens * s.batch
-    return flops / (T4_FP16_TFLOPS * 1e12 * (utilisation or T4_UTILISATION[s.weight_bits]))
+    return flops / (T4_FP16_TFLOPS * 1e12 * T4_UTILISATION[s.weight_bits])
 
 
 def memory_plan_table() -> str:
@@ -207,22 +196,20 @@ WORKLOADS = {
 def vision_params(chapter: str) -> int:
     """Parameters of the vision tower `chapter` runs on every image (BLIP-2's and MiniGPT-v2's ViT-g, BLIP's ViT-B)."""
     if chapter == "captioning":
-        return _on_meta(
-            Blip2ForConditionalGeneration, Blip2Config(**BLIP2_OPT_2_7B)
-        ).vision_model.num_parameters()
+        return _on_meta(transformers.Blip2VisionModel, BLIP2_OPT_2_7B["vision_config"]).num_parameters()
     if chapter == "vqa":
-        return _on_meta(BlipForQuestionAnswering, BlipConfig(**BLIP_VQA_BASE)).vision_model.num_parameters()
+        return _on_meta(transformers.BlipVisionModel, BLIP_VQA_BASE["vision_config"]).num_parameters()
     return minigpt_v2.real_size_counts()["vision"]
 
 
-def answer_seconds_estimate(s: TrainingSetup, w: Workload, vision_params: int, batch: int = 16) -> float:
-    """ESTIMATE of one question's seconds in batched greedy generation with the KV cache on a T4: the prompt's
-    forward at the training utilisation, then one read of the weights per new token, shared by the batch."""
+def answer_seconds_estimate(s: TrainingSetup, w: Workload, vision_params: int) -> float:
+    """ESTIMATE of one question's seconds in greedy generation with the KV cache on a T4: the prompt's forward at the
+    training utilisation, then one read of the weights per new token, shared by a batch of EVAL_BATCHES[0]."""
     llm = s.quantized_params + s.fp32_frozen_params
     prefill = 2 * llm * w.prompt_tokens + 2 * vision_params * w.vision_tokens
     weight_bytes = memory_estimate(s, False)["weights"] * GB
     utilisation = T4_UTILISATION[s.weight_bits]
-    decode = w.new_tokens * weight_bytes / (T4_BANDWIDTH_GBS * 1e9 * utilisation) / batch
+    decode = w.new_tokens * weight_bytes / (T4_BANDWIDTH_GBS * 1e9 * utilisation) / EVAL_BATCHES[0]
     return prefill / (T4_FP16_TFLOPS * 1e12 * utilisation) + decode
 
 
@@ -234,9 +221,8 @@ EVAL_BATCHES = (16, 8, 4, 2, 1)  # the chapters' generation batch, and the halvi
 
 
 def generation_memory(s: TrainingSetup, w: Workload, batch: int) -> dict[str, float]:
-    """ESTIMATE in GiB of one batch of greedy generation after training: the weights, the LoRA and AdamW state the
-    trainer still holds, the KV cache (K and V per layer for every prompt and answer token, at KV_CACHE_BYTES) and the
-    prefill's transients (one layer's projections and attention scores, fp32, and the last position's logits)."""
+    """ESTIMATE in GiB of one greedy generation batch after training: weights, the trainer's LoRA and AdamW state, KV
+    cache (K and V per layer and token, KV_CACHE_BYTES) and prefill transients (one layer's, fp32; the last logits)."""
     tokens = w.prompt_tokens + w.new_tokens
     held = memory_estimate(s, checkpointing=False)
     parts = {
@@ -284,7 +270,6 @@ class SessionPlan:
 
     @property
     def total_minutes(self) -> float:
-        """All parts together."""
         return sum(self.minutes.values())
 
     @property
@@ -307,9 +292,7 @@ def setup_of(chapter: str, bits: int | None = None) -> TrainingSetup:
     """The TrainingSetup of `chapter`'s full-profile run (WORKLOADS names it), or of the same model in `bits` (05 §3:
     MiniGPT-v2's LLM in 4 bits for one session on a T4, in 8 to reproduce the tutorial)."""
     named = next(s for s in full_profile_setups() if s.name == WORKLOADS[chapter].setup)
-    if bits in (None, named.weight_bits):
-        return named
-    model = named.name.split(",")[0]
+    model, bits = named.name.split(",")[0], named.weight_bits if bits is None else bits
     found = [s for s in full_profile_setups() if s.name.split(",")[0] == model and s.weight_bits == bits]
     if not found:
         raise ValueError(f"no {bits}-bit plan for {chapter}: its runs are {named.weight_bits}-bit")
@@ -331,21 +314,16 @@ def session_plan(
     chapter: str, recipe: runtime.Recipe, train_rows: int | None = None, validation_rows: int | None = None,
     test_rows: int | None = None, processes: int = 1, bits: int | None = None,
 ) -> SessionPlan:  # fmt: skip
-    """The plan of `chapter`'s full run with `recipe`, on the given data sizes or else the published ones; with
-    `processes` T4s (appendix A2) each takes the recipe's batch, so a step covers `processes` batches and the run
-    takes 1/processes of the steps, each slower by the gradient all-reduce; validation is shared, evaluation (one
-    process generating) is not; `bits` picks the LLM's quantization (`setup_of`)."""
+    """The plan of `chapter`'s full run with `recipe`, the given (else published) data sizes and `bits` (`setup_of`);
+    on `processes` T4s (A2) each takes a batch: 1/processes of the steps, each with an all-reduce; validation shared."""
     w = WORKLOADS[chapter]
     train_rows = w.train_rows if train_rows is None else train_rows
     validation_rows = w.validation_rows if validation_rows is None else validation_rows
     test_rows = w.test_rows if test_rows is None else test_rows
     setup, vision = setup_of(chapter, bits), vision_params(chapter)
     steps = math.ceil(recipe.steps(train_rows) / processes)
-    passes = (
-        steps // recipe.save_steps
-        if recipe.save_steps
-        else math.ceil(steps / math.ceil(train_rows / (recipe.batch_size * processes)))
-    )
+    per_pass = recipe.save_steps or math.ceil(train_rows / (recipe.batch_size * processes))
+    passes = steps // per_pass if recipe.save_steps else math.ceil(steps / per_pass)
     validated = min(recipe.validation_rows or validation_rows, validation_rows)
     return SessionPlan(
         chapter=chapter,
