@@ -57,11 +57,9 @@ def _write_item(folder: Path, png: bytes, record: dict, indent: int) -> None:
 
 
 def write_exercise_layout(root: Path, n_train: int = 24, n_test: int = 6, seed: int = 0) -> Path:
-    """Write train.jsonl + train_fill_in_blank/{pid}/ and test_data/{id}/ under `root` and return it.
-
-    Train questions come in pairs on one scene (count, then colour, under two pids with identical image bytes),
-    as IconQA reuses a scene under several pids; grade and label hold placeholder values. Same seed, same bytes.
-    """
+    """Write train.jsonl + train_fill_in_blank/{pid}/ and test_data/{id}/ under `root` and return it. Train
+    questions come in pairs on one scene (count, then colour: two pids, identical image bytes, as IconQA reuses a
+    scene under several pids); grade and label hold placeholder values. Same seed, same bytes."""
     if n_train < 1 or n_test < 1:
         raise ValueError(f"n_train and n_test must be at least 1, got {n_train} and {n_test}")
     root = Path(root)
@@ -87,11 +85,6 @@ def write_exercise_layout(root: Path, n_train: int = 24, n_test: int = 6, seed: 
     return root
 
 
-def _stored(png: bytes) -> dict:
-    """An image as a datasets Image feature stores it."""
-    return {"bytes": png, "path": None}
-
-
 def _hub_rows(n: int, rng: random.Random, ids: list[int], shared: tuple[bytes, int, str]) -> list[dict]:
     """`n` rows cycling fill-in-the-blank count and colour on one scene, choose_txt, choose_img; `shared` is the
     first scene."""
@@ -103,17 +96,15 @@ def _hub_rows(n: int, rng: random.Random, ids: list[int], shared: tuple[bytes, i
             png, count, colour = shared if k == 0 else random_scene(rng)
         if k % 4 < 2:
             text, answer = question(k % 4, count, colour)
-            row.update(question=text, answer=answer, query_image=_stored(png))
+            row.update(question=text, answer=answer, query_image=png)
         elif k % 4 == 2:
             scene, count, _ = random_scene(rng)
             row.update(question=COUNT_QUESTION, choices="1,2,3", answer=str(count), ques_type="choose_txt")
-            row.update(query_image=_stored(scene))
+            row.update(query_image=scene)
         else:
             (first, _, _), (second, count, _) = random_scene(rng), random_scene(rng)
             row.update(question=f"Which picture shows {count} circles?", answer="1", ques_type="choose_img")
-            row.update(
-                query_image=_stored(second), choice_image_0=_stored(first), choice_image_1=_stored(second)
-            )
+            row.update(query_image=second, choice_image_0=first, choice_image_1=second)
         rows.append({name: row[name] for name in iconqa.HUB_FEATURES})
     return rows
 

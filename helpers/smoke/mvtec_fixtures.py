@@ -79,9 +79,9 @@ def _png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _items(per_category: int, seed: int, two_regions_every: int) -> list[dict]:
+def _items(per_category: int, two_regions_every: int = 7) -> list[dict]:
     """(category, kind, index, image, mask, boxes) for every image: a third good, the rest of two defect types."""
-    rng = random.Random(seed)
+    rng = random.Random(0)
     items = []
     for category in CATEGORIES:
         numbers: dict[str, int] = {}
@@ -96,11 +96,11 @@ def _items(per_category: int, seed: int, two_regions_every: int) -> list[dict]:
     return items
 
 
-def write_official(root: Path, per_category: int = 30, seed: int = 0, two_regions_every: int = 7) -> Path:
+def write_official(root: Path, per_category: int = 30, two_regions_every: int = 7) -> Path:
     """MVTec-AD's folder layout under `root`: good images split between train/good and test/good, defect images
     in test/{defect type} with their masks in ground_truth/{defect type}/NNN_mask.png."""
     root = Path(root)
-    for item in _items(per_category, seed, two_regions_every):
+    for item in _items(per_category, two_regions_every):
         category, kind, index = item["category"], item["kind"], item["index"]
         split = "train" if kind == "good" and index % 2 == 0 else "test"
         path = root / category / split / kind / f"{index:03d}.png"
@@ -113,32 +113,21 @@ def write_official(root: Path, per_category: int = 30, seed: int = 0, two_region
     return root
 
 
-def write_tutorial_zip(
-    folder: Path, per_category: int = 30, seed: int = 0, two_regions_every: int = 7
-) -> Path:
+def write_tutorial_zip(folder: Path, per_category: int = 30) -> Path:
     """`folder/MVTEC_det.zip` in the tutorial's shape: MVTEC_det/images/{class}/{kind}/NNN.png and
     MVTEC_det/{train,val,test}_data.json, each record boxing only the mask's first region (as the tutorial's JSON)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    path = Path(folder) / mvtec.ZIP_NAME
+    path.parent.mkdir(parents=True, exist_ok=True)
     records = []
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for item in _items(per_category, seed, two_regions_every):
+    with zipfile.ZipFile(path, "w") as archive:
+        for item in _items(per_category):
             name = f"images/{item['category']}/{item['kind']}/{item['index']:03d}.png"
             archive.writestr(zipfile.ZipInfo(f"MVTEC_det/{name}", (2024, 1, 1, 0, 0, 0)), _png(item["image"]))
             boxes = mvtec.mask_boxes(item["mask"]) if item["boxes"] else [mvtec.WHOLE_FRAME]
-            first_contour = sorted(boxes, key=lambda b: (b[1], b[0]))[
-                0
-            ]  # not the largest: whichever came first
+            first_contour = min(boxes, key=lambda b: (b[1], b[0]))  # not the largest: whichever came first
             records.append({"image_path": name, "bbox": first_contour, "class": item["category"],
                             "is_broken": bool(item["boxes"]), "height": SIZE, "width": SIZE})  # fmt: skip
         splits = mvtec.split_records(records)
-        for split, file in (
-            ("train", "train_data.json"),
-            ("validation", "val_data.json"),
-            ("test", "test_data.json"),
-        ):
-            archive.writestr(f"MVTEC_det/{file}", json.dumps(splits[split], indent=2))
-    path = folder / mvtec.ZIP_NAME
-    path.write_bytes(buffer.getvalue())
+        for split, file in zip(("train", "validation", "test"), ("train", "val", "test"), strict=True):
+            archive.writestr(f"MVTEC_det/{file}_data.json", json.dumps(splits[split], indent=2))
     return path

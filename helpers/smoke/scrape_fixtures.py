@@ -1,7 +1,5 @@
-"""Offline stand-ins for foody.vn and cooky.vn, in the shapes the real sites serve, on real local HTTP servers.
-
-Each site has its own `ThreadingHTTPServer` on 127.0.0.1 (a random free port each), so each has its own
-robots.txt, as the real hosts do. What is modelled on real pages and crawlers of these sites:
+"""Offline stand-ins for foody.vn and cooky.vn in the shapes the real sites serve, each on its own HTTP server
+(127.0.0.1, a free port), so each has its own robots.txt as the real hosts do. Modelled on real pages and crawlers:
 
 - foody: the listing `/{province}/food/dia-diem` answers JSON (`searchItems`, `adItems`, `totalResult`,
   `currentPage`) to `X-Requested-With: XMLHttpRequest`; items carry `Name`, `DetailUrl`, `PicturePath`
@@ -16,10 +14,13 @@ robots.txt, as the real hosts do. What is modelled on real pages and crawlers of
   in `div.recipe-header-photo img.u-photo`, lazy images with a placeholder `src` and the real `data-src`,
   `div.summary.p-summary`, and `ul.recipe-ingredient-list li.ingredient` with fractions as `<sup>`/`<sub>`.
 
-Not verified, so chosen here and documented: foody's login wall (listing page 2 and on answer an XHR with a
-302 to `/account/login?returnUrl=…`, as an ASP.NET site redirects an anonymous visitor; `totalResult` counts
-more places than page 1 shows), the reviewers' field names, and one search result repeated with utm_ tags.
-A few realistic faults per dish give the run report skips to show; tests script more with `FixtureServer.inject`.
+Not verified, so chosen here: foody's login wall (listing page 2 and on answer an XHR with a 302 to
+`/account/login?returnUrl=…`, as an ASP.NET site redirects an anonymous visitor; `totalResult` counts more places
+than page 1 shows), the reviewers' field names, and one search result repeated with utm_ tags. Each dish's pages
+(`KINDS`) include realistic faults for the run report to skip: a duplicate photo and a closed place (404) on
+foody; a robots-disallowed page, no image, a truncated image, an HTML page served as a JPEG, a re-encoded
+near-duplicate and a photo without its large size on cooky; kept pages with invalid JSON-LD or malformed HTML.
+Tests script more with `FixtureServer.inject`; `/fault/bomb.png` is a decompression bomb.
 """
 
 from __future__ import annotations
@@ -45,18 +46,14 @@ from helpers import runtime
 from helpers.data.scraping import with_base_urls
 
 COOKY_ROBOTS_TXT = "User-agent: *\nDisallow: /cooky/private/\nDisallow: /fault/private/\n"
-GOOD_PER_SITE = 6  # kept pages per dish and site: 12 per dish in all
-FOODY_GOOD = ("place", "place", "place-old", "place", "place", "place-old")
-FOODY_FAULTS = ("exact-duplicate", "gone")
-COOKY_GOOD = (
-    "recipe",
-    "recipe-image-list",
-    "recipe-image-string",
-    "recipe-lazy",
-    "invalid-json-ld",
-    "malformed",
-)
-COOKY_FAULTS = ("robots", "no-image", "truncated", "not-an-image", "near-duplicate", "small-only")
+# Page kinds per site: six kept, then the faults (served unless `faults=False`).
+KINDS = {
+    "foody": (("place", "place", "place-old", "place", "place", "place-old"), ("exact-duplicate", "gone")),
+    "cooky": (
+        ("recipe", "recipe-image-list", "recipe-image-string", "recipe-lazy", "invalid-json-ld", "malformed"),
+        ("robots", "no-image", "truncated", "not-an-image", "near-duplicate", "small-only"),
+    ),
+}
 FOODY_NO_REVIEWS = 4  # the place whose listing item has no review: its description stays empty
 FOODY_BEHIND_LOGIN = 16  # places `totalResult` counts beyond page 1, which only a logged-in visitor sees
 COOKY_PAGE_SIZE = 12  # the search's default pageSize
@@ -117,43 +114,36 @@ def draw_dish(slug: str, seed: int, size: tuple[int, int] = (640, 480)) -> Image
     img = Image.new("RGB", size, wood)
     d = ImageDraw.Draw(img)
     for y in range(0, h, rng.randint(12, 30)):  # table grain
-        d.line(
-            [(0, y), (w, y + rng.randint(-20, 20))],
-            fill=tuple(max(0, c - rng.randint(15, 40)) for c in wood),
-            width=2,
-        )
+        end, grain = y + rng.randint(-20, 20), tuple(max(0, c - rng.randint(15, 40)) for c in wood)
+        d.line([(0, y), (w, end)], fill=grain, width=2)
+
+    def box(cx: float, cy: float, rx: float, ry: float | None = None) -> list[float]:
+        ry = rx if ry is None else ry
+        return [cx - rx, cy - ry, cx + rx, cy + ry]
 
     def dots(cx, cy, r, colour, n):
         for _ in range(n):
-            x, y = cx + rng.uniform(-r, r), cy + rng.uniform(-r, r)
-            d.ellipse([x - 3, y - 3, x + 3, y + 3], fill=colour)
+            d.ellipse(box(cx + rng.uniform(-r, r), cy + rng.uniform(-r, r), 3), fill=colour)
 
     if slug == "banh-beo":
         for _ in range(rng.randint(5, 9)):
             cx, cy, r = rng.uniform(60, w - 60), rng.uniform(60, h - 60), rng.uniform(35, 55)
-            d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(245, 245, 240), outline=(60, 90, 160), width=4)
-            d.ellipse([cx - r * 0.75, cy - r * 0.75, cx + r * 0.75, cy + r * 0.75], fill=(236, 228, 205))
+            d.ellipse(box(cx, cy, r), fill=(245, 245, 240), outline=(60, 90, 160), width=4)
+            d.ellipse(box(cx, cy, r * 0.75), fill=(236, 228, 205))
             dots(cx, cy, r * 0.4, (230, 110, 40), rng.randint(6, 14))
             dots(cx, cy, r * 0.5, (70, 160, 60), rng.randint(3, 8))
     elif slug == "bun-bo-hue":
         cx, cy, r = rng.uniform(w * 0.35, w * 0.65), rng.uniform(h * 0.4, h * 0.6), rng.uniform(150, 200)
-        d.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(250, 250, 250), outline=(40, 40, 40), width=6)
-        d.ellipse(
-            [cx - r * 0.85, cy - r * 0.85, cx + r * 0.85, cy + r * 0.85],
-            fill=(200, 70 + rng.randint(0, 40), 30),
-        )
+        d.ellipse(box(cx, cy, r), fill=(250, 250, 250), outline=(40, 40, 40), width=6)
+        d.ellipse(box(cx, cy, r * 0.85), fill=(200, 70 + rng.randint(0, 40), 30))
         for _ in range(rng.randint(10, 18)):  # noodles
             x0, y0 = cx + rng.uniform(-r * 0.6, r * 0.6), cy + rng.uniform(-r * 0.6, r * 0.6)
             d.arc(
-                [x0 - 40, y0 - 20, x0 + 40, y0 + 20],
-                rng.randint(0, 180),
-                rng.randint(190, 360),
-                fill=(245, 240, 225),
-                width=5,
+                box(x0, y0, 40, 20), rng.randint(0, 180), rng.randint(190, 360), fill=(245, 240, 225), width=5
             )
         for _ in range(rng.randint(3, 6)):  # beef slices
             x0, y0 = cx + rng.uniform(-r * 0.5, r * 0.5), cy + rng.uniform(-r * 0.5, r * 0.5)
-            d.ellipse([x0 - 30, y0 - 14, x0 + 30, y0 + 14], fill=(120, 60, 50))
+            d.ellipse(box(x0, y0, 30, 14), fill=(120, 60, 50))
         dots(cx, cy, r * 0.6, (60, 150, 50), rng.randint(10, 20))
     else:  # bun-dau-mam-tom
         x0, y0 = rng.uniform(20, 80), rng.uniform(20, 60)
@@ -167,8 +157,8 @@ def draw_dish(slug: str, seed: int, size: tuple[int, int] = (640, 480)) -> Image
             tx, ty, s = rng.uniform(80, w - 120), rng.uniform(80, h - 120), rng.uniform(30, 45)
             d.rectangle([tx, ty, tx + s, ty + s], fill=(220, 160, 50), outline=(170, 110, 30), width=3)
         mx, my = rng.uniform(w * 0.6, w * 0.8), rng.uniform(h * 0.2, h * 0.4)
-        d.ellipse([mx - 45, my - 45, mx + 45, my + 45], fill=(250, 250, 250))
-        d.ellipse([mx - 35, my - 35, mx + 35, my + 35], fill=(150, 90, 140))  # mắm tôm
+        d.ellipse(box(mx, my, 45), fill=(250, 250, 250))
+        d.ellipse(box(mx, my, 35), fill=(150, 90, 140))  # mắm tôm
     return img.filter(ImageFilter.GaussianBlur(0.8))
 
 
@@ -193,15 +183,12 @@ def bomb_png() -> bytes:
 
 
 # --------------------------------------------------------------------------- pages
-# --------------------------------------------------------------------------- pages
 
 
 @dataclass
 class Fault:
     """One scripted answer for a path: a delay, then a status/body; `status=None` serves the normal page.
-
-    A `Content-Type` in `headers` replaces the default text/plain of a scripted body.
-    """
+    A `Content-Type` in `headers` replaces the default text/plain of a scripted body."""
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -220,7 +207,6 @@ class Answer:
 
 
 HTML = "text/html; charset=utf-8"
-JSON = "application/json; charset=utf-8"
 
 
 def _page(title: str, head: str, body: str) -> str:
@@ -235,7 +221,7 @@ def _html(status: int, title: str, body: str) -> Answer:
 
 
 def _json(data: dict) -> Answer:
-    return Answer(200, JSON, json.dumps(data, ensure_ascii=False).encode())
+    return Answer(200, "application/json; charset=utf-8", json.dumps(data, ensure_ascii=False).encode())
 
 
 def aspnet_encoded(text: str, times: int = 1) -> str:
@@ -254,24 +240,15 @@ class FixtureSite:
         self.keyword_to_slug = {
             kw.casefold(): d["slug"] for d in dishes for kws in d["keywords"].values() for kw in kws
         }
-        self.faults = faults
-
-    def expected_kept(self) -> int:
-        """Items a clean scrape keeps per dish (both sites)."""
-        return 2 * GOOD_PER_SITE
+        self.kinds = {site: [*good, *(bad if faults else ())] for site, (good, bad) in KINDS.items()}
 
     def expected_pages(self, site: str) -> int:
         """Pages found per dish on a site (kept + skipped)."""
-        return len(self._kinds(site))
+        return len(self.kinds[site])
 
     def index(self, site: str, kind: str) -> int:
         """The page number of the first page of a kind ('truncated', 'place-old', ...) on a site."""
-        return self._kinds(site).index(kind)
-
-    def _kinds(self, site: str) -> list[str]:
-        good = FOODY_GOOD if site == "foody" else COOKY_GOOD
-        faults = (FOODY_FAULTS if site == "foody" else COOKY_FAULTS) if self.faults else ()
-        return list(good) + list(faults)
+        return self.kinds[site].index(kind)
 
     def _seed(self, slug: str, site: str, i: int) -> int:
         return 1000 * list(self.dishes).index(slug) + (0 if site == "foody" else 100) + i
@@ -286,7 +263,7 @@ class FixtureSite:
         """The path of page `i` of a dish on a site."""
         if site == "foody":
             return f"/foody/{self.dishes[slug]['province']}/{slug}-{i}"
-        return f"/cooky/{'private' if self._kinds(site)[i] == 'robots' else 'cong-thuc'}/{slug}-{i}"
+        return f"/cooky/{'private' if self.kinds[site][i] == 'robots' else 'cong-thuc'}/{slug}-{i}"
 
     def image_path(self, site: str, slug: str, i: int, size: str = "s") -> str:
         """The path of page `i`'s photo at a size segment (`s` is the original, `s320x240` a thumbnail)."""
@@ -294,24 +271,22 @@ class FixtureSite:
             return f"/foody/res/g1/{slug}-{i}/prof/{size}/foody-mobile-{slug}-{i}.jpg"
         return f"/cooky/recipe/g1/{slug}-{i}/{size}/cooky-recipe-{slug}-{i}.jpg"
 
-    # ---- routing
-
-    def route(
-        self, host: str, path: str, query: dict[str, str], headers: dict[str, str], root: str
-    ) -> Answer:
-        """The answer of host `host` ('foody' or 'cooky', at `root`) to a GET."""
+    def route(self, request: Request, root: str) -> Answer:
+        """The answer of `request.host` ('foody' or 'cooky', at `root`) to a GET."""
+        host, path = request.host, request.path
         parts = path.strip("/").split("/")
         if path == "/robots.txt" and host == "foody":  # the real site answers 200 with its "not found" page
             return _html(200, "Foody - Không tìm thấy trang", "<h1>Không tìm thấy trang bạn yêu cầu</h1>")
         if path == "/robots.txt":
             return Answer(200, "text/plain; charset=utf-8", COOKY_ROBOTS_TXT.encode())
-        if parts[0] != host and not (host == "cooky" and parts[0] == "fault"):
-            return _html(404, "404", "<h1>Không tìm thấy trang</h1>")
-        if host == "foody":
-            return self._foody(parts[1:], query, headers, root)
-        return self._cooky(parts, query, root)
+        answer = None  # _foody and _cooky give None for a path they do not serve
+        if host == "foody" and parts[0] == "foody":
+            answer = self._foody(parts[1:], request, root)
+        elif host == "cooky" and parts[0] in ("cooky", "fault"):
+            answer = self._cooky(parts, request.query, root)
+        return answer or _html(404, "404", "<h1>Không tìm thấy trang</h1>")
 
-    def _foody(self, parts: list[str], query: dict[str, str], headers: dict[str, str], root: str) -> Answer:
+    def _foody(self, parts: list[str], request: Request, root: str) -> Answer | None:
         if parts[:1] == ["res"] and len(parts) == 6:
             return self._image("foody", parts[2], parts[4])
         if parts[:1] == ["__get"]:  # the site's API: robots.txt unreadable, so the scraper never comes here
@@ -319,14 +294,13 @@ class FixtureSite:
         if parts[:2] == ["account", "login"]:
             return _html(200, "Đăng nhập - Foody", '<form method="post"><input name="Email"></form>')
         if len(parts) == 3 and parts[1:] == ["food", "dia-diem"]:
-            return self._foody_listing(parts[0], query, headers, root)
+            return self._foody_listing(parts[0], request, root)
         if len(parts) == 2 and parts[0] in PROVINCES:
             slug, index = self._page_of("foody", parts[1])
             if slug and self.dishes[slug]["province"] == parts[0]:
                 return self._foody_place(slug, index, root)
-        return _html(404, "404", "<h1>Không tìm thấy trang</h1>")
 
-    def _cooky(self, parts: list[str], query: dict[str, str], root: str) -> Answer:
+    def _cooky(self, parts: list[str], query: dict[str, str], root: str) -> Answer | None:
         if parts == ["fault", "bomb.png"]:
             return Answer(200, "image/png", bomb_png())
         if parts[0] == "fault":
@@ -339,12 +313,11 @@ class FixtureSite:
             slug, index = self._page_of("cooky", parts[2])
             if slug and self.detail_path("cooky", slug, index) == "/" + "/".join(parts):
                 return self._cooky_recipe(slug, index, root)
-        return _html(404, "404", "<h1>Không tìm thấy trang</h1>")
 
     def _page_of(self, site: str, name: str) -> tuple[str, int]:
         """('slug', page number) for a page name such as 'banh-beo-3'; ('', 0) if there is no such page."""
         slug, _, index = name.rpartition("-")
-        if slug in self.dishes and index.isdigit() and int(index) < len(self._kinds(site)):
+        if slug in self.dishes and index.isdigit() and int(index) < len(self.kinds[site]):
             return slug, int(index)
         return "", 0
 
@@ -352,10 +325,9 @@ class FixtureSite:
         slug, i = self._page_of(site, page_name)
         if not slug:
             return Answer(404, "text/plain", b"no such image")
-        kind = self._kinds(site)[i]
-        seed = self._seed(slug, site, i)
-        if kind == "exact-duplicate":  # the same bytes as the first page's photo, under another URL
-            seed = self._seed(slug, site, 0)
+        kind = self.kinds[site][i]
+        # exact-duplicate: the same bytes as the first page's photo, under another URL
+        seed = self._seed(slug, site, 0 if kind == "exact-duplicate" else i)
         if kind == "small-only" and size == "s":
             return Answer(404, "text/plain", b"no large size for this photo")
         max_side = None if size == "s" else int(size[1:].split("x")[0])
@@ -368,22 +340,17 @@ class FixtureSite:
             data = _page("Access denied", "", "<h1>Bạn cần đăng nhập</h1>").encode()
         return Answer(200, "image/jpeg", data)
 
-    # ---- foody
-
-    def _foody_listing(
-        self, province: str, query: dict[str, str], headers: dict[str, str], root: str
-    ) -> Answer:
-        if headers.get("x-requested-with", "").lower() != "xmlhttprequest":
+    def _foody_listing(self, province: str, request: Request, root: str) -> Answer:
+        query = request.query
+        if request.headers.get("x-requested-with", "").lower() != "xmlhttprequest":
             return _html(200, "Foody", "<p>Trang đầu được dựng sẵn; các trang sau tải bằng XHR.</p>")
         page = max(1, int(query.get("page", "1") or 1))
         if page > 1:  # an anonymous visitor is sent to the login page
-            listing = f"/foody/{province}/food/dia-diem?page={page}"
-            return Answer(
-                302, HTML, b"", {"Location": f"/foody/account/login?returnUrl={quote(listing, safe='')}"}
-            )
+            listing = quote(f"/foody/{province}/food/dia-diem?page={page}", safe="")
+            return Answer(302, HTML, b"", {"Location": f"/foody/account/login?returnUrl={listing}"})
         slug = self.keyword_to_slug.get(query.get("q", "").casefold(), "")
         found = slug and self.dishes[slug]["province"] == province  # a dish's places are in its home province
-        items = [self._foody_item(slug, i, root) for i in range(len(self._kinds("foody")))] if found else []
+        items = [self._foody_item(slug, i, root) for i in range(len(self.kinds["foody"]))] if found else []
         ad = {"Id": 999, "Name": "Lẩu Nấm Ashima", "IsAd": True, "DetailUrl": f"/{province}/lau-nam-ashima"}
         total = len(items) + FOODY_BEHIND_LOGIN if items else 0
         return _json({"searchItems": items, "adItems": [ad], "totalResult": total, "currentPage": page})
@@ -409,7 +376,7 @@ class FixtureSite:
         }  # fmt: skip
 
     def _foody_place(self, slug: str, i: int, root: str) -> Answer:
-        kind = self._kinds("foody")[i]
+        kind = self.kinds["foody"][i]
         if kind == "gone":
             return _html(404, "404", "<h1>Quán đã đóng cửa</h1>")
         title, _ = self._text(slug, i)
@@ -437,9 +404,8 @@ class FixtureSite:
             f'</span>, <span itemprop="addressRegion">{city}</span></div></div>'
             '<div class="res-common-price"><div class="micro-timesopen"><span>06:00 - 21:00</span></div></div>'
         )  # fmt: skip
-        if (
-            kind == "place-old"
-        ):  # the older layout: no breadcrumb, the photo as itemprop=photo, one OpenGraph block
+        # The older layout: no breadcrumb, the photo as itemprop=photo, one OpenGraph block.
+        if kind == "place-old":
             body = (
                 f'<div class="micro-header"><div class="main-image"><div class="img"><img class="pic-place" '
                 f'itemprop="photo" src="{photo}" alt="{name}"></div></div><div class="main-information">'
@@ -469,11 +435,9 @@ class FixtureSite:
         )
         return Answer(200, HTML, _page(f"{title} ở {city} | Foody.vn", head, body).encode())
 
-    # ---- cooky
-
     def _cooky_search(self, query: dict[str, str]) -> Answer:
         slug = self.keyword_to_slug.get(query.get("q", "").casefold(), "")
-        entries = [(i, "") for i in range(len(self._kinds("cooky")))] + [(0, COOKY_UTM)] if slug else []
+        entries = [(i, "") for i in range(len(self.kinds["cooky"]))] + [(0, COOKY_UTM)] if slug else []
         size = max(1, int(query.get("pageSize", "") or COOKY_PAGE_SIZE))
         page = max(1, int(query.get("page", "1") or 1))
         recipes = [
@@ -484,7 +448,7 @@ class FixtureSite:
         return _json({"recipes": recipes, "totalResults": len(entries)})
 
     def _cooky_recipe(self, slug: str, i: int, root: str) -> Answer:
-        kind = self._kinds("cooky")[i]
+        kind = self.kinds["cooky"][i]
         title, desc = self._text(slug, i)
         photo = root + self.image_path("cooky", slug, i, "s200x150" if kind == "small-only" else "s400x400")
         blank = root + BLANK_IMG
@@ -499,16 +463,14 @@ class FixtureSite:
         if kind in ("recipe-lazy", "no-image"):
             del recipe["image"]
         ld = f'<script type="application/ld+json">{json.dumps(recipe, ensure_ascii=False)}</script>'
-        header = f'<img class="photo img-responsive u-photo" src="{p}" alt="{t}">'
-        if kind == "recipe-lazy":
-            header = f'<img class="photo img-responsive u-photo" src="{blank}" data-src="{p}" alt="{t}">'
-        if kind == "no-image":  # a video-only recipe: the header keeps its placeholder
-            header = f'<img class="photo img-responsive u-photo" src="{blank}" alt="{t}">'
-        if (
-            kind == "invalid-json-ld"
-        ):  # a trailing comma: invalid JSON, so the image comes from the header photo
+        if kind == "invalid-json-ld":  # a trailing comma: invalid JSON; the image comes from the header photo
             ld = f'<script type="application/ld+json">{{"@type": "Recipe", "name": "{t}",}}</script>'
-            header = f'<img class="photo img-responsive u-photo" src="{blank}" data-original="{p}" alt="{t}">'
+        src = {  # no-image: a video-only recipe, whose header keeps its placeholder
+            "recipe-lazy": f'src="{blank}" data-src="{p}"',
+            "no-image": f'src="{blank}"',
+            "invalid-json-ld": f'src="{blank}" data-original="{p}"',
+        }.get(kind, f'src="{p}"')
+        header = f'<img class="photo img-responsive u-photo" {src} alt="{t}">'
         ingredients = TEXT[slug]["ingredients"][: 3 + i % 4]
         if kind == "malformed":  # unclosed tags, a stray closing tag, unquoted attributes
             items = "".join(
@@ -588,18 +550,17 @@ def _handler(server: FixtureServer, host: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             parts = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             headers = {k.lower(): v for k, v in self.headers.items()}
-            fault = server.take_fault(Request(host, parts.path, query, headers))
-            if fault and fault.delay:
-                time.sleep(fault.delay)
-            if fault and fault.status is not None:
+            request = Request(host, parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}, headers)
+            fault = server.take_fault(request) or Fault()
+            time.sleep(fault.delay)
+            if fault.status is not None:
                 extra = {k: v for k, v in fault.headers.items() if k.lower() != "content-type"}
                 ctype = fault.headers.get("Content-Type", "text/plain; charset=utf-8")
                 answer = Answer(fault.status, ctype, fault.body, extra)
             else:
-                answer = server.site.route(host, parts.path, query, headers, server.roots[host])
-                answer.headers.update(fault.headers if fault else {})
+                answer = server.site.route(request, server.roots[host])
+                answer.headers.update(fault.headers)
             self.send_response(answer.status)
             self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(answer.body)))
@@ -632,10 +593,9 @@ def serve_fixture_site(config: dict, *, faults: bool = True) -> Iterator[Fixture
     threads = []
     for name, httpd in httpds.items():
         httpd.RequestHandlerClass = _handler(server, name)
-        threads.append(
-            threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        )
-        threads[-1].start()
+        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        thread.start()
+        threads.append(thread)
     try:
         yield server
     finally:
@@ -649,7 +609,6 @@ def serve_fixture_site(config: dict, *, faults: bool = True) -> Iterator[Fixture
 def serving(config: dict) -> Iterator[dict]:
     """`config` pointed at the fixture sites on 127.0.0.1 while the block runs (what `Profile.sites` gives)."""
     with serve_fixture_site(config) as server:
-        yield {
-            **with_base_urls(config, server.base_urls),
-            "request_interval": runtime.LOOPBACK_REQUEST_INTERVAL,
+        yield with_base_urls(config, server.base_urls) | {
+            "request_interval": runtime.LOOPBACK_REQUEST_INTERVAL
         }

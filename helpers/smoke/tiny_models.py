@@ -39,11 +39,12 @@ CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
 CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
-TINY_QFORMER_WIDTH = 32
+TINY_WIDTH = 32  # the vision towers, the Q-Former and BLIP's text model: 2 layers, 2 heads, MLP 64
+TINY_LAYERS = dict(hidden_size=TINY_WIDTH, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2)
 # Random weights must keep a signal's size through each layer: std 1/sqrt(width). The class default 0.02 is
 # that rule for widths near 2,500; at width 32 each cross-attention shrinks the image signal ~10x, so the
 # Q-Former output barely depends on the image (1.7% relative spread) and captioning learns to ignore it.
-TINY_QFORMER_STD = TINY_QFORMER_WIDTH**-0.5
+TINY_QFORMER_STD = TINY_WIDTH**-0.5
 
 
 def _corpus() -> list[str]:
@@ -99,11 +100,9 @@ def train_sentencepiece_like(vocab_size: int = 600) -> PreTrainedTokenizerFast:
 
 
 def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
-    """A WordPiece tokenizer laid out like bert-base-uncased (lowercased, accents stripped) plus `[DEC]`.
-
-    Its vocabulary is built here: tokenizers' WordPieceTrainer breaks ties between equally frequent merges
-    differently from run to run. Specials, every character and its `##` form, then the most frequent words.
-    """
+    """A WordPiece tokenizer laid out like bert-base-uncased (lowercased, accents stripped) plus `[DEC]`; its
+    vocabulary (specials, every character and its `##` form, then the most frequent words) is built here, as
+    tokenizers' WordPieceTrainer breaks ties between equally frequent merges differently from run to run."""
     specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
     normalizer, pre_tokenizer = normalizers.BertNormalizer(lowercase=True), pre_tokenizers.BertPreTokenizer()
     words = Counter(
@@ -126,16 +125,8 @@ def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
         pair="[CLS] $A [SEP] $B [SEP]",
         special_tokens=[("[CLS]", tok.token_to_id("[CLS]")), ("[SEP]", tok.token_to_id("[SEP]"))],
     )
-    return BertTokenizerFast(
-        tokenizer_object=tok,
-        unk_token="[UNK]",
-        sep_token="[SEP]",
-        pad_token="[PAD]",
-        cls_token="[CLS]",
-        mask_token="[MASK]",
-        bos_token="[DEC]",
-        do_lower_case=True,
-    )
+    named = {f"{token[1:-1].lower()}_token": token for token in specials}  # pad_token="[PAD]", ...
+    return BertTokenizerFast(tokenizer_object=tok, bos_token="[DEC]", do_lower_case=True, **named)
 
 
 def tiny_image_processor(size: int = TINY_IMAGE_SIZE) -> BlipImageProcessorPil:
@@ -147,19 +138,10 @@ def tiny_image_processor(size: int = TINY_IMAGE_SIZE) -> BlipImageProcessorPil:
 
 
 def tiny_vision_config(image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> Blip2VisionConfig:
-    """The EVA/BLIP-2 vision tower shrunk to 2 layers of width 32.
-
-    `initializer_range` is set to 0.02: the class default, 1e-10, suits only loading trained weights; at
-    random init it makes every image embed alike and the vision-side gradients ~1e10.
-    """
+    """The EVA/BLIP-2 vision tower shrunk to 2 layers of width 32. `initializer_range` 0.02: the class default,
+    1e-10, suits only loading trained weights; at random init every image embeds alike, gradients ~1e10."""
     return Blip2VisionConfig(
-        initializer_range=0.02,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        image_size=image_size,
-        patch_size=patch_size,
+        initializer_range=0.02, image_size=image_size, patch_size=patch_size, **TINY_LAYERS
     )
 
 
@@ -177,12 +159,11 @@ def _build(name: str, make: Callable[[Path], None]) -> Path:
 def missing_files(path: Path) -> list[str]:
     """What `from_pretrained(path)` needs and `path` lacks: the config and every weights file (one, or the shards its
     index names). `save_pretrained` writes no weights on a rank other than 0 once torch.distributed is up."""
-    lacking = [name for name in ("config.json",) if not (path / name).is_file()]
     index = path / "model.safetensors.index.json"
+    weights = {"model.safetensors"}
     if index.is_file():
-        shards = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
-        return lacking + sorted(shard for shard in shards if not (path / shard).is_file())
-    return lacking + ([] if (path / "model.safetensors").is_file() else ["model.safetensors"])
+        weights = set(json.loads(index.read_text(encoding="utf-8"))["weight_map"].values())
+    return [name for name in ["config.json", *sorted(weights)] if not (path / name).is_file()]
 
 
 def _make_blip2(
@@ -192,19 +173,15 @@ def _make_blip2(
     tokenizer.add_special_tokens(
         {"pad_token": "<pad>", "eos_token": "</s>", "bos_token": "</s>", "unk_token": "<unk>"}
     )
-    processor = Blip2Processor(
-        tiny_image_processor(image_size), tokenizer, num_query_tokens=4
-    )  # adds the <image> token
+    # Blip2Processor adds the <image> token.
+    processor = Blip2Processor(tiny_image_processor(image_size), tokenizer, num_query_tokens=4)
     config = Blip2Config(
         vision_config=tiny_vision_config(image_size, patch_size).to_dict(),
         qformer_config={
-            "hidden_size": TINY_QFORMER_WIDTH,
+            **TINY_LAYERS,
             "initializer_range": TINY_QFORMER_STD,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
-            "intermediate_size": 64,
             "cross_attention_frequency": 1,
-            "encoder_hidden_size": 32,
+            "encoder_hidden_size": TINY_WIDTH,
             "vocab_size": 64,
         },
         text_config={
@@ -237,29 +214,23 @@ def _make_blip_vqa(path: Path, image_size: int = TINY_IMAGE_SIZE, patch_size: in
     processor = BlipProcessor(tiny_image_processor(image_size), tokenizer)
     config = BlipConfig(
         vision_config={
-            "hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            **TINY_LAYERS,
             "image_size": image_size,
             "patch_size": patch_size,
             "initializer_range": TINY_QFORMER_STD,
         },
         text_config={
+            **TINY_LAYERS,
             "initializer_range": TINY_QFORMER_STD,
             "vocab_size": len(tokenizer),
-            "hidden_size": 32,
-            "encoder_hidden_size": 32,
-            "intermediate_size": 64,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 2,
+            "encoder_hidden_size": TINY_WIDTH,
             "max_position_embeddings": 64,
             "pad_token_id": tokenizer.pad_token_id,
             "bos_token_id": tokenizer.bos_token_id,
             "eos_token_id": tokenizer.sep_token_id,
             "sep_token_id": tokenizer.sep_token_id,
         },
-        projection_dim=32,
+        projection_dim=TINY_WIDTH,
         initializer_range=TINY_QFORMER_STD,  # width 32: keep the image signal through cross-attention
     )
     BlipForQuestionAnswering(config).save_pretrained(path)
@@ -288,11 +259,8 @@ def _make_vision_tower(path: Path) -> None:
     tiny_image_processor(16).save_pretrained(path)
 
 
-BUILDERS = {  # runtime.HUB_MODELS key -> (cache folder name, builder)
-    "blip2": (
-        "blip2-opt",
-        _make_blip2,
-    ),  # Blip2ForConditionalGeneration (OPT, 4 query tokens, 32 px) + processor
+BUILDERS = {  # runtime.HUB_MODELS key -> (cache folder name, builder of the model and its processor)
+    "blip2": ("blip2-opt", _make_blip2),  # Blip2ForConditionalGeneration (OPT, 4 query tokens, 32 px)
     "blip-vqa": ("blip-vqa", _make_blip_vqa),  # BlipForQuestionAnswering (32 px) + WordPiece BlipProcessor
     "llama-2-chat": ("llama", _make_llama),  # LlamaForCausalLM + SentencePiece-like BPE with <s>/</s>/<unk>
     "minigpt-vision": ("eva-vision", _make_vision_tower),  # Blip2VisionModel (16 px, patch 4) + processor
@@ -301,24 +269,19 @@ BUILDERS = {  # runtime.HUB_MODELS key -> (cache folder name, builder)
 
 def build(key: str) -> Path:
     """The folder of the tiny model standing in for hub model `key`, built once and cached."""
-    name, make = BUILDERS[key]
-    return _build(name, make)
+    return _build(*BUILDERS[key])
 
 
-# The hub checkpoints' image size and patch: BLIP-2's ViT-g 224 px / 14, BLIP VQA's ViT-B 384 px / 16.
-HUB_GEOMETRY = {"blip2": (224, 14), "blip-vqa": (384, 16)}
-HUB_SHARDED = {
-    "blip2": "200KB"
-}  # Salesforce/blip2-opt-2.7b is sharded: its safetensors index names the shards
+# key -> (folder suffix, builder arguments): the hub checkpoints' image size and patch (BLIP-2's ViT-g 224 px / 14,
+# BLIP VQA's ViT-B 384 px / 16); Salesforce/blip2-opt-2.7b is sharded (its safetensors index names the shards).
+HUB_SHAPED = {"blip2": ("224px-sharded", (224, 14, "200KB")), "blip-vqa": ("384px", (384, 16))}
 
 
 def build_hub_shaped(key: str) -> Path:
     """The tiny model the rehearsal publishes under hub model `key`'s id: the tiny widths at the checkpoint's image
     size and patch, so the full profile's paths (MiniGPT-v2's 448 px, 1,024 patches, 256 tokens) run as written."""
-    if key not in HUB_GEOMETRY:
+    if key not in HUB_SHAPED:
         return build(key)
     name, make = BUILDERS[key]
-    size, patch = HUB_GEOMETRY[key]
-    if key in HUB_SHARDED:
-        return _build(f"{name}-{size}px-sharded", lambda path: make(path, size, patch, HUB_SHARDED[key]))
-    return _build(f"{name}-{size}px", lambda path: make(path, size, patch))
+    suffix, arguments = HUB_SHAPED[key]
+    return _build(f"{name}-{suffix}", lambda path: make(path, *arguments))

@@ -72,12 +72,9 @@ def _write_csv(path: Path, rows: list[tuple[str, str, int, int]]) -> None:
 def write_fixture(
     folder: Path, n_images: int = 128, seed: int = 0, row_counts: dict[str, int] | None = None
 ) -> Path:
-    """Write the fixture into `folder` and return it; about 15% of images are test-only and 15% in both splits;
-    `row_counts` ({"train": n, "test": m}) repeats the questions to the real set's row counts.
-
-    Each image has all four questions: train-only and test-only images give all four to their split; a shared
-    image gives two to each (so its test questions are new) and the first shared one also repeats one pair.
-    """
+    """Write the fixture into `folder` and return it; about 15% of images are test-only and 15% in both splits
+    (two of an image's four questions in each, so its test questions are new; the first also repeats one pair).
+    `row_counts` ({"train": n, "test": m}) repeats the questions to the real set's row counts."""
     if n_images < 3:
         raise ValueError(f"n_images must be at least 3 (train-only, test-only and shared), got {n_images}")
     folder = Path(folder)
@@ -86,8 +83,7 @@ def write_fixture(
     image_ids = rng.sample(range(1, 600_000), n_images)
     n_test_only = n_shared = max(1, round(0.15 * n_images))
     train, test = [], []
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
+    with zipfile.ZipFile(folder / vivqa.IMAGES_ZIP, "w") as archive:
         for k, img_id in enumerate(image_ids):
             facts = (rng.choice(OBJECTS), rng.choice(list(COLOURS)), rng.randint(1, 4), rng.choice(SIDES))
             jpeg = io.BytesIO()
@@ -98,8 +94,7 @@ def write_fixture(
             if k < n_test_only:
                 test += rows
             elif k < n_test_only + n_shared:
-                first = k % 4
-                picked = [rows[(first + j) % 4] for j in range(4)]
+                picked = rows[k % 4 :] + rows[: k % 4]
                 train += picked[:2]
                 test += picked[2:] + (picked[:1] if k == n_test_only else [])
             else:
@@ -112,5 +107,4 @@ def write_fixture(
     rng.shuffle(test)
     _write_csv(folder / "train.csv", train)
     _write_csv(folder / "test.csv", test)
-    (folder / vivqa.IMAGES_ZIP).write_bytes(buffer.getvalue())
     return folder
