@@ -1,6 +1,6 @@
 """Margins of the four smoke learning proofs (trained vs image-shuffled control vs blind baselines) over seeds.
 
-Each proof is the one its test checks (`helpers.proofs.learning_check`); a margin above 0 means that bound holds. Run it
+Each proof is the one its test checks (`tools.proofs.learning_check`); a margin above 0 means that bound holds. Run it
 under each CI package set and name the set: `python -m benchmarks.bench_learning_margins newest 0 1 2 3 4`.
 """
 
@@ -23,7 +23,7 @@ CHECKS = {
 
 def margins(seeds: list[int]) -> dict[str, dict]:
     """{proof: {seed: {bound: margin}, ...}, with each proof's smallest margin per bound and its seconds}."""
-    from helpers.proofs import learning_check
+    from tools.proofs import learning_check
 
     figures = {}
     for proof_name, name in CHECKS.items():

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -32,10 +31,9 @@ from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.collate import CaptionCollator
 from helpers.data import dish_dataset
 from helpers.models import blip2_lora
-from helpers.proofs import caption_learning, controls
 
 LOSSES = "losses.json"  # rank 0 writes the logged training losses here
-CHECK = "check.json"  # and, in smoke, the learning check's result on the shapes
+CAPTIONS = "captions.json"  # and, in smoke, its captions of the shapes (A2 §6 and the tests score them)
 # Largest relative difference between the losses of runs on different process counts with the same global batch:
 # LoRA dropout draws its masks from each process's own random stream (A2 §4 measures well under 1%).
 LOSS_TOLERANCE = 0.05
@@ -58,8 +56,8 @@ def data(
     if profile.is_smoke:
         kit = profile.smoke_kit
         shapes = kit.shape_captions.shape_dataset()
-        train = controls.shuffle_column(shapes, "image", seed) if shuffle else shapes
-        return caption_learning.SHAPES_CHECK, train, None, shapes
+        train = kit.shuffled.shuffle_column(shapes, "image", seed) if shuffle else shapes
+        return kit.shape_captions.RECIPE, train, None, shapes
     if shuffle:
         raise ValueError(
             "the image-shuffled control is a smoke-profile check: drop --shuffle in the full profile"
@@ -146,10 +144,8 @@ def train(
         }
         atomic.write_text(Path(output_dir) / LOSSES, json.dumps(run, indent=1))
         if scored is not None:
-            check = caption_learning.score(model, processor, scored)
-            atomic.write_text(
-                Path(output_dir) / CHECK, json.dumps(asdict(check), ensure_ascii=False, indent=1)
-            )
+            captions = training.caption_images(model, processor, scored["image"], recipe.max_new_tokens)
+            atomic.write_text(Path(output_dir) / CAPTIONS, json.dumps(captions, ensure_ascii=False, indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:

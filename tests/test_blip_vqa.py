@@ -13,10 +13,10 @@ from helpers import jsonl, profiles
 from helpers.data import predictions, vivqa
 from helpers.metrics import scoring
 from helpers.models import audit
-from helpers.proofs import vqa_learning
-from helpers.proofs.controls import shuffle_column
 from helpers.smoke import icon_scenes, tiny_models
+from helpers.smoke.shuffled import shuffle_column
 from helpers.training import answer_questions
+from tools.proofs import vqa_learning
 
 
 def test_exercise_lora_adapts_query_and_key_of_both_text_transformers():

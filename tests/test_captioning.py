@@ -12,8 +12,8 @@ from helpers import hub, jsonl, profiles, runtime, training, viz
 from helpers.chapters.blip2_lora_captioning import caption_lora_config
 from helpers.data import predictions
 from helpers.models import audit, blip2_lora
-from helpers.proofs import caption_learning
 from helpers.smoke import shape_captions, tiny_models
+from tools.proofs import caption_learning
 
 
 def test_full_lora_is_the_reports_and_prints_its_line():

@@ -12,10 +12,9 @@ import pytest
 from accelerate.commands.config.config_args import ClusterConfig
 
 from helpers import launch, profiles, runtime
-from helpers.proofs import caption_learning, controls
-from helpers.proofs.learning_check import CheckResult
-from helpers.smoke import tiny_models
+from helpers.smoke import shape_captions, tiny_models
 from tools import series
+from tools.proofs import caption_learning, controls
 
 pytestmark = [pytest.mark.launch, pytest.mark.slow]
 A2 = runtime.REPO_ROOT / "notebooks" / "A2_several_gpus_with_accelerate.ipynb"
@@ -41,7 +40,7 @@ def losses(folder) -> dict:
 def test_two_processes_log_the_losses_of_one_with_the_same_global_batch(a2):
     several, one = losses(a2 / "several"), losses(a2 / "one")
     assert (several["processes"], one["processes"]) == (2, 1)
-    assert several["global_batch"] == one["global_batch"] == 2 * caption_learning.SHAPES_CHECK.batch_size
+    assert several["global_batch"] == one["global_batch"] == 2 * shape_captions.RECIPE.batch_size
     pairs = list(zip(several["losses"], one["losses"], strict=True))
     assert len(pairs) == 12 and all(a["step"] == b["step"] for a, b in pairs)
     assert max(abs(a["loss"] - b["loss"]) / b["loss"] for a, b in pairs) <= launch.LOSS_TOLERANCE
@@ -58,8 +57,9 @@ def test_a_two_process_checkpoint_resumes_in_one_process(a2):
 
 
 def test_the_two_process_run_learns_from_the_image(a2):
+    shapes = shape_captions.shape_dataset()
     trained, control = (
-        CheckResult(**json.loads((a2 / run / launch.CHECK).read_text(encoding="utf-8")))
+        caption_learning.scored(json.loads((a2 / run / launch.CAPTIONS).read_text(encoding="utf-8")), shapes)
         for run in ("trained", "control")
     )
     assert losses(a2 / "trained")["processes"] == losses(a2 / "control")["processes"] == 2

@@ -1,13 +1,13 @@
-"""Every chapter's learning proof through the one driver (`helpers/proofs/learning_check.py`): a tiny model trained on
+"""Every chapter's learning proof through the one driver (`tools/proofs/learning_check.py`): a tiny model trained on
 its fixture beats every blind baseline and its image-shuffled control on held-out rows."""
 
 import pytest
 from datasets import Dataset
 
 from helpers.metrics import scoring
-from helpers.proofs import learning_check
-from helpers.proofs.controls import Bound, check
-from helpers.proofs.learning_check import CheckResult
+from tools.proofs import learning_check
+from tools.proofs.controls import Bound, check
+from tools.proofs.learning_check import CheckResult
 
 TASK_OF = {
     "captioning": "caption",

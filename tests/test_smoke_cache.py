@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from helpers import runtime
-from helpers.proofs import controls
 from helpers.smoke import cache, tiny_models
+from tools.proofs import controls
 
 
 @pytest.fixture
@@ -28,7 +28,10 @@ def test_a_result_is_computed_once_per_key(cache_root):
     first = cache.result("demo", compute, seed=0)
     assert cache.result("demo", compute, seed=0) == first == {"accuracy": 0.75, "predictions": ["màu đỏ"]}
     cache.result("demo", compute, seed=1)  # another argument, another key
-    assert len(calls) == 2 and len(list((cache_root / "results").glob("demo-*.json"))) == 2
+    cache.result(
+        "demo", compute, [runtime.REPO_ROOT / "tools" / "proofs" / "controls.py"], seed=0
+    )  # and own files
+    assert len(calls) == 3 and len(list((cache_root / "results").glob("demo-*.json"))) == 3
 
 
 def test_the_key_follows_file_contents_and_library_versions(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""The smoke profile's sources: tiny models, fixture sites and synthetic data.
+"""The smoke profile's sources: tiny models, fixture sites, synthetic data and the image-shuffled control's data.
 
 `profiles.profile("smoke")` hands this package to its `Profile` (`smoke_kit`); `runtime` never imports it. Its
 modules load on first use (PEP 562), so notebook 01 asking for fixture sites does not import peft or Trainer.
@@ -17,6 +17,7 @@ __all__ = [
     "rebuild",
     "scrape_fixtures",
     "shape_captions",
+    "shuffled",
     "synthetic_stage3",
     "tiny_models",
     "vivqa_fixtures",

@@ -18,17 +18,7 @@ from filelock import FileLock
 from helpers import atomic, runtime
 
 # The libraries whose numerics or file formats reach a tiny model or a learning check.
-LIBRARIES = (
-    "torch",
-    "transformers",
-    "peft",
-    "bitsandbytes",
-    "accelerate",
-    "tokenizers",
-    "datasets",
-    "numpy",
-    "pillow",
-)
+LIBRARIES = "torch transformers peft bitsandbytes accelerate tokenizers datasets numpy pillow".split()
 
 
 def cache_dir() -> Path:
@@ -80,11 +70,11 @@ def folder(
     return path
 
 
-def result(name: str, compute: Callable[[], dict], **arguments: object) -> dict:
-    """`compute()` (a JSON-able dict) once per key of the project's files and `arguments`; later calls read it."""
-    path = cache_dir() / "results" / f"{name}-{key(project_files(), name, arguments)}.json"
+def result(name: str, compute: Callable[[], dict], files: Iterable[Path] = (), **arguments: object) -> dict:
+    """`compute()` (a JSON-able dict) once per key of the project's files, the caller's own `files` and `arguments`;
+    later calls read it."""
+    path = cache_dir() / "results" / f"{name}-{key([*project_files(), *files], name, arguments)}.json"
     with FileLock(f"{path}.lock"):
         if not path.exists():
-            value = compute()
-            atomic.write_text(path, json.dumps(value, ensure_ascii=False, indent=1))
+            atomic.write_text(path, json.dumps(compute(), ensure_ascii=False, indent=1))
     return json.loads(path.read_text(encoding="utf-8"))

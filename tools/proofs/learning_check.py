@@ -14,8 +14,9 @@ from pathlib import Path
 from datasets import Dataset
 
 from helpers import profiles, runtime
-from helpers.proofs.controls import Bound, check, shuffle_column
 from helpers.smoke import cache
+from helpers.smoke.shuffled import shuffle_column
+from tools.proofs.controls import Bound, check
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ def task(name: str) -> Task:
     """The `Task` called `name` (one of `TASKS`)."""
     if name not in TASKS:
         raise ValueError(f"learning check must be one of {sorted(TASKS)}, not {name!r}")
-    return importlib.import_module(f"helpers.proofs.{TASKS[name]}").TASK
+    return importlib.import_module(f"tools.proofs.{TASKS[name]}").TASK
 
 
 def run(name: str, shuffle: bool = False, seed: int = 0) -> CheckResult:
@@ -68,11 +69,15 @@ def run(name: str, shuffle: bool = False, seed: int = 0) -> CheckResult:
     return chosen.run(profile, trained_on, test, folder / "run", 42 + seed)
 
 
+PROOFS = tuple(
+    sorted(Path(__file__).parent.glob("*.py"))
+)  # this package's own code: a change re-runs the checks
+
+
 def learning_check(name: str, shuffle: bool = False, seed: int = 0) -> CheckResult:
-    """`run`, computed once per key of the code, data and library versions (`cache.result`)."""
-    return CheckResult(
-        **cache.result(name, lambda: asdict(run(name, shuffle, seed)), shuffle=shuffle, seed=seed)
-    )
+    """`run`, computed once per key of the code (`helpers` and these proofs), data and library versions."""
+    result = cache.result(name, lambda: asdict(run(name, shuffle, seed)), PROOFS, shuffle=shuffle, seed=seed)
+    return CheckResult(**result)
 
 
 def proof(name: str, trained: CheckResult, seed: int = 0) -> list[Bound]:

@@ -1,6 +1,6 @@
 """Notebook 03's calls as a learning-check task: a tiny BLIP-2 must name the colour and shape each image shows.
 
-Used by `learning_check` (appendix A1 §6, the proof of notebook 03) and appendix A2.
+Used by `learning_check` (appendix A1 §6, the proof of notebook 03) and appendix A2 (`scored`).
 """
 
 from __future__ import annotations
@@ -22,16 +22,10 @@ from helpers import runtime
 from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.collate import CaptionCollator
 from helpers.models import blip2_lora
-from helpers.proofs.controls import Bound
-from helpers.proofs.learning_check import CheckResult, Task
-from helpers.smoke.shape_captions import names_image, shape_dataset
+from helpers.smoke.shape_captions import RECIPE, names_image, shape_dataset
 from helpers.training import StopAfterEpochs, caption_images
-
-# 18 shape images x 150 epochs = 900 steps, ~20 s on two CPU cores; the output layer is trained as in smoke. At 100
-# epochs one seed in five confused a shape under some library versions (benchmarks/results/learning_margins_*.json).
-SHAPES_CHECK = runtime.Recipe(
-    epochs=150, learning_rate=1e-2, batch_size=3, patience=0, max_new_tokens=12, modules_to_save=("lm_head",)
-)
+from tools.proofs.controls import Bound
+from tools.proofs.learning_check import CheckResult, Task
 
 
 def fit(
@@ -81,15 +75,19 @@ def train_and_score(
     profile: runtime.Profile, train: Dataset, test: Dataset, output_dir: Path, seed: int
 ) -> CheckResult:
     """Notebook 03's calls on the shapes, then `score`."""
-    model, processor = blip2_lora.load_blip2_with_lora(profile, SHAPES_CHECK)
-    fit(model, processor, SHAPES_CHECK, train, None, output_dir, seed=seed)
+    model, processor = blip2_lora.load_blip2_with_lora(profile, RECIPE)
+    fit(model, processor, RECIPE, train, None, output_dir, seed=seed)
     return score(model, processor, test)
 
 
 def score(model: PeftModel, processor: Blip2Processor, test: Dataset) -> CheckResult:
-    """The share of `test` images whose colour and shape the caption names. The blind baseline is the best a model
-    ignoring the image can do: its one caption, right for the commonest pair."""
-    predicted = caption_images(model, processor, test["image"], SHAPES_CHECK.max_new_tokens)
+    """`model`'s captions of the `test` images, scored (`scored`)."""
+    return scored(caption_images(model, processor, test["image"], RECIPE.max_new_tokens), test)
+
+
+def scored(predicted: list[str], test: Dataset) -> CheckResult:
+    """The share of `test` images whose colour and shape their caption in `predicted` names. The blind baseline is
+    the best a model ignoring the image can do: its one caption, right for the commonest pair."""
     truth = list(zip(test["colour"], test["shape"], strict=True))
     hits = [names_image(p, c, s) for p, (c, s) in zip(predicted, truth, strict=True)]
     majority = Counter(truth).most_common(1)[0][1] / len(truth)

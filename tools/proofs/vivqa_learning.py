@@ -19,10 +19,10 @@ from helpers.data import vivqa
 from helpers.metrics import vqa_metrics
 from helpers.models import minigpt_v2_checkpoint
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
-from helpers.proofs.controls import Bound
-from helpers.proofs.learning_check import CheckResult, Task
 from helpers.smoke import vivqa_fixtures
 from helpers.training import minigpt_answers, minigpt_vqa_rows, tutorial_optimizer
+from tools.proofs.controls import Bound
+from tools.proofs.learning_check import CheckResult, Task
 
 
 def load_for_training(

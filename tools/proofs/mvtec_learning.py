@@ -14,11 +14,11 @@ from helpers import runtime
 from helpers.data import mvtec
 from helpers.metrics import box_metrics
 from helpers.models.minigpt_v2_prompts import build_prompt
-from helpers.proofs.controls import Bound
-from helpers.proofs.learning_check import CheckResult, Task
-from helpers.proofs.vivqa_learning import fit, load_for_training
 from helpers.smoke import mvtec_fixtures
 from helpers.training import blind_boxes, detection_rows, minigpt_answers
+from tools.proofs.controls import Bound
+from tools.proofs.learning_check import CheckResult, Task
+from tools.proofs.vivqa_learning import fit, load_for_training
 
 # 70 images per category: about 147 for training and 42 for testing.
 PER_CATEGORY = 70

@@ -25,10 +25,10 @@ from helpers.collate import BlipVqaCollator
 from helpers.data import iconqa, vivqa
 from helpers.metrics import vqa_metrics
 from helpers.models import audit
-from helpers.proofs.controls import Bound
-from helpers.proofs.learning_check import CheckResult, Task
 from helpers.smoke import icon_scenes
 from helpers.training import answer_questions
+from tools.proofs.controls import Bound
+from tools.proofs.learning_check import CheckResult, Task
 
 DECAY = 0.9  # the exercise's ExponentialLR gamma, applied once per epoch
 
