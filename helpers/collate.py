@@ -40,6 +40,17 @@ def _check_image(value: Any, row: int, field: str) -> Image.Image:
     return value.convert("RGB")
 
 
+def _batch(
+    processor: Blip2Processor, ids: list[list[int]], images: list[Image.Image], side: str, **padding: Any
+) -> dict[str, torch.Tensor]:
+    """`ids` padded on `side` with their attention mask, and the images' pixel values."""
+    batch = processor.tokenizer.pad(
+        {"input_ids": ids}, padding_side=side, return_attention_mask=True, return_tensors="pt", **padding
+    )
+    batch["pixel_values"] = processor.image_processor(images, return_tensors="pt").pixel_values
+    return dict(batch)
+
+
 def prefix_ids(processor: Blip2Processor, prompt: str = "") -> list[int]:
     """The ids every row starts with: the query-token placeholders, BOS, then the prompt (if any)."""
     tokenizer = processor.tokenizer
@@ -48,20 +59,10 @@ def prefix_ids(processor: Blip2Processor, prompt: str = "") -> list[int]:
     return [image_id] * processor.num_query_tokens + [tokenizer.bos_token_id] + prompt_ids
 
 
-def caption_ids(processor: Blip2Processor, caption: str, prompt: str = "") -> list[int]:
-    """The trained part of a row: the caption's tokens and EOS (a space separates it from a prompt)."""
-    tokenizer = processor.tokenizer
-    text = f" {caption}" if prompt else caption
-    return tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-
-
 @dataclass
 class CaptionCollator:
-    """Turns rows with an image and a caption into a training batch for `Blip2ForConditionalGeneration`.
-
-    `padding="longest"` pads to the batch's longest row; `"max_length"` (with `max_length`) reproduces the
-    BLIP-2 food report's fixed-length padding for comparison. Rows longer than `max_length` raise instead of being cut.
-    """
+    """Rows with an image and a caption -> a `Blip2ForConditionalGeneration` training batch; `padding="max_length"`
+    (with `max_length`) reproduces the BLIP-2 food report's fixed-length padding; longer rows raise, never cut."""
 
     processor: Blip2Processor
     prompt: str = ""
@@ -77,11 +78,12 @@ class CaptionCollator:
             raise ValueError("padding='max_length' needs max_length")
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        prefix = prefix_ids(self.processor, self.prompt)
+        prefix, tokenizer = prefix_ids(self.processor, self.prompt), self.processor.tokenizer
         ids, labels, images = [], [], []
         for i, row in enumerate(rows):
             caption = _check_text(row.get(self.caption_column), i, self.caption_column)
-            target = caption_ids(self.processor, caption, self.prompt)
+            text = f" {caption}" if self.prompt else caption  # a space separates it from a prompt
+            target = tokenizer(text, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
             if self.max_length and len(prefix) + len(target) > self.max_length:
                 raise ValueError(
                     f"row {i}: {len(prefix) + len(target)} tokens exceed max_length={self.max_length}"
@@ -89,18 +91,10 @@ class CaptionCollator:
             ids.append(prefix + target)
             labels.append([IGNORE_INDEX] * len(prefix) + target)
             images.append(_check_image(row.get(self.image_column), i, self.image_column))
-        batch = self.processor.tokenizer.pad(
-            {"input_ids": ids},
-            padding=self.padding,
-            max_length=self.max_length,
-            padding_side="right",
-            return_attention_mask=True,
-            return_tensors="pt",
-        )
+        batch = _batch(self.processor, ids, images, "right", padding=self.padding, max_length=self.max_length)
         width = batch["input_ids"].shape[1]
         batch["labels"] = torch.tensor([row + [IGNORE_INDEX] * (width - len(row)) for row in labels])
-        batch["pixel_values"] = self.processor.image_processor(images, return_tensors="pt").pixel_values
-        return dict(batch)
+        return batch
 
 
 def generation_batch(
@@ -111,16 +105,8 @@ def generation_batch(
     if len(prompts) != len(images):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     ids = [prefix_ids(processor, prompt) for prompt in prompts]
-    batch = processor.tokenizer.pad(
-        {"input_ids": ids},
-        padding="longest",
-        padding_side="left",
-        return_attention_mask=True,
-        return_tensors="pt",
-    )
     pictures = [_check_image(image, i, "image") for i, image in enumerate(images)]
-    batch["pixel_values"] = processor.image_processor(pictures, return_tensors="pt").pixel_values
-    return dict(batch)
+    return _batch(processor, ids, pictures, "left", padding="longest")
 
 
 def with_token_lengths(
@@ -138,12 +124,8 @@ def with_token_lengths(
 
 @dataclass
 class BlipVqaCollator:
-    """Rows with image, question and answer -> a `BlipForQuestionAnswering` training batch.
-
-    Questions and answers are tokenized separately; the answer starts with the decoder's BOS (`[DEC]`, the token
-    `generate` starts from, not the tokenizer's `[CLS]`), its padding is -100 in the labels, and both attention
-    masks are passed.
-    """
+    """Rows with image, question and answer -> a `BlipForQuestionAnswering` batch: answers tokenized apart, starting
+    with the decoder's BOS (`[DEC]`, where `generate` starts, not `[CLS]`), padding -100 in the labels, both masks."""
 
     processor: BlipProcessor
     question_column: str = "question"
@@ -173,26 +155,10 @@ class BlipVqaCollator:
         }
 
 
-def encode_example(
-    tokenizer: PreTrainedTokenizerBase,
-    prompt: str,
-    answer: str,
-    num_image_tokens: int,
-    max_txt_len: int = 1024,
-) -> dict[str, list[int]]:
-    """input_ids and labels for one training example: labels are the answer + `</s>`, −100 elsewhere.
-
-    The answer (with `</s>`) is cut to max_txt_len tokens, like the original's `truncation=True`.
-    """
-    prompt_ids = encode_prompt(tokenizer, prompt, num_image_tokens)
-    answer_ids = tokenizer(answer + tokenizer.eos_token, add_special_tokens=False)["input_ids"][:max_txt_len]
-    return {"input_ids": prompt_ids + answer_ids, "labels": [IGNORE_INDEX] * len(prompt_ids) + answer_ids}
-
-
 @dataclass
 class MiniGPTv2Collator:
-    """Trainer data collator: rows with image, task, instruction, answer -> right-padded training batch, with
-    the original's training prompt (two spaces before `[/INST]`)."""
+    """Rows with image, task, instruction, answer -> a right-padded batch with the original's training prompt; labels
+    are the answer + `</s>` (cut to max_txt_len tokens, the original's `truncation=True`), -100 elsewhere."""
 
     tokenizer: PreTrainedTokenizerBase
     image_processor: BlipImageProcessorPil
@@ -200,21 +166,22 @@ class MiniGPTv2Collator:
     max_txt_len: int = 1024
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        encoded = []
+        ids, labels = [], []
         for number, row in enumerate(rows):
             missing = [field for field in ("image", "task", "instruction", "answer") if field not in row]
             if missing:
                 raise KeyError(f"batch row {number} lacks field(s) {', '.join(missing)}")
             prompt = build_prompt(row["task"], row["instruction"], training=True)
-            encoded.append(
-                encode_example(self.tokenizer, prompt, row["answer"], self.num_image_tokens, self.max_txt_len)
-            )
-        ids = [item["input_ids"] for item in encoded]
+            prompt_ids = encode_prompt(self.tokenizer, prompt, self.num_image_tokens)
+            answer = self.tokenizer(row["answer"] + self.tokenizer.eos_token, add_special_tokens=False)
+            answer_ids = answer["input_ids"][: self.max_txt_len]
+            ids.append(prompt_ids + answer_ids)
+            labels.append([IGNORE_INDEX] * len(prompt_ids) + answer_ids)
         return {
             "pixel_values": self.pixel_values([row["image"] for row in rows]),
             "input_ids": pad_sequences(ids, pad_token_id(self.tokenizer), "right"),
             "attention_mask": attention_mask_for(ids, "right"),
-            "labels": pad_sequences([item["labels"] for item in encoded], IGNORE_INDEX, "right"),
+            "labels": pad_sequences(labels, IGNORE_INDEX, "right"),
         }
 
     def pixel_values(self, images: list[Image.Image]) -> torch.Tensor:

@@ -8,12 +8,6 @@ The exercise ("IconDomainVQAData", no download link) holds IconQA's own per-ques
 
 Unzipped copies often nest a folder in itself (`train_fill_in_blank/train_fill_in_blank/{pid}`); both work.
 The public copy `lmms-lab/ICON-QA` is Parquet with splits val and test (no train) and all three IconQA sub-tasks.
-Notebook-facing API:
-
-    data = read_exercise_layout(root)       # DatasetDict train/test: pid, question, (answer,) image
-    data = load_hub_copy()                  # DatasetDict val/test of the same columns, fill-in-the-blank only
-    splits = image_disjoint_splits(data)    # train/validation/test with no image in two splits
-    question_type("How many dots are there?")  # 'count', for per-type accuracy
 """
 
 from __future__ import annotations
@@ -115,23 +109,11 @@ def _read_train(root: Path) -> Dataset:
                 f"{where}: field 'ques_type' is {record['ques_type']!r}, expected {FILL_IN_BLANK!r}"
             )
         question, answer = _text(record, "question", where), _text(record, "answer", where)
-        rows.append(
-            {
-                "pid": pid,
-                "question": question,
-                "answer": answer,
-                "image": _image_in(images / pid, where, "pid"),
-            }
-        )
+        image = _image_in(images / pid, where, "pid")
+        rows.append({"pid": pid, "question": question, "answer": answer, "image": image})
     if not rows:
         raise BadInput(f"{path}: no records")
     return Dataset.from_list(rows, features=TRAIN_FEATURES)
-
-
-def _test_folders(folder: Path) -> list[Path]:
-    """The item folders of test_data in numeric order (files such as .DS_Store and hidden folders skipped)."""
-    items = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
-    return sorted(items, key=lambda p: (len(p.name), p.name))
 
 
 def _read_test(root: Path) -> Dataset:
@@ -139,8 +121,10 @@ def _read_test(root: Path) -> Dataset:
     folder = _folder(root, "test_data")
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder} is missing: `root` must be the unzipped exercise folder")
+    # Item folders in numeric order; files such as .DS_Store and hidden folders skipped.
+    items = [p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]
     rows = []
-    for item in _test_folders(folder):
+    for item in sorted(items, key=lambda p: (len(p.name), p.name)):
         path = item / "data.json"
         if not path.is_file():
             raise BadInput(f"{item}: no data.json")
@@ -161,12 +145,8 @@ def _read_test(root: Path) -> Dataset:
 
 
 def read_exercise_layout(root: Path) -> DatasetDict:
-    """The exercise's train (pid, question, answer, image) and test (pid, question, image); images load lazily.
-
-    A malformed line, missing or empty field, repeated pid, ques_type other than fill_in_blank, or missing,
-    unreadable or oversized image raises ValueError naming file, line (or folder) and field. Other fields (grade,
-    label, ...) are dropped; text is stripped.
-    """
+    """The exercise's train (pid, question, answer, image) and test (pid, question, image), text stripped, other
+    fields dropped; a bad line, field, pid, ques_type or image raises naming file, line (or folder) and field."""
     root = Path(root)
     return DatasetDict({"train": _read_train(root), "test": _read_test(root)})
 
@@ -218,9 +198,8 @@ def _fill_in_blank(table: Dataset, split: str) -> Dataset:
 def load_hub_copy(
     repo_id: str = HUB_REPO, splits: Sequence[str] = ("val", "test"), revision: str | None = None
 ) -> DatasetDict:
-    """The Hub copy's `splits` at `revision` (a commit pins the data), checked by `check_hub_columns`,
-    fill-in-the-blank only, as pid (the question_id), question, answer and image (the query image) like the
-    exercise's train split."""
+    """The Hub copy's `splits` at `revision` (a commit pins the data), checked (`check_hub_columns`), fill-in-the-blank
+    only, as pid (question_id), question, answer and image (query image) like the exercise's train split."""
     loaded = datasets.load_dataset(repo_id, revision=revision)
     absent = [split for split in splits if split not in loaded]
     if absent:

@@ -5,13 +5,7 @@ The MiniGPT-v2 fine-tuning tutorial's `MVTEC_det.zip` (Drive) holds images and J
 `train_data.json` and evaluates `val_data.json`, and the layout inside the zip is not documented, so `discover` looks.
 MVTec-AD itself (CC BY-NC-SA 4.0) ships `{category}/train/good`, `{category}/test/{good|defect type}` and
 `{category}/ground_truth/{defect type}/NNN_mask.png`; `convert_official` turns it into the same records with one
-box per connected defect region. Notebook-facing API:
-
-    root = download(folder)                  # gdown + verify + safe unzip (smoke: a fixture zip)
-    files = discover(root)                   # {"train": path, "validation": path, ...} or an error listing files
-    table = read_records(files["train"], root)   # datasets.Dataset, every record checked
-    records = convert_official(mvtec_root)   # list of records from the official folders
-    splits = split_records(records)          # 70/10/20 by category and good/defect, fixed seed
+box per connected defect region.
 """
 
 from __future__ import annotations
@@ -47,7 +41,6 @@ WHOLE_FRAME = [0, 0, GRID, GRID]
 # Split files by what their names say: the fork reads train_data.json and evaluates val_data.json.
 SPLIT_WORDS = {"train": ("train",), "validation": ("val", "valid", "validation"), "test": ("test",)}
 FIELDS = ("image_path", "bbox", "class", "is_broken")  # what the fork's dataset reads
-OPTIONAL_FIELDS = ("height", "width")  # checked against the image when present
 FEATURES = Features(
     {
         "image_path": Value("string"),
@@ -82,11 +75,6 @@ def unpack(folder: Path) -> Path:
     return downloads.safe_unzip(Path(folder) / ZIP_NAME, Path(folder) / "extracted", MAX_BYTES)
 
 
-def _split_of(path: Path) -> str | None:
-    words = path.stem.lower().replace("-", "_").split("_")
-    return next((split for split, names in SPLIT_WORDS.items() if any(w in names for w in words)), None)
-
-
 def discover(root: Path) -> dict[str, Path]:
     """The JSON split files under `root` by split ("train", "validation", "test"); raises listing every JSON
     file found when there is no train file, no evaluation file, or two files claim one split."""
@@ -95,7 +83,8 @@ def discover(root: Path) -> dict[str, Path]:
     listing = ", ".join(str(p.relative_to(root)) for p in found) or "no .json file at all"
     splits: dict[str, Path] = {}
     for path in found:
-        split = _split_of(path)
+        words = path.stem.lower().replace("-", "_").split("_")
+        split = next((split for split, names in SPLIT_WORDS.items() if any(w in names for w in words)), None)
         if split is None:
             continue
         if split in splits:
@@ -114,12 +103,10 @@ def discover(root: Path) -> dict[str, Path]:
 def _image_file(image_path: str, root: Path) -> Path | None:
     """`image_path` under `root`, else with leading folders dropped (the fork drops the first), else None."""
     parts = Path(image_path).parts
-    for start in range(len(parts)):
-        for base in (root, root / "images"):
-            candidate = base.joinpath(*parts[start:])
-            if candidate.is_file():
-                return candidate
-    return None
+    candidates = (
+        base.joinpath(*parts[start:]) for start in range(len(parts)) for base in (root, root / "images")
+    )
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
 def _widened(low: int, high: int) -> tuple[int, int]:
@@ -130,10 +117,8 @@ def _widened(low: int, high: int) -> tuple[int, int]:
 
 
 def check_box(value: object, where: str, field: str = "bbox") -> tuple[list[int] | None, str | None]:
-    """(box, note) for a box of four integers on the 0-100 grid: a valid box with no note; one repaired without
-    ambiguity (corners just off the grid clamped, a zero width or height widened to one grid unit) with a note
-    saying how; a reversed box (x1 > x2 or y1 > y2, which corner is wrong?) as None with a note. Any other
-    value raises ValueError naming `where`."""
+    """(box, note) for four integers on the 0-100 grid: valid, no note; repaired (corners just off the grid clamped,
+    a zero side widened to 1) with a note; reversed (which corner is wrong?) None with a note; else raises."""
     if (
         not isinstance(value, list)
         or len(value) != 4
@@ -151,11 +136,6 @@ def check_box(value: object, where: str, field: str = "bbox") -> tuple[list[int]
         notes.append("zero width or height widened to 1")
     box = [x1, y1, x2, y2]
     return box, f"repaired: {value} -> {box} ({', '.join(notes)})" if notes else None
-
-
-def _image_size(path: Path, where: str) -> tuple[int, int]:
-    with images.open_checked(path, f"{where}: field 'image_path' {path}") as image:
-        return image.size
 
 
 def check_record(
@@ -185,31 +165,33 @@ def check_record(
     boxes = [box for box, _ in checked if box is not None]
     if not boxes:
         return None, notes
-    relative = PurePosixPath(str(record["image_path"]).replace("\\", "/"))
+    image_path = str(record["image_path"])
+    relative = PurePosixPath(image_path.replace("\\", "/"))
     if relative.is_absolute() or ".." in relative.parts:
         raise BadInput(
             f"{where}: field 'image_path' {record['image_path']!r} leads outside the dataset root {root}"
         )
-    image = _image_file(str(record["image_path"]), root)
+    image = _image_file(image_path, root)
     if image is None:
         raise BadInput(f"{where}: field 'image_path' {record['image_path']!r}: no such image under {root}")
-    width, height = _image_size(image, where)
+    with images.open_checked(image, f"{where}: field 'image_path' {image}") as opened:
+        width, height = opened.size
     for name, actual in (("width", width), ("height", height)):
         stated = record.get(name, actual)
         if not isinstance(stated, int) or isinstance(stated, bool):
             raise BadInput(f"{where}: field '{name}' is {stated!r}, expected an integer (pixels)")
         if stated != actual:
             raise BadInput(f"{where}: field '{name}' says {stated}, the image is {width}x{height}")
-    row = {"image_path": str(record["image_path"]), "file": str(image), "class": record["class"],
-           "is_broken": record["is_broken"], "boxes": boxes, "width": width, "height": height}  # fmt: skip
-    return row, notes
+    values = (image_path, str(image), record["class"], record["is_broken"], boxes, width, height)
+    return dict(zip(FEATURES, values, strict=True)), notes
 
 
-def checked_dataset(
-    records: Sequence[object], source: str, root: Path, classes: Sequence[str] = CATEGORIES
+def records_dataset(
+    records: Sequence[object], root: Path, source: str | None = None, classes: Sequence[str] = CATEGORIES
 ) -> Dataset:
-    """Every record checked (`check_record`, named `{source} record {index}`) as a Dataset; prints how many boxes
-    were repaired and records skipped, with the first few of each."""
+    """Every record checked (`check_record`, named `{source or root} record {index}`) as a Dataset; prints the
+    boxes repaired and records skipped, with the first few of each."""
+    source = source or str(root)
     rows, notes = [], []
     for index, record in enumerate(records):
         row, found = check_record(record, f"{source} record {index}", Path(root), classes)
@@ -226,9 +208,8 @@ def checked_dataset(
 
 
 def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = CATEGORIES) -> Dataset:
-    """A JSON list of records as a Dataset (image_path, file, class, is_broken, boxes, width, height), image paths
-    resolved under `root` (default: the JSON file's folder); a bad record raises naming file, index and field,
-    a repairable or unusable box is repaired or skipped and reported (`checked_dataset`)."""
+    """A JSON list of records as `records_dataset` checks it, image paths resolved under `root` (default: the JSON
+    file's folder); a bad record raises naming file, index and field."""
     path = Path(path)
     root = path.parent if root is None else root
     try:
@@ -237,24 +218,19 @@ def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = 
         raise BadInput(f"{path}: not valid JSON ({error})") from error
     if not isinstance(records, list) or not records:
         raise BadInput(f"{path}: expected a non-empty JSON list of records")
-    return checked_dataset(records, str(path), Path(root), classes)
+    return records_dataset(records, Path(root), str(path), classes)
 
 
 def good_box_convention(table: Dataset) -> Counter:
     """How the good (not broken) records are boxed: counts of each distinct box; the tutorial's set uses the whole frame."""
-    return Counter(
-        tuple(boxes[0])
-        for boxes, broken in zip(table["boxes"], table["is_broken"], strict=True)
-        if not broken
-    )
+    rows = zip(table["boxes"], table["is_broken"], strict=True)
+    return Counter(tuple(boxes[0]) for boxes, broken in rows if not broken)
 
 
 def mask_boxes(mask: np.ndarray) -> list[list[int]]:
-    """One grid box per 8-connected region of a binary mask, largest region first; [] for an empty mask.
-
-    Corners enclose the region's pixels: floor for x1/y1 and ceil for x2/y2 of the pixel edges, on the 0-100 grid.
-    """
-    labels, count = ndimage.label(np.asarray(mask) > 0, structure=np.ones((3, 3), dtype=int))
+    """One grid box per 8-connected region of a binary mask, largest first ([] for an empty mask), enclosing its
+    pixels: floor for x1/y1 and ceil for x2/y2 of the pixel edges, on the 0-100 grid."""
+    labels, _ = ndimage.label(np.asarray(mask) > 0, structure=np.ones((3, 3), dtype=int))
     height, width = labels.shape
     regions = []
     for region, found in enumerate(ndimage.find_objects(labels), start=1):
@@ -275,18 +251,12 @@ def convert_official(root: Path, categories: Sequence[str] | None = None) -> lis
         raise BadInput(f"{root}: no category folder with a test/ folder (expected e.g. bottle/test/good)")
     records = []
     for category in categories:
-        for image in sorted((root / category).glob("*/*/*.png")):
-            split, kind = image.parent.parent.name, image.parent.name
-            if split not in ("train", "test"):
-                continue
+        found = [path for split in ("train", "test") for path in (root / category / split).glob("*/*.png")]
+        for image in sorted(found):
+            kind = image.parent.name
             with images.open_checked(image, str(image)) as opened:
-                width, height = opened.size
-            record = {
-                "image_path": str(image.relative_to(root)),
-                "class": category,
-                "width": width,
-                "height": height,
-            }
+                size = dict(zip(("width", "height"), opened.size, strict=True))
+            record = {"image_path": str(image.relative_to(root)), "class": category, **size}
             if kind == "good":
                 records.append({**record, "is_broken": False, "bbox": WHOLE_FRAME, "boxes": [WHOLE_FRAME]})
                 continue
@@ -308,8 +278,3 @@ def split_records(
     strata = [(record["class"], record["is_broken"]) for record in records]
     drawn = splits.group_split(range(len(records)), fractions, seed, strata=strata)
     return {name: [records[row] for row in rows] for name, rows in drawn.items()}
-
-
-def records_dataset(records: Sequence[dict], root: Path) -> Dataset:
-    """Converted records, checked, as the same Dataset `read_records` gives."""
-    return checked_dataset(records, str(root), Path(root))

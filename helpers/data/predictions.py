@@ -149,13 +149,17 @@ def written(profile: runtime.Profile, task: str, model_tag: str, ids: Sequence[s
     path = path_of(profile, task, model_tag)
     if not path.exists():
         return None
-    numbered, _ = jsonl.read_numbered(path)
-    checked = [check_line(record, f"{path}:{number}") for number, record in numbered]
-    lines = {line["id"]: line for line in checked}
+    lines = {line["id"]: line for line in _checked_lines(path)}
     wanted = [str(i) for i in ids]
     if sorted(lines) != sorted(wanted) or any(line.get("profile") != profile.name for line in lines.values()):
         return None
     return [lines[i] for i in wanted]
+
+
+def _checked_lines(path: Path) -> list[dict]:
+    """Every line of a predictions file, checked; strict: a damaged file is an error, never repaired."""
+    numbered, _ = jsonl.read_numbered(path)
+    return [check_line(record, f"{path}:{number}") for number, record in numbered]
 
 
 def check_line(record: dict, where: str) -> dict:
@@ -197,11 +201,8 @@ def load(folder: Path) -> pd.DataFrame:
     """Every line of every `*.jsonl` under `folder`, checked, with its `file`; one row per example."""
     if not Path(folder).is_dir():
         raise FileNotFoundError(f"{folder}: no such predictions folder (notebooks 03-06 write it)")
-    rows = []
-    for path in sorted(Path(folder).glob("*.jsonl")):
-        numbered, _ = jsonl.read_numbered(path)  # strict: a damaged file is an error, never repaired
-        for number, record in numbered:
-            rows.append({**check_line(record, f"{path}:{number}"), "file": path.name})
+    files = sorted(Path(folder).glob("*.jsonl"))
+    rows = [{**line, "file": path.name} for path in files for line in _checked_lines(path)]
     frame = pd.DataFrame(rows, columns=[*REQUIRED, "file"] if not rows else None)
     duplicated = frame[frame.duplicated(["task", "model", "id"], keep=False)]
     if len(duplicated):

@@ -2,12 +2,6 @@
 
 The GitHub repository kh4nh12/ViVQA holds `train.csv` and `test.csv` with the header `,question,answer,img_id,type`
 (the first column an unnamed index); images are COCO photos named `{img_id:012d}.jpg`, in a zip on Google Drive.
-Notebook-facing API:
-
-    files = download(folder)                      # CSVs + images, verified, unzipped (smoke: write_fixture + unpack)
-    train = read_split(files.train, files.images)  # datasets.Dataset; a bad row raises naming file, line and field
-    train, validation = validation_split(train, 0.1, seed=42)  # no image on both sides
-    overlap_report(train, test), blind_baselines(...)          # leakage counts and blind baselines
 """
 
 from __future__ import annotations
@@ -33,7 +27,6 @@ IMAGES_DRIVE_ID = "1jvFik5rNEk--in1Ismk-aiA6NqDfJyXI"
 IMAGES_ZIP = "vivqa_images.zip"  # the name its Drive file has; its folder layout is not documented publicly
 MAX_IMAGES_BYTES = 5_000_000_000  # 10,328 COCO photos are about 1.7 GB; anything far larger is not this zip
 HEADER = ("", "question", "answer", "img_id", "type")  # "" is the unnamed index column
-# ViVQA's `type` column: codes 0-3 by name.
 QUESTION_TYPES = {0: "object", 1: "count", 2: "color", 3: "location"}
 FEATURES = Features(
     {
@@ -102,6 +95,13 @@ def _integer(value: str, where: str, field: str) -> int:
     return int(value)
 
 
+def _text(value: str, where: str, field: str) -> str:
+    text = vi_text.clean(value)
+    if not text:
+        raise BadInput(f"{where}: field {field!r} is empty")
+    return text
+
+
 def _image_index(images_dir: Path) -> dict[str, Path]:
     """Every `*.jpg` under `images_dir` at any depth by file name (the zip's layout is unknown); shallowest wins."""
     index: dict[str, Path] = {}
@@ -111,11 +111,8 @@ def _image_index(images_dir: Path) -> dict[str, Path]:
 
 
 def read_split(csv_path: Path, images_dir: Path) -> Dataset:
-    """One ViVQA CSV as a Dataset (id, question, answer, img_id, type, type_name, image_path), checked row by row.
-
-    Text goes through `vi_text.clean`; a missing column, empty question or answer, non-integer id or img_id,
-    unknown type or missing image raises ValueError naming file, line and field.
-    """
+    """One ViVQA CSV as a Dataset of FEATURES, text through `vi_text.clean`; a bad row raises naming file, line
+    and field (missing column, empty question or answer, non-integer id or img_id, unknown type, missing image)."""
     csv_path = Path(csv_path)
     images = _image_index(images_dir)
     rows, seen = [], {}
@@ -125,10 +122,7 @@ def read_split(csv_path: Path, images_dir: Path) -> Dataset:
         if row_id in seen:
             raise BadInput(f"{where}: index {row_id} repeats line {seen[row_id]}")
         seen[row_id] = line
-        question, answer = vi_text.clean(question), vi_text.clean(answer)
-        for field, value in (("question", question), ("answer", answer)):
-            if not value:
-                raise BadInput(f"{where}: field {field!r} is empty")
+        question, answer = _text(question, where, "question"), _text(answer, where, "answer")
         image_id = _integer(img_id, where, "img_id")
         code = int(kind) if _DIGITS.fullmatch(kind.strip()) else None
         if code not in QUESTION_TYPES:
@@ -139,17 +133,8 @@ def read_split(csv_path: Path, images_dir: Path) -> Dataset:
             raise BadInput(
                 f"{where}: field 'img_id' {image_id}: no {image_name(image_id)} under {images_dir}"
             )
-        rows.append(
-            {
-                "id": row_id,
-                "question": question,
-                "answer": answer,
-                "img_id": image_id,
-                "type": code,
-                "type_name": QUESTION_TYPES[code],
-                "image_path": str(image),
-            }
-        )
+        values = (row_id, question, answer, image_id, code, QUESTION_TYPES[code], str(image))
+        rows.append(dict(zip(FEATURES, values, strict=True)))
     return Dataset.from_list(rows, features=FEATURES)
 
 
@@ -199,15 +184,8 @@ def download_csvs(folder: Path) -> list[Path]:
 
 
 def read_answers(csv_path: Path) -> list[str]:
-    """The answers of one ViVQA CSV through `vi_text.clean`, for a look at the text alone (no images needed);
-    an empty answer raises naming file and line."""
-    answers = []
-    for line, fields in _csv_rows(Path(csv_path)):
-        answer = vi_text.clean(fields[2])
-        if not answer:
-            raise BadInput(f"{csv_path}:{line}: field 'answer' is empty")
-        answers.append(answer)
-    return answers
+    """The answers of one ViVQA CSV through `vi_text.clean` (no images needed); an empty one raises."""
+    return [_text(fields[2], f"{csv_path}:{line}", "answer") for line, fields in _csv_rows(Path(csv_path))]
 
 
 def download(folder: Path) -> Files:
@@ -226,23 +204,18 @@ def unpack(folder: Path, max_bytes: int = MAX_IMAGES_BYTES) -> Files:
     return Files(train=folder / "train.csv", test=folder / "test.csv", images=images)
 
 
-def _column(split: Dataset, name: str) -> list:
-    """A column as a list in one read (iterating datasets' lazy Column fetches row by row)."""
-    return split[name][:]
-
-
 def validation_split(train: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset]:
     """(train, validation) carved from `train` by image: a `fraction` of its images, with all their questions."""
     if not 0 < fraction < 1:
         raise BadInput(f"fraction must be between 0 and 1, got {fraction}")
-    drawn = splits.group_split(_column(train, "img_id"), (1 - fraction, fraction, 0), seed, at_least_one=True)
+    drawn = splits.group_split(train["img_id"][:], (1 - fraction, fraction, 0), seed, at_least_one=True)
     return train.select(sorted(drawn["train"])), train.select(sorted(drawn["validation"]))
 
 
 def _pairs(split: Dataset) -> list[tuple[str, int]]:
     """(normalised question, img_id) of every row."""
-    questions = [vi_text.match_key(q) for q in _column(split, "question")]
-    return list(zip(questions, _column(split, "img_id"), strict=True))
+    questions = [vi_text.match_key(q) for q in split["question"][:]]
+    return list(zip(questions, split["img_id"][:], strict=True))
 
 
 def overlap_report(train: Dataset, test: Dataset) -> dict[str, int]:
@@ -261,8 +234,8 @@ def overlap_report(train: Dataset, test: Dataset) -> dict[str, int]:
 
 def unseen_images(train: Dataset, test: Dataset) -> Dataset:
     """The rows of `test` whose image is not in `train`."""
-    train_images = set(_column(train, "img_id"))
-    return test.select([i for i, img_id in enumerate(_column(test, "img_id")) if img_id not in train_images])
+    train_images = set(train["img_id"][:])
+    return test.select([i for i, img_id in enumerate(test["img_id"][:]) if img_id not in train_images])
 
 
 def _most_common(answers: Iterable[str]) -> str:
@@ -286,15 +259,14 @@ BLIND_BASELINES = ("blind-majority-answer", "blind-majority-per-type", "blind-qu
 def blind_baselines(
     train: Dataset, test: Dataset, train_types: Sequence[object], test_types: Sequence[object]
 ) -> dict[str, list[str]]:
-    """The three blind baselines, answers that never look at the image, by their tag in predictions files (05 §2):
-    the most common training answer; the most common training answer of the question's type; and the most common
-    training answer to the same question (`vi_text.match_key`), else of its type: the strongest of the three."""
-    answers = _column(train, "answer")
+    """Answers that never look at the image, by predictions-file tag (05 §2): the most common training answer, that
+    of the question's type, and that of the same question (`vi_text.match_key`) else of its type (the strongest)."""
+    answers = train["answer"][:]
     majority = _most_common(answers)
     per_type = _by_key(list(train_types), answers)
     type_answers = [per_type.get(kind, majority) for kind in test_types]
-    prior = _by_key([vi_text.match_key(q) for q in _column(train, "question")], answers)
-    questions = _column(test, "question")
+    prior = _by_key([vi_text.match_key(q) for q in train["question"][:]], answers)
+    questions = test["question"][:]
     return {
         "blind-majority-answer": [majority] * len(test),
         "blind-majority-per-type": type_answers,

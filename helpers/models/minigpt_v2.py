@@ -1,20 +1,7 @@
 """MiniGPT-v2 as a transformers model: BLIP-2's EVA ViT-g, identity ln_vision, 4-token merger, llama_proj, Llama-2.
 
-Notebook-facing API (one call: `helpers.models.minigpt_v2_checkpoint.load_stage3_model(profile, bits)`; step by step,
-with the profile choosing only the sources, and notebook 05's exported configs from `helpers.chapters.minigpt_v2_vivqa`):
-
-    model = MiniGPTv2ForConditionalGeneration.from_vision_and_llm_pretrained(
-        vision_source, llm_source, image_size=448, quantization_config=llm_quantization_config(8),
-        device_map={"": 0}, dtype=torch.float16)
-    model = attach_lora(model)      # peft LoRA r=64/alpha=16/dropout=0.05 on the LLM's q_proj,v_proj (+ llama_proj)
-    minigpt_v2_checkpoint.load_official_checkpoint(model, path)     # the released stage-3 weights, strict
-    minigpt_v2_prompts.generate_answers(model, tokenizer, pixel_values, prompts)
-    Trainer(model=model, data_collator=helpers.collate.MiniGPTv2Collator(...), ...)   # forward returns loss
-    model.save_pretrained(folder)   # only LoRA + llama_proj; PeftModel.from_pretrained(fresh, folder) reloads
-
-`vision_source` is Salesforce/blip2-opt-2.7b in full (only the shards holding `vision_model.*` are downloaded)
-or a saved `Blip2VisionModel` folder in smoke; `llm_source` is meta-llama/Llama-2-7b-chat-hf or a tiny Llama.
-`real_size_counts()` builds the real model on the meta device and counts its parameters.
+Assembled from Salesforce/blip2-opt-2.7b's vision tower (only the shards holding `vision_model.*` are downloaded) and
+meta-llama/Llama-2-7b-chat-hf, or in smoke from a saved `Blip2VisionModel` folder and a tiny Llama.
 """
 
 from __future__ import annotations
@@ -44,13 +31,13 @@ from helpers.models.visual_tokens import TOKENS_PER_GROUP, merge_visual_tokens
 
 IMAGE_TOKEN_ID = -200  # not a vocabulary id: marks the input_ids positions that receive image embeddings
 VISION_PREFIX = "vision_model."
+# The LLM's loading markers, mirrored so that Trainer and peft treat the whole model as quantized/placed.
+_MARKERS = ("hf_quantizer", "quantization_method", "is_loaded_in_8bit", "is_loaded_in_4bit", "hf_device_map")
 
 
 class MiniGPTv2Config(PretrainedConfig):
-    """Vision (Blip2VisionConfig) + LLM (LlamaConfig) sub-configs and MiniGPT-v2's own constants.
-
-    Defaults are the released model: EVA ViT-g at 448 px (1024 patches -> 256 tokens) and Llama-2-7b.
-    """
+    """Vision (Blip2VisionConfig) + LLM (LlamaConfig) sub-configs and MiniGPT-v2's own constants; the defaults are
+    the released model: EVA ViT-g at 448 px (1024 patches -> 256 tokens) and Llama-2-7b."""
 
     model_type = "minigpt_v2"
     sub_configs = {"vision_config": Blip2VisionConfig, "text_config": LlamaConfig}
@@ -89,11 +76,8 @@ class MiniGPTv2Config(PretrainedConfig):
 
 
 class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
-    """MiniGPT-v2: `vision_model` (frozen) -> `ln_vision` -> merger -> `llama_proj` -> `language_model`.
-
-    `forward(pixel_values, input_ids, attention_mask, labels)` returns the LLM's output with `loss` (Trainer-ready);
-    `input_ids` hold IMAGE_TOKEN_ID where the image embeddings go (see helpers.models.minigpt_v2_prompts).
-    """
+    """MiniGPT-v2: `vision_model` (frozen) -> `ln_vision` -> merger -> `llama_proj` -> `language_model`; `input_ids`
+    hold IMAGE_TOKEN_ID where the image embeddings go (see helpers.models.minigpt_v2_prompts)."""
 
     config_class = MiniGPTv2Config
     base_model_prefix = "minigpt_v2"
@@ -111,16 +95,12 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
     ):
         super().__init__(config)
         vision_dim = config.vision_config.hidden_size
-        self.vision_model = (
-            vision_model if vision_model is not None else Blip2VisionModel(config.vision_config)
-        )
+        self.vision_model = vision_model or Blip2VisionModel(config.vision_config)
         # MiniGPT-v2 creates ln_vision fresh and never loads it, so it is the identity-affine LayerNorm:
         # no affine parameters means weight 1 / bias 0 by construction, nothing to freeze, nothing to load.
         self.ln_vision = nn.LayerNorm(vision_dim, eps=config.ln_vision_eps, elementwise_affine=False)
         self.llama_proj = nn.Linear(vision_dim * config.tokens_per_group, config.text_config.hidden_size)
-        self.language_model = (
-            language_model if language_model is not None else LlamaForCausalLM(config.text_config)
-        )
+        self.language_model = language_model or LlamaForCausalLM(config.text_config)
         self.vision_model.requires_grad_(False)
         # Keep the shared config pointing at the live sub-configs (as EncoderDecoderModel does).
         self.config.vision_config = self.vision_model.config
@@ -190,11 +170,8 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         dtype: torch.dtype = torch.float32,
         token: str | None = None,
     ) -> MiniGPTv2ForConditionalGeneration:
-        """Assemble from a BLIP-2 (or Blip2VisionModel) source and a Llama source, like EncoderDecoderModel does.
-
-        The LLM loads with `quantization_config`/`device_map`/`dtype`; the vision tower loads only its own
-        tensors, position embeddings interpolated once (fp32 bicubic) to `image_size`, on the LLM's input device.
-        """
+        """Assemble from a BLIP-2 (or Blip2VisionModel) source and a Llama source (loaded with these settings); the
+        vision tower's position embeddings are interpolated once (fp32 bicubic) to `image_size`."""
         language_model = LlamaForCausalLM.from_pretrained(
             llm_source,
             quantization_config=quantization_config,
@@ -212,25 +189,15 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         device = language_model.get_input_embeddings().weight.device
         model.vision_model.to(device=device)
         model.llama_proj.to(device=device)  # stays fp32: it is trained (the original runs it under autocast)
-        # Mirror the LLM's loading markers so Trainer and peft treat the whole model as quantized/placed.
-        for marker in (
-            "hf_quantizer",
-            "quantization_method",
-            "is_loaded_in_8bit",
-            "is_loaded_in_4bit",
-            "hf_device_map",
-        ):
+        for marker in _MARKERS:
             if hasattr(language_model, marker):
                 setattr(model, marker, getattr(language_model, marker))
         return model
 
 
 def interpolate_position_embedding(position_embedding: torch.Tensor, grid: int) -> torch.Tensor:
-    """(1, 1 + g*g, D) -> (1, 1 + grid*grid, D) in fp32 bicubic (align_corners=False), CLS position kept.
-
-    Written out because transformers' `interpolate_pos_encoding` redoes this in the model dtype on every call;
-    the original does it once, in fp32, on the checkpoint.
-    """
+    """(1, 1 + g*g, D) -> (1, 1 + grid*grid, D) in fp32 bicubic, CLS kept; written out because transformers'
+    `interpolate_pos_encoding` redoes it in the model dtype on every call, the original once in fp32."""
     source = position_embedding.float()
     cls_position, patch_positions = source[:, :1], source[:, 1:]
     old_grid = math.isqrt(patch_positions.shape[1])
@@ -262,11 +229,8 @@ def _source_file(source: str | Path, filename: str, token: str | None) -> Path |
 
 
 def read_vision_weights(source: str | Path, token: str | None = None) -> tuple[Blip2VisionConfig, dict]:
-    """The vision config and vision tensors (names without `vision_model.`) of a BLIP-2 repo or vision folder.
-
-    With a sharded checkpoint only the shards that the safetensors index lists for `vision_model.*` are read
-    (for Salesforce/blip2-opt-2.7b this skips the OPT weights).
-    """
+    """The vision config and tensors (names without `vision_model.`) of a BLIP-2 repo or vision folder; of a sharded
+    checkpoint only the shards holding `vision_model.*` are read (for blip2-opt-2.7b: not the OPT weights)."""
     config_file = _source_file(source, "config.json", token)
     if config_file is None:
         raise FileNotFoundError(
@@ -275,13 +239,11 @@ def read_vision_weights(source: str | Path, token: str | None = None) -> tuple[B
     config_dict = json.loads(config_file.read_text())
     vision_config = Blip2VisionConfig(**config_dict.get("vision_config", config_dict))
     index_file = _source_file(source, "model.safetensors.index.json", token)
+    shards = ["model.safetensors"]
     if index_file is not None:
         weight_map = json.loads(index_file.read_text())["weight_map"]
-        shards = sorted({shard for name, shard in weight_map.items() if name.startswith(VISION_PREFIX)})
-        if not shards:
-            shards = sorted(set(weight_map.values()))
-    else:
-        shards = ["model.safetensors"]
+        vision_shards = {shard for name, shard in weight_map.items() if name.startswith(VISION_PREFIX)}
+        shards = sorted(vision_shards or set(weight_map.values()))
     weights: dict[str, torch.Tensor] = {}
     for shard in shards:
         shard_file = _source_file(source, shard, token)
@@ -289,12 +251,10 @@ def read_vision_weights(source: str | Path, token: str | None = None) -> tuple[B
             raise FileNotFoundError(f"{source}: weight file {shard} is missing")
         with safe_open(str(shard_file), framework="pt") as handle:
             names = list(handle.keys())
-            prefixed = any(name.startswith(VISION_PREFIX) for name in names)
+            prefixed = any(name.startswith(VISION_PREFIX) for name in names)  # a BLIP-2 repo, not a folder
             for name in names:
-                if prefixed and name.startswith(VISION_PREFIX):
+                if name.startswith(VISION_PREFIX) or not prefixed:
                     weights[name.removeprefix(VISION_PREFIX)] = handle.get_tensor(name)
-                elif not prefixed:
-                    weights[name] = handle.get_tensor(name)
     if not weights:
         raise ValueError(f"{source}: no vision tensors found in {', '.join(shards)}")
     return vision_config, weights

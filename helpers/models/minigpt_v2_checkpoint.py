@@ -1,16 +1,6 @@
 """The released MiniGPT-v2 stage-3 checkpoint: download, verify, map peft-0.2.0 names, load strictly.
 
-Notebook-facing API:
-
-    model, tokenizer, image_processor, report = load_stage3_model(profile)   # all of it, for that profile
-    base, tokenizer, image_processor = load_base(profile, bits)            # no adapters: a new session's start
-    path = download_stage3_checkpoint(folder / STAGE3_FILENAME)  # gdown; verifies the file
-    report = load_official_checkpoint(peft_model, path) # raises on any missing/unexpected tensor
-    print(report)                                       # e.g. "130 tensors loaded (128 LoRA, 2 llama_proj) ..."
-    with lora_dropped(peft_model): ...                  # as a strict=False load under peft >= 0.3 leaves it
-
-Fine-tuned weights are saved and reloaded with peft itself: `peft_model.save_pretrained(folder)` writes only
-the LoRA and llama_proj tensors; `PeftModel.from_pretrained(fresh_model, folder)` brings them back.
+Fine-tuned weights are saved and reloaded with peft itself: `save_pretrained` writes only the LoRA and llama_proj.
 """
 
 from __future__ import annotations
@@ -86,16 +76,14 @@ def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     return state_dict
 
 
-def official_to_peft_names(
-    state_dict: dict[str, torch.Tensor], adapter: str = "default"
-) -> tuple[dict, list, list]:
+def official_to_peft_names(state_dict: dict[str, torch.Tensor]) -> tuple[dict, list, list]:
     """Rename official keys to the peft-wrapped model's; returns (renamed, unexpected keys, ignored rotary buffers)."""
     renamed, unexpected, ignored = {}, [], []
     for key, tensor in state_dict.items():
         if match := _OFFICIAL_LORA.fullmatch(key):
-            renamed[f"base_model.model.language_model.{match[1]}.{adapter}.weight"] = tensor
+            renamed[f"base_model.model.language_model.{match[1]}.default.weight"] = tensor
         elif match := _OFFICIAL_PROJ.fullmatch(key):
-            renamed[f"base_model.model.llama_proj.modules_to_save.{adapter}.{match[1]}"] = tensor
+            renamed[f"base_model.model.llama_proj.modules_to_save.default.{match[1]}"] = tensor
         elif _ROTARY_BUFFER.fullmatch(key):
             ignored.append(key)
         else:
@@ -119,11 +107,8 @@ class LoadReport:
 
 
 def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, torch.Tensor]) -> LoadReport:
-    """Load an original-format checkpoint (file or state dict) into a model from attach_lora.
-
-    Raises on any missing LoRA or llama_proj tensor, or any unexpected or reshaped one, with counts; loads nothing
-    in that case. Layers trained beyond the original's (smoke's `lm_head`) keep the base model's weights.
-    """
+    """Load an original-format checkpoint (file or state dict) into a model from attach_lora; any missing LoRA or
+    llama_proj tensor, or unexpected or reshaped one, raises with counts and loads nothing."""
     state_dict = source if isinstance(source, dict) else read_official_state_dict(Path(source))
     origin = "the state dict" if isinstance(source, dict) else str(source)
     renamed, unexpected, ignored = official_to_peft_names(state_dict)
@@ -177,12 +162,8 @@ def load_stage3_model(
     gradient_checkpointing: bool = False,
     extra_trained: Sequence[str] = (),
 ) -> tuple[PeftModel, PreTrainedTokenizerBase, BlipImageProcessorPil, LoadReport]:
-    """MiniGPT-v2 with stage-3 weights, ready to evaluate or fine-tune: (model, tokenizer, image processor, report),
-    the calls notebook 05 §3 shows one by one; `extra_trained` layers (smoke's lm_head) are trained beside the LoRA.
-
-    full: BLIP-2's ViT + Llama-2-7b-chat in `bits` on the GPU and the released checkpoint (gdown);
-    smoke: the tiny models of the same classes, 8/4-bit on CPU, and a synthetic checkpoint with the original names.
-    """
+    """`load_base` with LoRA (plus `extra_trained` layers) and the stage-3 weights (smoke: a synthetic checkpoint with
+    the original names): (model, tokenizer, image processor, report), the calls notebook 05 §3 shows one by one."""
     model, tokenizer, image_processor = load_base(profile, bits)
     peft_model = attach_lora(
         model, gradient_checkpointing=gradient_checkpointing, extra_trained=extra_trained

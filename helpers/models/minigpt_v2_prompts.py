@@ -1,12 +1,5 @@
-"""MiniGPT-v2 prompts, text cleaning, image processing and greedy generation, as in the original.
-
-Notebook-facing API (the collator: `helpers.collate`):
-
-    prompt = build_prompt("vqa", "Món ăn này là gì?")   # [INST] <Img><ImageHere></Img> [vqa] ... [/INST]
-    blip_caption_text("Màu gì?")                        # "màu gì": what the original does to VQA text
-    answers = generate_answers(model, tokenizer, pixel_values, [prompt, ...], max_new_tokens=20)
-    answers[0].answer, answers[0].raw                   # cleaned as the original, and the raw decoded text
-"""
+"""MiniGPT-v2 prompts, text cleaning, image processing and greedy generation, as in the original (the collator:
+`helpers.collate`)."""
 
 from __future__ import annotations
 
@@ -14,6 +7,7 @@ import re
 from typing import NamedTuple
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from transformers import PreTrainedTokenizerBase
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, PILImageResampling
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
@@ -36,11 +30,8 @@ class Generated(NamedTuple):
 
 
 def build_prompt(task: str, instruction: str, training: bool = False) -> str:
-    """The chat-template prompt `[INST] <Img><ImageHere></Img> [task] instruction [/INST]`.
-
-    `training=True` gives the original's training text, which has two spaces before `[/INST]` (its datasets
-    format `"<Img><ImageHere></Img> {} "` inside `"[INST] {} [/INST]"`); its evaluation prompt has one.
-    """
+    """`[INST] <Img><ImageHere></Img> [task] instruction [/INST]`; `training=True` puts two spaces before `[/INST]`
+    as the original's training data does (`"<Img><ImageHere></Img> {} "` inside `"[INST] {} [/INST]"`)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; MiniGPT-v2 knows {', '.join(TASKS)}")
     space = "  " if training else " "
@@ -55,10 +46,8 @@ def blip_caption_text(text: str, max_words: int = 50) -> str:
 
 
 def make_image_processor(image_size: int = 448) -> BlipImageProcessorPil:
-    """Resize to image_size² bicubic (no aspect kept, no crop/flip), scale to [0, 1], CLIP mean/std.
-
-    The PIL backend of BlipImageProcessor: the original's torchvision Resize on PIL images is PIL's bicubic too.
-    """
+    """Resize to image_size² bicubic (no aspect kept, no crop/flip), scale to [0, 1], CLIP mean/std; the PIL backend,
+    as the original's torchvision Resize on PIL images is PIL's bicubic too."""
     return BlipImageProcessorPil(
         size={"height": image_size, "width": image_size},
         resample=PILImageResampling.BICUBIC,
@@ -79,11 +68,8 @@ def pad_token_id(tokenizer: PreTrainedTokenizerBase) -> int:
 def encode_prompt(
     tokenizer: PreTrainedTokenizerBase, prompt: str, num_image_tokens: int, bos_count: int = 1
 ) -> list[int]:
-    """[BOS] + tokens before <ImageHere> + IMAGE_TOKEN_ID × num_image_tokens + tokens after.
-
-    Each piece is tokenized on its own without special tokens, as the original's prompt_wrap does. `bos_count=2`
-    reproduces the original's evaluation, which writes `"<s>[INST] "` and also adds the tokenizer's BOS.
-    """
+    """[BOS] + tokens before <ImageHere> + IMAGE_TOKEN_ID × num_image_tokens + tokens after, each piece tokenized
+    alone as the original's prompt_wrap does; `bos_count=2` is its evaluation's `"<s>[INST] "` plus the tokenizer's BOS."""
     pieces = prompt.split(IMAGE_PLACEHOLDER)
     if len(pieces) != 2:
         raise ValueError(f"prompt must contain {IMAGE_PLACEHOLDER} exactly once: {prompt!r}")
@@ -97,12 +83,8 @@ def encode_prompt(
 
 def pad_sequences(rows: list[list[int]], value: int, side: str) -> torch.Tensor:
     """Stack int lists into (B, max_len), padding on the right (training) or the left (batched generation)."""
-    width = max(len(row) for row in rows)
-    padded = [
-        row + [value] * (width - len(row)) if side == "right" else [value] * (width - len(row)) + row
-        for row in rows
-    ]
-    return torch.tensor(padded, dtype=torch.long)
+    tensors = [torch.tensor(row, dtype=torch.long) for row in rows]
+    return pad_sequence(tensors, batch_first=True, padding_value=value, padding_side=side)
 
 
 def attention_mask_for(rows: list[list[int]], side: str) -> torch.Tensor:
@@ -129,12 +111,9 @@ def generate_answers(
     min_new_tokens: int = 1,
     bos_count: int = 1,
 ) -> list[Generated]:
-    """Greedy answers for a batch (left-padded, one image per prompt); works on the model or its peft wrapper.
-
-    `min_new_tokens=1` keeps `</s>` from ending an answer before it starts. The original asked for that with
-    `min_length=1`, which (its inputs began with a dummy BOS) allowed `</s>` first: `min_new_tokens=0` does the
-    same. `bos_count=2` is the original evaluation's double BOS. Runs in eval mode and restores the mode after.
-    """
+    """Greedy answers for a batch, one image per prompt, in eval mode (the model or its peft wrapper). The default
+    `min_new_tokens=1` keeps `</s>` from coming first; the original's `min_length=1` (its inputs began with a dummy
+    BOS) allowed it, as `min_new_tokens=0` does."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if len(prompts) != pixel_values.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {pixel_values.shape[0]} images")
