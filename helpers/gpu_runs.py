@@ -30,13 +30,10 @@ def figures(
     plan: SessionPlan, train_seconds: float, steps: int, eval_seconds: float, questions: int
 ) -> pd.DataFrame:
     """Seconds per training step and evaluation questions per second: measured, the plan's estimate, their ratio."""
-    table = pd.DataFrame(
-        {
-            "measured": [train_seconds / max(steps, 1), questions / eval_seconds],
-            "estimate": [plan.step_seconds, 1 / plan.answer_seconds],
-        },
-        index=["seconds per training step", "evaluation questions per second"],
-    )
+    measured = [train_seconds / max(steps, 1), questions / eval_seconds]
+    estimate = [plan.step_seconds, 1 / plan.answer_seconds]
+    index = ["seconds per training step", "evaluation questions per second"]
+    table = pd.DataFrame({"measured": measured, "estimate": estimate}, index=index)
     table["measured / estimate"] = table["measured"] / table["estimate"]
     return table
 
@@ -65,9 +62,8 @@ CHAPTERS = {"captioning": "03", "vqa": "04", "vivqa": "05", "defects": "06"}
 
 
 def t4_table(path: Path = GPU_RUNS) -> str:
-    """The README's "Will it fit on a T4?" table: each GPU chapter's run planned on the published data sizes, with
-    the latest measured speeds where a GPU run recorded them and "estimate" elsewhere; beside it, the same run on
-    2 x T4 (appendix A2), an estimate until a two-GPU run measures it."""
+    """The README's "Will it fit on a T4?" table: each GPU chapter's run planned on the published data sizes, the
+    latest recorded speeds (else "estimate"), and beside it the same run on 2 x T4 (appendix A2), estimated."""
     records, _ = jsonl.read(path) if path.exists() else ([], False)
     latest = {(r["chapter"], r["run"]): r for r in records}
     lines = [

@@ -21,8 +21,6 @@ CHAPTER_MODELS = {
 }
 LICENCES = {"llama-2-chat": "https://huggingface.co/meta-llama/Llama-2-7b-chat-hf"}
 SLACK_GB = 1.0  # room for caches, logs and predictions files
-
-
 # Chapters whose checkpoints live on the local disk and reach Drive as copies (`training.CopyCheckpoints`); the
 # others write theirs to the outputs folder, where each one Trainer rotates out goes to Drive's trash.
 COPIED = ("vivqa", "defects")
@@ -34,20 +32,17 @@ def checkpoint_gb(chapter: str) -> float:
 
 
 def lifetime_gb(chapter: str, recipe: runtime.Recipe, every: int = 1) -> float:
-    """GiB the run writes to the outputs folder over its whole life, counting the copies it replaces (Drive's trash
-    keeps them until emptied): a checkpoint per save (per `every`-th save plus one per session for the copied
-    chapters), the adapter and some slack."""
+    """GiB the run writes to the outputs folder in its life, replaced checkpoints too (Drive's trash keeps them): one
+    per save (copied chapters: per `every`-th save, plus one per session), the fp32 adapter and some slack."""
     plan = audit.session_plan(chapter, recipe)
     copies = math.ceil(plan.saves / every) + plan.sessions - 1 if chapter in COPIED else plan.saves
-    return (
-        copies * checkpoint_gb(chapter) + audit.setup_of(chapter).trainable_params * 4 / audit.GB + SLACK_GB
-    )
+    adapter_gb = audit.setup_of(chapter).trainable_params * 4 / audit.GB  # fp32 weights
+    return copies * checkpoint_gb(chapter) + adapter_gb + SLACK_GB
 
 
 def copy_every(chapter: str, recipe: runtime.Recipe, free_output_gb: float) -> int | None:
-    """The fewest saves between two Drive copies that keeps the run's lifetime writes within `free_output_gb`
-    (1: copy every checkpoint, and always for the chapters that write their checkpoints there); None when nothing
-    fits."""
+    """The fewest saves between two Drive copies that keeps the run's lifetime writes within `free_output_gb` (always
+    1 for the chapters that write their checkpoints there); None when nothing fits."""
     saves = max(1, audit.session_plan(chapter, recipe).saves)
     return next((k for k in range(1, saves + 1) if lifetime_gb(chapter, recipe, k) <= free_output_gb), None)
 
@@ -92,9 +87,8 @@ def gated_access_problems(keys: list[str], token: str) -> list[str]:
                          " take a while) with the account the token belongs to")  # fmt: skip
         except RepositoryNotFoundError:
             found.append(f"{repo_id} was not found with your token: check that HF_TOKEN is a valid token")
-        except (
-            HfHubHTTPError
-        ) as error:  # what the Hub answers for a token that is not one (revoked, mistyped)
+        # What the Hub answers for a token that is not one (revoked, mistyped).
+        except HfHubHTTPError as error:
             if error.response is None or error.response.status_code != 401:
                 raise
             found.append("the Hub refused HF_TOKEN as invalid (revoked or mistyped?): make a new one at"

@@ -7,6 +7,7 @@ import math
 import os
 import random
 import sys
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -53,9 +54,8 @@ class Recipe:
     modules_to_save: tuple[str, ...] = ()
     max_steps: int = -1  # > 0: train this many optimizer steps instead of `epochs`
     warmup_steps: int = 0
-    save_steps: int = (
-        0  # > 0: a checkpoint (and a validation pass) every this many steps instead of every epoch
-    )
+    # > 0: a checkpoint (and a validation pass) every this many steps instead of every epoch
+    save_steps: int = 0
     session_minutes: float = 0  # > 0: save and stop after this long in one session; resuming continues
     # The MiniGPT-v2 fine-tuning tutorial's schedule (notebook 05 §6): warm-up from `warmup_start_lr`, then a cosine
     # to `min_learning_rate` over `schedule_steps` (0: the steps trained), even where training stops earlier.
@@ -112,36 +112,16 @@ _FULL_REPRODUCE = {
     "vivqa": replace(TUTORIAL, max_steps=4_000, max_new_tokens=20),
     "defects": TUTORIAL,
 }
+# Tiny random models learn from scratch: a larger step, and captions short enough for 128 positions.
+_TINY = Recipe(
+    epochs=6, learning_rate=1e-2, batch_size=3, patience=2, max_new_tokens=40, modules_to_save=("lm_head",)
+)
 _SMOKE = {
-    # Tiny random models learn from scratch: a larger step, and captions short enough for 128 positions.
-    "captioning": Recipe(
-        epochs=6,
-        learning_rate=1e-2,
-        batch_size=3,
-        patience=2,
-        max_new_tokens=40,
-        modules_to_save=("lm_head",),
-    ),
+    "captioning": _TINY,
     # A tiny MiniGPT-v2 learns the fixture's answers from the image in 15 epochs with its output layer trained.
-    "vivqa": Recipe(
-        epochs=15,
-        learning_rate=1e-2,
-        batch_size=8,
-        patience=0,
-        max_new_tokens=8,
-        modules_to_save=("lm_head",),
-        save_steps=250,
-    ),
+    "vivqa": replace(_TINY, epochs=15, batch_size=8, patience=0, max_new_tokens=8, save_steps=250),
     # Box answers are longer and exact: more epochs of larger batches; 24 tokens hold the longest answer.
-    "defects": Recipe(
-        epochs=34,
-        learning_rate=1e-2,
-        batch_size=32,
-        patience=0,
-        max_new_tokens=24,
-        modules_to_save=("lm_head",),
-        save_steps=100,
-    ),
+    "defects": replace(_TINY, epochs=34, batch_size=32, patience=0, max_new_tokens=24, save_steps=100),
     # A tiny BLIP VQA learns icon answers in ~20 epochs at this step; its 8-bit answer head is retrained too.
     # Patience 5: the validation loss of a few scenes is noisy, and training must not end before the model has
     # learned (at 3, one run of notebook 04 in nine scored 0.844 where the others scored 1.0).
@@ -194,9 +174,8 @@ class Profile:
         return path
 
     def data_dir(self, *parts: str) -> Path:
-        """A created folder for downloaded and extracted data: `TUTORIAL_DATA_DIR`, else the VM's own disk in Colab
-        (extracting ~10k files through the Drive mount is slow, and Drive keeps only checkpoints, predictions and
-        adapters), else the outputs root; the profile's name below it, as for outputs."""
+        """A created folder for data, under `TUTORIAL_DATA_DIR`, else the VM's disk in Colab (extracting ~10k files
+        through the Drive mount is slow), else the outputs root; the profile's name below it, as for outputs."""
         override = os.environ.get("TUTORIAL_DATA_DIR")
         root = Path(override) if override else COLAB_DATA if in_colab() else self.root
         path = root.joinpath(self.name, *parts)
@@ -236,11 +215,9 @@ class Profile:
         """An earlier notebook's output: rebuilt offline in smoke when missing; in full, says what to run."""
         relative, notebook = PREREQUISITES[name]
         path = self.root / self.name / relative
+        if not path.exists() and not self.is_smoke:
+            raise FileNotFoundError(f"{path} is missing: run notebook {notebook} in the full profile first")
         if not path.exists():
-            if not self.is_smoke:
-                raise FileNotFoundError(
-                    f"{path} is missing: run notebook {notebook} in the full profile first"
-                )
             self.smoke_kit.rebuild(name, self)
         return path
 
@@ -258,9 +235,8 @@ class Profile:
 
 
 def profile_name(setting: str = "auto") -> str:
-    """The profile to run: `setting` ("smoke" or "full", a notebook's `PROFILE`) unless it is "auto"; then
-    `TUTORIAL_PROFILE` if set; else `full` in Colab and Kaggle whatever the device (their learners want the real sites,
-    data and Drive, even on a CPU runtime), elsewhere `full` when CUDA is available and `smoke` otherwise."""
+    """A notebook's `PROFILE` ("smoke", "full"), or for "auto" `TUTORIAL_PROFILE`, else `full` in Colab and Kaggle
+    even on a CPU (their learners want the real sites and data) or with CUDA, else `smoke`."""
     value = setting.strip().lower()
     if value not in ("auto", *PROFILES):
         raise ValueError(f"PROFILE = {setting!r} is not a profile; use one of 'auto', 'full', 'smoke'")
@@ -273,32 +249,28 @@ def profile_name(setting: str = "auto") -> str:
     return value
 
 
+def _env_number(name: str, valid: Callable[[float], bool], wanted: str) -> float | None:
+    """The number environment variable `name` holds, None when unset; a ValueError when it is not `wanted`."""
+    value = os.environ.get(name, "").strip()
+    try:
+        number = float(value) if value else None
+    except ValueError:
+        number = math.nan
+    if number is not None and not valid(number):
+        raise ValueError(f"{name}={value!r} is not {wanted}")
+    return number
+
+
 def session_minutes_override() -> float | None:
     """`TUTORIAL_SESSION_MINUTES`: how long one session trains before it saves and stops (e.g. a longer paid
     session, or a short one to watch a run resume), for every chapter; None when unset."""
-    value = os.environ.get("TUTORIAL_SESSION_MINUTES", "").strip()
-    if not value:
-        return None
-    try:
-        minutes = float(value)
-    except ValueError:
-        minutes = -1.0
-    if not minutes > 0:
-        raise ValueError(f"TUTORIAL_SESSION_MINUTES={value!r} is not a positive number of minutes")
-    return minutes
+    return _env_number("TUTORIAL_SESSION_MINUTES", lambda m: m > 0, "a positive number of minutes")
 
 
 def scale() -> float:
     """`TUTORIAL_SCALE` (0 < scale <= 1, default 1): the offline rehearsal's one knob, multiplying every step count
     and evaluation size of the full recipes so that their code runs in minutes on a CPU."""
-    value = os.environ.get("TUTORIAL_SCALE", "").strip()
-    try:
-        factor = float(value) if value else 1.0
-    except ValueError:
-        factor = -1.0
-    if not 0 < factor <= 1:
-        raise ValueError(f"TUTORIAL_SCALE={value!r} is not a number in (0, 1]")
-    return factor
+    return _env_number("TUTORIAL_SCALE", lambda f: 0 < f <= 1, "a number in (0, 1]") or 1.0
 
 
 CHECKPOINTS_KEPT = 1  # MiniGPT-v2's runs keep the last checkpoint only: resuming needs no other (05 §6)
@@ -405,39 +377,33 @@ def outputs_root() -> Path:
 
 def hf_token() -> str | None:
     """The Hugging Face token from Colab's or Kaggle's secrets (`HF_TOKEN`) or the environment; None if absent.
-
-    A Colab secret that exists but was not given notebook access raises, saying how to grant it. Pass the token
-    straight to the call that needs it; the project never prints or stores it.
-    """
+    A secret the notebook may not read raises, saying how to grant it. The project never prints or stores it."""
+    token = None
     if in_colab():
         from google.colab import userdata
 
         try:
             token = userdata.get("HF_TOKEN")
         except userdata.SecretNotFoundError:
-            token = None
+            pass
         except userdata.NotebookAccessError as error:
             raise PermissionError(
                 "the HF_TOKEN secret exists but this notebook may not read it: open Secrets (the key icon on the "
                 "left), switch on 'Notebook access' for HF_TOKEN, then run this cell again"
             ) from error
-        if token:
-            return token
-    if in_kaggle():
+    if not token and in_kaggle():
         from kaggle_secrets import BackendError, CredentialError, UserSecretsClient
 
         try:
             token = UserSecretsClient().get_secret("HF_TOKEN")
         except BackendError:  # no secret of that name
-            token = None
+            pass
         except CredentialError as error:
             raise PermissionError(
                 "Kaggle would not give this notebook the HF_TOKEN secret: Add-ons -> Secrets, tick HF_TOKEN for this "
                 "notebook, then run this cell again"
             ) from error
-        if token:
-            return token
-    return os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
+    return token or os.environ.get("HF_TOKEN") or os.environ.get("HUGGING_FACE_HUB_TOKEN") or None
 
 
 def hub_api() -> HfApi:

@@ -18,12 +18,7 @@ from datasets import Dataset
 from datasets import Image as ImageFeature
 from PIL import Image
 from tqdm.auto import tqdm
-from transformers import (
-    Blip2Processor,
-    BlipProcessor,
-    PreTrainedTokenizerBase,
-    TrainerCallback,
-)
+from transformers import Blip2Processor, BlipProcessor, PreTrainedTokenizerBase, TrainerCallback
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
 from transformers.trainer_utils import get_last_checkpoint
 
@@ -45,7 +40,6 @@ class StopAfterEpochs(TrainerCallback):
     def on_epoch_end(self, args, state, control, **kwargs):
         if state.epoch >= self.epochs:
             control.should_training_stop = True
-        return control
 
 
 class StopAfterSeconds(TrainerCallback):
@@ -58,13 +52,11 @@ class StopAfterSeconds(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.monotonic()
-        return control
 
     def on_step_end(self, args, state, control, **kwargs):
         if time.monotonic() - self.started >= self.seconds:
             control.should_save = True
             control.should_training_stop = True
-        return control
 
 
 def copy_checkpoint(checkpoint: Path, kept: Path) -> Path:
@@ -83,24 +75,18 @@ def copy_checkpoint(checkpoint: Path, kept: Path) -> Path:
 
 
 class CopyCheckpoints(TrainerCallback):
-    """Copies every `every`-th checkpoint `Trainer` saves on the runtime's local disk, and the last one of a session,
-    to `kept` (Drive in Colab) with `copy_checkpoint` (05 §6). Trainer's own rotation then deletes on the local disk
-    only: a file deleted through Colab's Drive mount goes to Drive's trash and counts against the quota until the
-    trash is emptied, so the pre-flight counts every copy (`preflight.lifetime_gb`) and picks `every`."""
+    """Copies every `every`-th checkpoint Trainer saves on the local disk, and a session's last, to `kept` (05 §6):
+    only local copies rotate, as what Drive's mount deletes stays in its trash, within the quota, until emptied."""
 
     def __init__(self, kept: Path, every: int = 1) -> None:
         self.kept, self.every, self.saves = Path(kept), every, 0
 
     def on_save(self, args, state, control, **kwargs):
         self.saves += 1
-        if (
-            self.saves % self.every == 0
-            or control.should_training_stop
-            or state.global_step >= state.max_steps
-        ):
+        last = control.should_training_stop or state.global_step >= state.max_steps
+        if self.saves % self.every == 0 or last:
             self.kept.mkdir(parents=True, exist_ok=True)
             copy_checkpoint(Path(args.output_dir) / f"checkpoint-{state.global_step}", self.kept)
-        return control
 
 
 def last_checkpoint(*folders: Path) -> str | None:
@@ -118,21 +104,17 @@ class NonFiniteLoss(RuntimeError):
 
 
 class StopOnNonFinite(TrainerCallback):
-    """Stops training at the first logged non-finite loss (or gradient norm, outside fp16) before anything is saved,
-    so the last checkpoint on disk is the last good one (fp16 on a T4 is where BLIP-2-style fine-tuning most often
-    diverges). Needs `logging_nan_inf_filter=False`: by default Trainer logs a NaN step's loss as the mean of the
-    others. In fp16 an infinite gradient norm is the loss scaler's overflow: that step is skipped, not a failure."""
+    """Stops at the first logged non-finite loss, or gradient norm outside fp16 (there an overflow step is skipped),
+    before it is saved. Needs `logging_nan_inf_filter=False`: else Trainer logs a NaN step's loss as the others' mean."""
 
     def on_train_begin(self, args, state, control, **kwargs):
         if args.logging_nan_inf_filter:
             raise ValueError(
                 "StopOnNonFinite needs TrainingArguments(logging_nan_inf_filter=False) to see NaN losses"
             )
-        return control
 
     def on_step_end(self, args, state, control, **kwargs):
         control.should_log = control.should_log or control.should_save  # a step is checked before it is saved
-        return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         watched = ("loss",) if args.fp16 else ("loss", "grad_norm")
@@ -144,7 +126,6 @@ class StopOnNonFinite(TrainerCallback):
                 f"{args.output_dir} is the last good one. Lower the learning rate (e.g. halve it), or train in bf16 "
                 "on a GPU that has it (Ampere or newer; a T4 has fp16 only), then run the training cell again."
             )
-        return control
 
 
 class Stopwatch(TrainerCallback):
@@ -157,18 +138,15 @@ class Stopwatch(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._begun = (time.perf_counter(), state.global_step)  # the checkpoint's step when resuming
-        return control
 
     def on_train_end(self, args, state, control, **kwargs):
         self.seconds += time.perf_counter() - self._begun[0]
         self.steps += state.global_step - self._begun[1]
-        return control
 
 
 def tutorial_lr_factor(step: int, recipe: runtime.Recipe, total_steps: int) -> float:
-    """The MiniGPT-v2 fine-tuning tutorial's learning rate at `step`, as a factor of `recipe.learning_rate` (05 §6):
-    linear warm-up from `warmup_start_lr`, then a cosine to `min_learning_rate` over the whole schedule, whose
-    span (`schedule_steps`, else `total_steps`) counts the warm-up steps too."""
+    """The MiniGPT-v2 tutorial's learning rate at `step` as a factor of the peak (05 §6): linear warm-up, then a cosine
+    to `min_learning_rate` over `schedule_steps` (else `total_steps`), warm-up included."""
     peak, span = recipe.learning_rate, recipe.schedule_steps or total_steps
     if step < recipe.warmup_steps:
         start = recipe.warmup_start_lr
@@ -192,8 +170,8 @@ def tutorial_optimizer(
 
 
 def evaluation_subset(table: Dataset, size: int, strata: Sequence[object], seed: int = 42) -> Dataset:
-    """A fixed subset of `size` rows keeping the proportions of `strata` (one value per row, e.g. the question
-    type), in the table's order; the whole table when `size` is 0 or not smaller (05 §2)."""
+    """A fixed subset of `size` rows, in order, keeping the proportions of `strata` (one value per row, e.g. the
+    question type); the whole table when `size` is 0 or not smaller (05 §2)."""
     if len(strata) != len(table):
         raise ValueError(f"{len(strata)} strata for {len(table)} rows")
     if not size or size >= len(table):
@@ -281,14 +259,11 @@ def caption_images(
         batch = generation_batch(processor, [images[i] for i in rows], [prompts[i] for i in rows])
         batch = {k: v.to(device) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
-        out = model.generate(
-            **batch,
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            num_beams=1,
-            eos_token_id=stop_tokens(model, processor),
-            pad_token_id=processor.tokenizer.pad_token_id,
-        )
+        tokens = {
+            "eos_token_id": stop_tokens(model, processor),
+            "pad_token_id": processor.tokenizer.pad_token_id,
+        }
+        out = model.generate(**batch, **tokens, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         return [t.strip() for t in processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
 
@@ -305,11 +280,8 @@ def answer_questions(
     max_new_tokens: int,
     batch_size: int = 32,
 ) -> list[str]:
-    """Greedy BLIP VQA answers, up to `batch_size` questions of one token length per `generate` call.
-
-    BLIP's `generate` lets the answer attend to every question position, padding included (notebook 04 §6), so
-    only questions of equal length share a batch: no padding, the same answers as one at a time.
-    """
+    """Greedy BLIP VQA answers, up to `batch_size` questions of one token length per `generate` call: BLIP's answer
+    attends to padding too (notebook 04 §6), so equal lengths give the same answers as one at a time."""
     if len(images) != len(questions):
         raise ValueError(f"{len(images)} images but {len(questions)} questions")
     device, dtype = runtime.pick_device_dtype()
@@ -340,9 +312,8 @@ def minigpt_answers(
     batch_size: int = 16,
     **options: int,
 ) -> list[Generated]:
-    """MiniGPT-v2's greedy answers to (image, prompt) pairs (notebook 05 §5): prompts sorted by length so a batch
-    pads little, `batch_size` per `generate_answers` call, a progress bar; answers in the input order. `options`:
-    min_new_tokens, bos_count."""
+    """MiniGPT-v2's greedy answers to (image, prompt) pairs in input order, `batch_size` per `generate_answers` call
+    (`options`: min_new_tokens, bos_count), prompts sorted by length so a batch pads little (notebook 05 §5)."""
     if len(images) != len(prompts):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
     lengths = [len(ids) for ids in tokenizer(list(prompts), add_special_tokens=False)["input_ids"]]
@@ -392,10 +363,7 @@ def detection_rows(table: Dataset) -> Dataset:
         detection_answer(c, b, boxes)
         for c, b, boxes in zip(table["class"][:], table["is_broken"][:], table["boxes"][:], strict=True)
     ]
-    rows = table.add_column("image", table["file"][:]).cast_column("image", ImageFeature())
     n = len(table)
-    return (
-        rows.add_column("task", ["detection"] * n)
-        .add_column("instruction", [mvtec.INSTRUCTION] * n)
-        .add_column("answer", answers)
-    )
+    rows = table.add_column("image", table["file"][:]).cast_column("image", ImageFeature())
+    rows = rows.add_column("task", ["detection"] * n).add_column("instruction", [mvtec.INSTRUCTION] * n)
+    return rows.add_column("answer", answers)
