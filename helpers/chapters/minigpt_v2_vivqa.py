@@ -3,13 +3,13 @@ Edit the notebook, not this file."""
 
 import torch
 from transformers import BitsAndBytesConfig
+from helpers import runtime
 from collections.abc import Sequence
 from peft import LoraConfig, PeftModel, get_peft_model, prepare_model_for_kbit_training
 from transformers import PreTrainedModel
 from helpers.chapters.blip2_lora_captioning import enable_activation_checkpointing
 from pathlib import Path
 from transformers import TrainingArguments
-from helpers import runtime
 from helpers.chapters.blip2_lora_captioning import common_settings
 import transformers
 
@@ -31,6 +31,12 @@ def llm_quantization_config(bits: int, compute_dtype: torch.dtype = torch.float1
     if bits == 8:
         return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=NOT_QUANTIZED)
     raise ValueError(f"bits must be 4 or 8, got {bits}")
+
+
+def minigpt_revisions(profile: runtime.Profile) -> dict[str, str]:
+    """The commits of MiniGPT-v2's two sources (Llama-2-chat and the vision tower), which the predictions files and the
+    adapter card record; 06 records the same."""
+    return {profile.model(key): profile.revision(key) for key in ("llama-2-chat", "minigpt-vision")}
 
 
 # q_proj and v_proj inside the language model only (not the vision tower's attention).

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from datasets import Dataset, Image
@@ -18,6 +19,9 @@ from datasets import Dataset, Image
 from helpers import jsonl, runtime
 from helpers.bad_input import BadInput
 from helpers.data import mvtec
+
+if TYPE_CHECKING:  # only for the annotation: importing Trainer's module here would load torch for notebook 07
+    from transformers import TrainerState
 
 TASKS = ("caption", "vqa", "boxes")
 REQUIRED = ("id", "task", "model", "prediction", "references")
@@ -122,10 +126,10 @@ def box_rows(
     return lines
 
 
-def with_training(rows: Sequence[dict], steps: int, planned: int) -> list[dict]:
-    """The rows with the optimizer steps the model had trained when it predicted and the steps planned, so notebook 07
-    marks a model that a session budget stopped early as "partly trained"."""
-    return [{**row, "trained_steps": steps, "planned_steps": planned} for row in rows]
+def with_training(rows: Sequence[dict], state: TrainerState) -> list[dict]:
+    """The rows with the optimizer steps the model had trained when it predicted and the steps planned (`state`'s), so
+    notebook 07 marks a model that a session budget stopped early as "partly trained"."""
+    return [{**row, "trained_steps": state.global_step, "planned_steps": state.max_steps} for row in rows]
 
 
 def path_of(profile: runtime.Profile, task: str, model_tag: str) -> Path:
