@@ -11,11 +11,13 @@ import time
 import warnings
 
 import torch
+from datasets import Dataset
+from transformers import Blip2Processor
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from benchmarks.results import write_results
 from helpers import profiles, runtime
-from helpers.collate import CaptionCollator, with_token_lengths
+from helpers.collate import CaptionCollator, prefix_ids
 from helpers.data import dish_dataset
 from helpers.models.blip2_lora import load_blip2_with_lora
 from helpers.training import caption_images
@@ -24,6 +26,19 @@ COMMAND = "PYTHONPATH=$PWD python benchmarks/bench_blip2_collate.py"
 REPORT_MAX_LENGTH = 128  # the BLIP-2 food report (2024)'s fixed padding length; also the tiny OPT's limit
 GEN_IMAGES, GEN_TOKENS = 16, 20
 EPOCHS = REPEATS = 3  # step time: best of three epochs; generation: best of three interleaved runs
+
+
+def with_token_lengths(
+    dataset: Dataset, processor: Blip2Processor, caption_column: str = "caption"
+) -> Dataset:
+    """Adds a `length` column (tokens per row) so `Trainer` can group rows of similar length."""
+    extra = len(prefix_ids(processor)) + 1  # placeholders + BOS before, EOS after
+
+    def count(captions: list[str]) -> dict[str, list[int]]:
+        encoded = processor.tokenizer(captions, add_special_tokens=False).input_ids
+        return {"length": [len(ids) + extra for ids in encoded]}
+
+    return dataset.map(count, batched=True, input_columns=caption_column)
 
 
 def epoch_batches(rows: list[dict], collate: CaptionCollator, order: list[int], batch: int) -> list[dict]:

@@ -41,6 +41,7 @@ from transformers import (
     Trainer,
 )
 
+from benchmarks.t4_table import GPU_RUNS
 from helpers import jsonl, profiles, runtime, training
 from helpers.chapters.blip2_lora_captioning import captioning_arguments
 from helpers.chapters.minigpt_v2_vivqa import attach_lora, minigpt_arguments
@@ -49,7 +50,6 @@ from helpers.models import architectures, blip2_lora, minigpt_v2_checkpoint
 from helpers.models.minigpt_v2_prompts import VQA_INSTRUCTIONS, build_prompt
 from helpers.smoke import tiny_models
 
-GPU_RUNS = runtime.REPO_ROOT / "benchmarks" / "results" / "gpu_runs.jsonl"
 LABEL = "random weights, real sizes"
 MODELS = {"minigpt-v2": ("05", "06"), "blip2": ("03",)}  # the chapters each model's figures stand for
 STEPS = 10

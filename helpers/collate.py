@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from datasets import Dataset
 from PIL import Image
 from transformers import Blip2Processor, BlipProcessor, PreTrainedTokenizerBase
 from transformers.models.blip.image_processing_pil_blip import BlipImageProcessorPil
@@ -107,19 +106,6 @@ def generation_batch(
     ids = [prefix_ids(processor, prompt) for prompt in prompts]
     pictures = [_check_image(image, i, "image") for i, image in enumerate(images)]
     return _batch(processor, ids, pictures, "left", padding="longest")
-
-
-def with_token_lengths(
-    dataset: Dataset, processor: Blip2Processor, caption_column: str = "caption"
-) -> Dataset:
-    """Adds a `length` column (tokens per row) so `Trainer` can group rows of similar length."""
-    extra = len(prefix_ids(processor)) + 1  # placeholders + BOS before, EOS after
-
-    def count(captions: list[str]) -> dict[str, list[int]]:
-        encoded = processor.tokenizer(captions, add_special_tokens=False).input_ids
-        return {"length": [len(ids) + extra for ids in encoded]}
-
-    return dataset.map(count, batched=True, input_columns=caption_column)
 
 
 @dataclass

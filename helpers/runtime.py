@@ -452,9 +452,3 @@ def token_status() -> str:
         "Hugging Face token: none. Gated models (Llama-2 in notebooks 05 and 06) cannot download and hub uploads"
         " are skipped: add an HF_TOKEN secret (Colab) or environment variable"
     )
-
-
-def notebook_paths(root: Path = REPO_ROOT) -> list[Path]:
-    """The series' numbered notebooks in order, then the appendix notebooks (A1_..., A2_...)."""
-    folder = Path(root) / "notebooks"
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("A[0-9]_*.ipynb"))

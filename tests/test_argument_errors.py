@@ -121,7 +121,7 @@ def test_downloads_and_archives_that_are_not_what_they_claim_are_named(tmp_path)
     with zipfile.ZipFile(plain, "w") as archive:
         archive.writestr("notes.txt", "not a checkpoint")
     with pytest.raises(ValueError, match="not one torch.save wrote"):
-        minigpt_v2_checkpoint.verify_stage3_file(plain)
+        minigpt_v2_checkpoint.download_stage3_checkpoint(plain)
     fifo = zipfile.ZipInfo("pipe")
     fifo.external_attr = (stat.S_IFIFO | 0o644) << 16
     archive_path = tmp_path / "special.zip"

@@ -5,7 +5,8 @@ import torch
 from PIL import Image
 from transformers import Blip2Processor
 
-from helpers.collate import IGNORE_INDEX, CaptionCollator, generation_batch, with_token_lengths
+from benchmarks.bench_blip2_collate import with_token_lengths
+from helpers.collate import IGNORE_INDEX, CaptionCollator, generation_batch
 from helpers.smoke import tiny_models
 
 X = IGNORE_INDEX

@@ -9,8 +9,8 @@ import sys
 import pytest
 import torch
 
-from benchmarks import gpu_check
-from helpers import gpu_runs, runtime
+from benchmarks import gpu_check, t4_table
+from helpers import runtime
 
 MEASURED = gpu_check.Measured("minigpt-v2", 4, 9.25, 2.5, 11.0, 16, 8.0)
 
@@ -37,7 +37,7 @@ def test_figures_are_written_per_chapter_labelled_and_shown_in_the_t4_table(tmp_
     assert [line["chapter"] for line in lines] == ["05", "06"]
     assert {line["weights"] for line in lines} == {"random weights, real sizes"}
     assert lines[0]["peak_memory_gib"] == 9.25 and lines[0]["evaluation questions per second"] == 2.0
-    rows = {tuple(r.split(" | ")[:2]): r for r in gpu_runs.t4_table(path).splitlines() if r.startswith("| 0")}
+    rows = {tuple(r.split(" | ")[:2]): r for r in t4_table.t4_table(path).splitlines() if r.startswith("| 0")}
     assert "| 9.2 (random weights, real sizes, Tesla T4) |" in rows[("| 06", "one-session")]  # 4-bit on a T4
     assert "| not yet |" in rows[("| 06", "reproduce")]  # 8-bit: not measured
 

@@ -16,7 +16,6 @@ from helpers.metrics.box_metrics import (
     iou_matrix,
     label_is_defect,
     parse_boxes,
-    pixels_to_grid,
     precision_recall_f1,
 )
 
@@ -87,7 +86,6 @@ def test_grid_pixel_conversion():
     box = Box(10, 20, 50, 100, "x")
     pixels = grid_to_pixels(box, width=640, height=480)
     assert pixels == Box(64, 96, 320, 480, "x")
-    assert pixels_to_grid(pixels, 640, 480) == box
 
 
 def test_iou():

@@ -24,7 +24,7 @@ from helpers.data.polite_http import HttpClient
 from tools import series
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
-NOTEBOOKS = {path.name[:2]: path for path in runtime.notebook_paths()}
+NOTEBOOKS = {path.name[:2]: path for path in series.notebook_paths()}
 USER = "lan"  # the stand-in Hub's account of every token
 
 

@@ -7,8 +7,9 @@ import sys
 import pytest
 
 from helpers import runtime
+from tools import series
 
-NOTEBOOKS = runtime.notebook_paths()
+NOTEBOOKS = series.notebook_paths()
 
 
 def test_ruff_clean():

@@ -7,6 +7,7 @@ import pytest
 import torch
 from datasets import Dataset
 
+from benchmarks import t4_table
 from helpers import gpu_runs, profiles, runtime, training
 from helpers.models import audit
 
@@ -139,8 +140,8 @@ def test_stopwatch_counts_only_this_sessions_steps():
 
 def test_readme_t4_table_is_current():
     readme = (runtime.REPO_ROOT / "README.md").read_text(encoding="utf-8")
-    assert gpu_runs.readme_with_table(readme, gpu_runs.t4_table()) == readme, (
-        "run: python -m helpers.gpu_runs"
+    assert t4_table.readme_with_table(readme, t4_table.t4_table()) == readme, (
+        "run: python -m benchmarks.t4_table"
     )
 
 
@@ -148,7 +149,7 @@ def test_t4_table_shows_a_measured_run_instead_of_the_estimate(tmp_path):
     record = {"date": "2026-12-01T10:00:00+00:00", "chapter": "05", "run": "one-session", "gpu": "Tesla T4",
               "peak_memory_gib": 7.5, "seconds per training step": 2.5, "evaluation questions per second": 3.25}  # fmt: skip
     (tmp_path / "runs.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
-    lines = gpu_runs.t4_table(tmp_path / "runs.jsonl").splitlines()
+    lines = t4_table.t4_table(tmp_path / "runs.jsonl").splitlines()
     rows = {tuple(line.split(" | ")[:2]): line for line in lines if line.startswith("| 0")}
     assert "| 2.50 | 3.2 | measured 2026-12-01 on Tesla T4 |" in rows[("| 05", "one-session")]
     assert "| estimate |" in rows[("| 05", "reproduce")]

@@ -66,6 +66,12 @@ class NotebookFailed(RuntimeError):
     """A cell of a notebook raised or ran past its time limit; the message names the notebook and the cell."""
 
 
+def notebook_paths(root: Path = runtime.REPO_ROOT) -> list[Path]:
+    """The series' numbered notebooks in order, then the appendix notebooks (A1_..., A2_...)."""
+    folder = Path(root) / "notebooks"
+    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("A[0-9]_*.ipynb"))
+
+
 def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:
     """Run one notebook in a fresh kernel from its own folder and return it with its outputs."""
     timeout = timeout or CELL_TIMEOUT[runtime.profile_name()]
@@ -95,7 +101,7 @@ def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:
 
 def run_series(notebooks: list[Path] | None = None, timeout: int | None = None) -> list[tuple[str, float]]:
     """Execute the notebooks (all of `notebooks/` by default) and return (name, seconds) for each."""
-    paths = notebooks or runtime.notebook_paths()
+    paths = notebooks or notebook_paths()
     profile = profiles.profile()
     out_dir = profile.output_dir("executed")
     timings = []

@@ -126,12 +126,6 @@ def grid_to_pixels(box: Box, width: int, height: int) -> Box:
     return Box(box.x1 * sx, box.y1 * sy, box.x2 * sx, box.y2 * sy, box.label)
 
 
-def pixels_to_grid(box: Box, width: int, height: int) -> Box:
-    """A pixel box in integer grid units, as MiniGPT-v2 is trained to write it."""
-    sx, sy = GRID / width, GRID / height
-    return Box(round(box.x1 * sx), round(box.y1 * sy), round(box.x2 * sx), round(box.y2 * sy), box.label)
-
-
 def paired_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Element-wise IoU of broadcastable box arrays whose last axis is x1 y1 x2 y2."""
     overlap = np.minimum(a[..., 2:], b[..., 2:]) - np.maximum(a[..., :2], b[..., :2])

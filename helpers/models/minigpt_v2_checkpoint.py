@@ -51,13 +51,6 @@ def _check_stage3(path: Path) -> None:
             raise BadInput("a zip archive, but not one torch.save wrote")
 
 
-def verify_stage3_file(path: Path) -> None:
-    """Raise with instructions when the file is absent or not a torch archive (e.g. a Drive quota page)."""
-    downloads.check_file(
-        path, _check_stage3, downloads.manual_hint(downloads.drive_source(STAGE3_DRIVE_ID), path)
-    )
-
-
 def read_official_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The `model` state dict of an original MiniGPT-v2 checkpoint, read with torch.load(weights_only=True)."""
     try:
