@@ -54,12 +54,21 @@ def measured(data_file: str) -> tuple[int, Counter[tuple[str, str]]]:
     return total, missing
 
 
+def statements_now() -> int:
+    """The helpers' statements as the code stands (coverage's analysis of each file; no measurement needed)."""
+    import coverage
+
+    cov = coverage.Coverage(data_file=None, config_file=str(ROOT / "pyproject.toml"))
+    return sum(len(cov.analysis2(str(path))[1]) for path in (ROOT / "helpers").rglob("*.py"))
+
+
 def counted(entries: dict) -> Counter[tuple[str, str]]:
     return Counter((path, line) for path, line, _ in entries)
 
 
 def test_every_listed_line_exists_has_a_reason_and_the_list_is_short():
-    statements, entries = parse(LIST.read_text(encoding="utf-8"))
+    _, entries = parse(LIST.read_text(encoding="utf-8"))
+    statements = statements_now()  # not the list's header, written when the list was: the code may have shrunk
     for (path, line, _), reason in entries.items():
         assert reason and reason != UNEXPLAINED, f"{path}: {line!r} has no reason"
         assert line in {text.strip() for text in (ROOT / path).read_text(encoding="utf-8").splitlines()}, (
