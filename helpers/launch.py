@@ -1,13 +1,8 @@
-"""Appendix A2: notebook 03's training as one function every process runs, on one device or several.
-
-From a notebook, `accelerate.notebook_launcher(train, args, num_processes=2)`; as a script (configs in
-`configs/accelerate/`):
-
-    accelerate launch --config_file configs/accelerate/1_machine_2_gpus.yaml -m helpers.launch OUTPUT_DIR
-    torchrun --nproc_per_node 2 -m helpers.launch OUTPUT_DIR
-
-Each process loads its own copy of the model on its own device (`runtime.device_map` reads `LOCAL_RANK`); `Trainer`
-(accelerate underneath) wraps it in DDP, gives each process its share of every global batch and averages gradients.
+"""Appendix A2: notebook 03's training as one function every process runs, on one device or several: from a
+notebook `accelerate.notebook_launcher(train, args, num_processes=2)`; as a script `accelerate launch --config_file
+configs/accelerate/1_machine_2_gpus.yaml -m helpers.launch OUTPUT_DIR` (or `torchrun --nproc_per_node 2 -m ...`).
+Each process loads its own model copy on its own device (`runtime.device_map` reads `LOCAL_RANK`); `Trainer` wraps it
+in DDP, gives each process its share of every global batch and averages gradients.
 """
 
 from __future__ import annotations
@@ -66,12 +61,6 @@ def data(
     return profile.recipe("captioning"), dataset["train"], dataset["validation"], None
 
 
-def prepare(profile: runtime.Profile) -> str:
-    """The model every process loads, made ready before any process group exists (A2 §3): smoke's tiny model is
-    built here, once, since `save_pretrained` writes no weights on a rank other than 0 under torch.distributed."""
-    return profile.model("blip2")
-
-
 def train(
     output_dir: str | Path,
     shuffle: bool = False,
@@ -93,7 +82,9 @@ def train(
         disable_progress_bars()
         transformers_logging.disable_progress_bar()
     profile = profiles.profile()
-    prepare(profile)  # before the process group exists
+    # The model made ready before any process group exists (A2 §3): smoke's tiny model is built here, once, since
+    # `save_pretrained` writes no weights on a rank other than 0 under torch.distributed.
+    profile.model("blip2")
     state = PartialState(cpu=on_cpu)  # this process's rank and the number of processes, from the launcher
     recipe, train_rows, validation, scored = data(profile, shuffle, seed)
     # The same LoRA weights in every process (DDP also copies rank 0's at the start).
@@ -157,9 +148,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--global-batch", type=int, default=0, help="rows per step over all processes")
     parser.add_argument("--max-steps", type=int, default=-1)
     parser.add_argument("--save-steps", type=int, default=0)
-    parser.add_argument(
-        "--resume", action="store_true", help="continue from the last checkpoint in OUTPUT_DIR"
-    )
+    parser.add_argument("--resume", action="store_true", help="continue from OUTPUT_DIR's last checkpoint")
     options = parser.parse_args(argv)
     train(**vars(options), progress=True)
 

@@ -104,9 +104,7 @@ _FULL_ONE_SESSION = {
 _FULL_REPRODUCE = {
     # The report's recipe: Adam (Trainer's AdamW with its default weight decay 0 is Adam) at a constant 5e-4, 100
     # epochs, no early stopping.
-    "captioning": Recipe(
-        epochs=100, learning_rate=5e-4, batch_size=3, patience=0, max_new_tokens=80, lr_scheduler="constant"
-    ),
+    "captioning": replace(_FULL_ONE_SESSION["captioning"], epochs=100, patience=0, lr_scheduler="constant"),
     # The exercise's single epoch (its batch size is not shown; 16 as in one-session).
     "vqa": Recipe(epochs=1, learning_rate=4e-5, batch_size=16, patience=0, max_new_tokens=10),
     "vivqa": replace(TUTORIAL, max_steps=4_000, max_new_tokens=20),
@@ -197,9 +195,7 @@ class Profile:
     def revision(self, key: str) -> str:
         """The commit `model(key)` resolves to on the Hub now (full), recorded in the adapter card so a later edit of
         the repo cannot change a run unseen; in smoke the tiny model's cache folder, which names its build key."""
-        if self.is_smoke:
-            return f"local {Path(self.model(key)).name}"
-        return hub_commit(HUB_MODELS[key])
+        return f"local {Path(self.model(key)).name}" if self.is_smoke else hub_commit(HUB_MODELS[key])
 
     def sites(self, config: dict) -> AbstractContextManager[dict]:
         """The scraping config to use while the block runs: fixture sites on 127.0.0.1 in smoke; in full the real
@@ -361,8 +357,7 @@ def in_kaggle() -> bool:
 def outputs_root() -> Path:
     """`TUTORIAL_OUTPUT_DIR` if set, else Drive in Colab (mounted on first use), `/kaggle/working/outputs` in Kaggle
     (what a saved Kaggle version keeps), else `outputs/`."""
-    override = os.environ.get("TUTORIAL_OUTPUT_DIR")
-    if override:
+    if override := os.environ.get("TUTORIAL_OUTPUT_DIR"):
         return Path(override)
     if in_kaggle():
         return KAGGLE_OUTPUTS

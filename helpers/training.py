@@ -91,12 +91,8 @@ class CopyCheckpoints(TrainerCallback):
 
 def last_checkpoint(*folders: Path) -> str | None:
     """The newest complete checkpoint in `folders` (the local disk, and the Drive copy a new session finds)."""
-    found = [
-        last
-        for folder in map(Path, folders)
-        if folder.is_dir() and (last := get_last_checkpoint(str(folder)))
-    ]
-    return max(found, key=lambda path: int(path.rsplit("-", 1)[1]), default=None)
+    found = [get_last_checkpoint(str(folder)) for folder in map(Path, folders) if folder.is_dir()]
+    return max(filter(None, found), key=lambda path: int(path.rsplit("-", 1)[1]), default=None)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -133,8 +129,7 @@ class Stopwatch(TrainerCallback):
     for the measured figures at the end of a GPU chapter (05 §10)."""
 
     def __init__(self) -> None:
-        self.seconds, self.steps = 0.0, 0
-        self._begun = (0.0, 0)
+        self.seconds, self.steps, self._begun = 0.0, 0, (0.0, 0)
 
     def on_train_begin(self, args, state, control, **kwargs):
         self._begun = (time.perf_counter(), state.global_step)  # the checkpoint's step when resuming
@@ -254,15 +249,12 @@ def caption_images(
     prompts = list(prompts) if prompts is not None else [""] * len(images)
     if len(prompts) != len(images):
         raise ValueError(f"{len(images)} images but {len(prompts)} prompts")
+    tokens = {"eos_token_id": stop_tokens(model, processor), "pad_token_id": processor.tokenizer.pad_token_id}
 
     def generate(rows: list[int]) -> list[str]:
         batch = generation_batch(processor, [images[i] for i in rows], [prompts[i] for i in rows])
         batch = {k: v.to(device) for k, v in batch.items()}
         batch["pixel_values"] = batch["pixel_values"].to(dtype)
-        tokens = {
-            "eos_token_id": stop_tokens(model, processor),
-            "pad_token_id": processor.tokenizer.pad_token_id,
-        }
         out = model.generate(**batch, **tokens, max_new_tokens=max_new_tokens, do_sample=False, num_beams=1)
         new_tokens = out[:, batch["input_ids"].shape[1] :]
         return [t.strip() for t in processor.tokenizer.batch_decode(new_tokens, skip_special_tokens=True)]
@@ -359,10 +351,7 @@ def blind_boxes(train: Dataset) -> dict[str, str]:
 def detection_rows(table: Dataset) -> Dataset:
     """MVTec records as the fork trains on them (notebook 06 §3): the image, task "detection", its one instruction,
     and the answer text with every box."""
-    answers = [
-        detection_answer(c, b, boxes)
-        for c, b, boxes in zip(table["class"][:], table["is_broken"][:], table["boxes"][:], strict=True)
-    ]
+    answers = list(map(detection_answer, table["class"][:], table["is_broken"][:], table["boxes"][:]))
     n = len(table)
     rows = table.add_column("image", table["file"][:]).cast_column("image", ImageFeature())
     rows = rows.add_column("task", ["detection"] * n).add_column("instruction", [mvtec.INSTRUCTION] * n)

@@ -21,15 +21,6 @@ from helpers.metrics import box_metrics
 QUIZZES = runtime.DATA_DIR / "quizzes.json"  # every chapter's self-check questions
 
 
-def resolve_image(record: pd.Series, folder: Path) -> Path | None:
-    """The example's image file (absolute, or relative to the predictions folder) if it exists."""
-    value = record.get("image_path")
-    if not isinstance(value, str) or not value:
-        return None
-    path = Path(value) if Path(value).is_absolute() else Path(folder) / value
-    return path if path.is_file() else None
-
-
 def describe(record: pd.Series, task: str) -> str:
     """Reference(s), prediction and verdict of one example as text."""
     lines = [f"id: {record['id']}  ({'correct' if record['correct'] else 'error'})"]
@@ -45,9 +36,11 @@ def describe(record: pd.Series, task: str) -> str:
 
 
 def draw_example(record: pd.Series, task: str, folder: Path):
-    """The image with true boxes (green) and predicted boxes (red, dashed) in pixels, or None without image."""
-    path = resolve_image(record, folder)
-    if path is None:
+    """The image (absolute, or relative to the predictions folder) with true boxes (green) and predicted boxes (red,
+    dashed) in pixels, or None without an image file."""
+    value = record.get("image_path")
+    path = Path(folder) / value if isinstance(value, str) and value else None  # an absolute value wins
+    if path is None or not path.is_file():
         return None
     with images.open_checked(path, str(path)) as image:
         picture = image.convert("RGB")

@@ -68,7 +68,8 @@ def counted(entries: dict) -> Counter[tuple[str, str]]:
 
 def test_every_listed_line_exists_has_a_reason_and_the_list_is_short():
     _, entries = parse(LIST.read_text(encoding="utf-8"))
-    statements = statements_now()  # not the list's header, written when the list was: the code may have shrunk
+    # Not the list's header, written with the list: the code may have shrunk since.
+    statements = statements_now()
     for (path, line, _), reason in entries.items():
         assert reason and reason != UNEXPLAINED, f"{path}: {line!r} has no reason"
         assert line in {text.strip() for text in (ROOT / path).read_text(encoding="utf-8").splitlines()}, (

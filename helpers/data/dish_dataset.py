@@ -252,57 +252,46 @@ def assign_splits(
 
 def dataset_features(dish_names: Sequence[str]) -> Features:
     """The dataset's schema: training fields first, then provenance from the manifest and the review."""
-    text = Value("string")
+    text, number = Value("string"), Value("int32")
     return Features(
         {
             "image": ImageFeature(),
             "dish": ClassLabel(names=list(dish_names)),
-            "caption": text,
-            "caption_vi": text,
-            "source_site": text,
-            "source_url": text,
-            "id": text,
-            "dish_name": text,
-            "title": text,
-            "text_vi": text,
+            **dict.fromkeys(("caption", "caption_vi", "source_site", "source_url"), text),
+            **dict.fromkeys(("id", "dish_name", "title", "text_vi"), text),
             "ingredients": List(text),
-            "image_url": text,
-            "retrieved_at": text,
-            "sha256": text,
-            "phash": text,
-            "width": Value("int32"),
-            "height": Value("int32"),
-            "caption_status": text,
-            "caption_drafted_by": text,
-            "near_duplicate_group": Value("int32"),
+            **dict.fromkeys(("image_url", "retrieved_at", "sha256", "phash"), text),
+            **dict.fromkeys(("width", "height"), number),
+            **dict.fromkeys(("caption_status", "caption_drafted_by"), text),
+            "near_duplicate_group": number,
         }
     )
 
 
 def to_dataset_dict(
-    checked: CheckedManifest,
+    records: Sequence[dict[str, Any]],
+    scraped_dir: Path,
     captions: dict[str, dict[str, str]],
     split_of: dict[str, str],
     groups: dict[str, int],
     glossary: Glossary,
 ) -> DatasetDict:
-    """Rows for every captioned record, images embedded as bytes, one `Dataset` per split (in manifest order)."""
-    records = [r for r in checked.records if r["id"] in captions]
+    """Rows for the captioned `records`, images embedded as bytes, one `Dataset` per split (in manifest order)."""
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for r in records:
-        path = checked.scraped_dir / r["image_path"]
+        path, caption = scraped_dir / r["image_path"], captions[r["id"]]
         rows[split_of[r["id"]]].append(
             {
                 "image": {"bytes": path.read_bytes(), "path": path.name},
                 "dish": r["dish"],
-                "caption": captions[r["id"]]["caption"],
-                "caption_vi": captions[r["id"]]["caption_vi"],
+                "caption": caption["caption"],
+                "caption_vi": caption["caption_vi"],
                 "source_site": r["site"],
                 "source_url": r["page_url"],
                 **{k: r[k] for k in ("id", "dish_name", "title", "text_vi", "ingredients", "image_url")},
                 **{k: r[k] for k in ("retrieved_at", "sha256", "phash", "width", "height")},
-                "caption_status": captions[r["id"]]["status"],
-                "caption_drafted_by": captions[r["id"]]["drafted_by"],
+                "caption_status": caption["status"],
+                "caption_drafted_by": caption["drafted_by"],
                 "near_duplicate_group": groups[r["id"]],
             }
         )
@@ -522,7 +511,7 @@ def build(
         raise DatasetBuildError(excluded, f"{manifest}: no usable record left to build a dataset from")
     groups = near_duplicate_groups(kept, threshold)
     split_of = assign_splits(kept, groups, seed=seed, fractions=fractions)
-    dataset = to_dataset_dict(checked, captions, split_of, groups, glossary)
+    dataset = to_dataset_dict(kept, checked.scraped_dir, captions, split_of, groups, glossary)
     info = {  # stored next to the dataset as build_info.json
         "profile": profile.name,
         "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -34,8 +34,7 @@ MAX_MEMBER_BYTES = 20 * 2**20  # a photo larger than this in the archive is not 
 def dish_of(member: str, glossary: Glossary) -> str | None:
     """The dish slug whose name the member's folder spells, accents and case aside ("Banh beo/001.jpg" is
     bánh bèo), else None."""
-    folder = PurePosixPath(member).parent.name
-    wanted = vi_text.match_key(vi_text.unaccented(folder))
+    wanted = vi_text.match_key(vi_text.unaccented(PurePosixPath(member).parent.name))
     for slug, dish in glossary.dishes.items():
         if wanted in {vi_text.match_key(vi_text.unaccented(dish.name_vi)), slug.replace("-", " ")}:
             return slug
@@ -53,22 +52,19 @@ def shortfall(
 def top_up(manifest: Manifest, needed: Mapping[str, int], glossary: Glossary) -> dict[str, int]:
     """Adds up to `needed[dish]` photos of each dish from `REPO`'s `ARCHIVE` to `manifest` (images and lines, as
     notebook 01 writes them); the photos added per dish. A member that is not a sane image is skipped."""
-    token = runtime.hf_token()
-    api = runtime.hub_api()
-    filesystem = HfFileSystem(endpoint=api.endpoint, token=token)
-    commit = api.dataset_info(REPO, token=token).sha
+    endpoint, commit = runtime.hub_api().endpoint, runtime.hub_commit(REPO, "dataset")
+    filesystem = HfFileSystem(endpoint=endpoint, token=runtime.hf_token())
     path = f"datasets/{REPO}@{commit}/{ARCHIVE}"
-    page_url = f"{api.endpoint}/datasets/{REPO}/tree/{commit}"
-    image_url = f"{api.endpoint}/datasets/{REPO}/resolve/{commit}/{ARCHIVE}"
+    page_url = f"{endpoint}/datasets/{REPO}/tree/{commit}"
+    image_url = f"{endpoint}/datasets/{REPO}/resolve/{commit}/{ARCHIVE}"
     known = {item["sha256"] for item in manifest.items}
     retrieved_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     added: Counter[str] = Counter()
     with filesystem.open(path, "rb") as remote, zipfile.ZipFile(remote) as archive:
         for info in sorted(archive.infolist(), key=lambda i: i.filename):
             dish = dish_of(info.filename, glossary)
-            if dish is None or info.is_dir() or added[dish] >= needed.get(dish, 0):
-                continue
-            if info.file_size > MAX_MEMBER_BYTES:
+            too_big = info.file_size > MAX_MEMBER_BYTES
+            if dish is None or info.is_dir() or added[dish] >= needed.get(dish, 0) or too_big:
                 continue
             data = archive.read(info)
             try:

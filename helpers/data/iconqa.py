@@ -179,52 +179,47 @@ def check_hub_columns(ds: DatasetDict) -> None:
                 )
 
 
+def _stored_images(table: Dataset) -> list[bytes | Path | None]:
+    """Each row's encoded image, not decoded: its stored bytes, else its file (None where a row has no image)."""
+    raw = table.cast_column("image", ImageFeature(decode=False))["image"][:]
+    return [
+        image and (image["bytes"] if image["bytes"] is not None else Path(image["path"])) for image in raw
+    ]
+
+
 def _fill_in_blank(table: Dataset, split: str) -> Dataset:
     """The fill-in-the-blank rows as pid, question, answer, image, each image checked from its header."""
     keep = [i for i, kind in enumerate(table["ques_type"][:]) if kind == FILL_IN_BLANK]
     table = table.select(keep).select_columns(["question_id", "question", "answer", "query_image"])
     table = table.rename_columns({"question_id": "pid", "query_image": "image"})
-    raw = table.cast_column("image", ImageFeature(decode=False))
-    for row, (pid, image) in enumerate(zip(raw["pid"][:], raw["image"][:], strict=True)):
+    for row, (pid, image) in enumerate(zip(table["pid"][:], _stored_images(table), strict=True)):
         where = f"split {split!r} row {row} (question_id {pid!r}): field 'query_image'"
         if image is None:
             raise BadInput(f"{where}: no image")
-        images.open_checked(
-            image["bytes"] if image["bytes"] is not None else Path(image["path"]), where
-        ).close()
+        images.open_checked(image, where).close()
     return table
 
 
-def load_hub_copy(
-    repo_id: str = HUB_REPO, splits: Sequence[str] = ("val", "test"), revision: str | None = None
-) -> DatasetDict:
+def load_hub_copy(splits: Sequence[str] = ("val", "test"), revision: str | None = None) -> DatasetDict:
     """The Hub copy's `splits` at `revision` (a commit pins the data), checked (`check_hub_columns`), fill-in-the-blank
     only, as pid (question_id), question, answer and image (query image) like the exercise's train split."""
-    loaded = datasets.load_dataset(repo_id, revision=revision)
+    loaded = datasets.load_dataset(HUB_REPO, revision=revision)
     absent = [split for split in splits if split not in loaded]
     if absent:
-        raise BadInput(f"{repo_id}: split(s) {absent} not found; it has {list(loaded)}")
+        raise BadInput(f"{HUB_REPO}: split(s) {absent} not found; it has {list(loaded)}")
     chosen = DatasetDict({split: loaded[split] for split in splits})
     check_hub_columns(chosen)
     return DatasetDict({split: _fill_in_blank(table, split) for split, table in chosen.items()})
 
 
-def image_hashes(table: Dataset, column: str = "image") -> list[str]:
+def image_hashes(table: Dataset) -> list[str]:
     """The sha256 of every row's encoded image (its stored bytes, else its file), without decoding it."""
-    raw = table.cast_column(column, ImageFeature(decode=False))[column][:]
-    return [
-        hashlib.sha256(
-            image["bytes"] if image["bytes"] is not None else Path(image["path"]).read_bytes()
-        ).hexdigest()
-        for image in raw
-    ]
+    stored = _stored_images(table)
+    return [hashlib.sha256(s if isinstance(s, bytes) else s.read_bytes()).hexdigest() for s in stored]
 
 
 def image_disjoint_splits(
-    ds: Dataset | DatasetDict,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-    column: str = "image",
+    ds: Dataset | DatasetDict, fractions: Sequence[float] = (0.8, 0.1, 0.1), seed: int = 0
 ) -> DatasetDict:
     """train/validation/test holding `fractions` of the distinct images (by sha256), all questions on an image in
     one split; a DatasetDict is pooled first (e.g. the Hub copy's val and test). Same input and seed, same splits."""
@@ -234,7 +229,7 @@ def image_disjoint_splits(
             found = {split: list(table.features) for split, table in ds.items()}
             raise BadInput(f"cannot pool splits with different columns: {found}")
         ds = datasets.concatenate_datasets(tables)
-    drawn = splits.group_split(image_hashes(ds, column), fractions, seed, at_least_one=True)
+    drawn = splits.group_split(image_hashes(ds), fractions, seed, at_least_one=True)
     return DatasetDict({name: ds.select(sorted(drawn[name])) for name in splits.SPLITS})
 
 

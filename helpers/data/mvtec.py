@@ -38,7 +38,6 @@ OFF_GRID = 2  # corners this far outside the grid are rounding, clamped; further
 # The fork's one training and evaluation instruction (after the `[detection]` task tag); 40 new tokens at evaluation.
 INSTRUCTION = "a defect or not-defect object and return the bounding boxes and its label. If not, bound around the object."
 WHOLE_FRAME = [0, 0, GRID, GRID]
-# Split files by what their names say: the fork reads train_data.json and evaluates val_data.json.
 SPLIT_WORDS = {"train": ("train",), "validation": ("val", "valid", "validation"), "test": ("test",)}
 FIELDS = ("image_path", "bbox", "class", "is_broken")  # what the fork's dataset reads
 FEATURES = Features(
@@ -103,9 +102,7 @@ def discover(root: Path) -> dict[str, Path]:
 def _image_file(image_path: str, root: Path) -> Path | None:
     """`image_path` under `root`, else with leading folders dropped (the fork drops the first), else None."""
     parts = Path(image_path).parts
-    candidates = (
-        base.joinpath(*parts[start:]) for start in range(len(parts)) for base in (root, root / "images")
-    )
+    candidates = (base.joinpath(*parts[i:]) for i in range(len(parts)) for base in (root, root / "images"))
     return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
@@ -119,11 +116,7 @@ def _widened(low: int, high: int) -> tuple[int, int]:
 def check_box(value: object, where: str, field: str = "bbox") -> tuple[list[int] | None, str | None]:
     """(box, note) for four integers on the 0-100 grid: valid, no note; repaired (corners just off the grid clamped,
     a zero side widened to 1) with a note; reversed (which corner is wrong?) None with a note; else raises."""
-    if (
-        not isinstance(value, list)
-        or len(value) != 4
-        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    ):
+    if not isinstance(value, list) or len(value) != 4 or not all(type(v) is int for v in value):
         raise BadInput(f"{where}: field {field!r} is {value!r}, expected four integers [x1, y1, x2, y2]")
     if any(not -OFF_GRID <= v <= GRID + OFF_GRID for v in value):
         raise BadInput(f"{where}: field {field!r} {value} is outside the 0-{GRID} grid")
@@ -138,9 +131,7 @@ def check_box(value: object, where: str, field: str = "bbox") -> tuple[list[int]
     return box, f"repaired: {value} -> {box} ({', '.join(notes)})" if notes else None
 
 
-def check_record(
-    record: object, where: str, root: Path, classes: Sequence[str] = CATEGORIES
-) -> tuple[dict | None, list[str]]:
+def check_record(record: object, where: str, root: Path) -> tuple[dict | None, list[str]]:
     """(row of FEATURES or None when every box was skipped, notes): fields, class, boxes (`check_box`), the image
     present and, when the record states them, its width and height; a structural problem raises naming `where`."""
     if not isinstance(record, dict):
@@ -148,8 +139,8 @@ def check_record(
     missing = [name for name in FIELDS if name not in record]
     if missing:
         raise BadInput(f"{where}: field(s) {missing} missing (fields: {', '.join(record) or 'none'})")
-    if record["class"] not in classes:
-        raise BadInput(f"{where}: field 'class' is {record['class']!r}, not one of {', '.join(classes)}")
+    if record["class"] not in CATEGORIES:
+        raise BadInput(f"{where}: field 'class' is {record['class']!r}, not one of {', '.join(CATEGORIES)}")
     if not isinstance(record["is_broken"], bool):
         raise BadInput(f"{where}: field 'is_broken' is {record['is_broken']!r}, expected true or false")
     boxes = record.get("boxes", [record["bbox"]])
@@ -178,7 +169,7 @@ def check_record(
         width, height = opened.size
     for name, actual in (("width", width), ("height", height)):
         stated = record.get(name, actual)
-        if not isinstance(stated, int) or isinstance(stated, bool):
+        if type(stated) is not int:
             raise BadInput(f"{where}: field '{name}' is {stated!r}, expected an integer (pixels)")
         if stated != actual:
             raise BadInput(f"{where}: field '{name}' says {stated}, the image is {width}x{height}")
@@ -186,15 +177,13 @@ def check_record(
     return dict(zip(FEATURES, values, strict=True)), notes
 
 
-def records_dataset(
-    records: Sequence[object], root: Path, source: str | None = None, classes: Sequence[str] = CATEGORIES
-) -> Dataset:
+def records_dataset(records: Sequence[object], root: Path, source: str | None = None) -> Dataset:
     """Every record checked (`check_record`, named `{source or root} record {index}`) as a Dataset; prints the
     boxes repaired and records skipped, with the first few of each."""
     source = source or str(root)
     rows, notes = [], []
     for index, record in enumerate(records):
-        row, found = check_record(record, f"{source} record {index}", Path(root), classes)
+        row, found = check_record(record, f"{source} record {index}", Path(root))
         rows += [row] if row is not None else []
         notes += found
     for kind in ("repaired", "skipped"):
@@ -207,7 +196,7 @@ def records_dataset(
     return Dataset.from_list(rows, features=FEATURES)
 
 
-def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = CATEGORIES) -> Dataset:
+def read_records(path: Path, root: Path | None = None) -> Dataset:
     """A JSON list of records as `records_dataset` checks it, image paths resolved under `root` (default: the JSON
     file's folder); a bad record raises naming file, index and field."""
     path = Path(path)
@@ -218,7 +207,7 @@ def read_records(path: Path, root: Path | None = None, classes: Sequence[str] = 
         raise BadInput(f"{path}: not valid JSON ({error})") from error
     if not isinstance(records, list) or not records:
         raise BadInput(f"{path}: expected a non-empty JSON list of records")
-    return records_dataset(records, Path(root), str(path), classes)
+    return records_dataset(records, Path(root), str(path))
 
 
 def good_box_convention(table: Dataset) -> Counter:
@@ -242,11 +231,11 @@ def mask_boxes(mask: np.ndarray) -> list[list[int]]:
     return [box for _, box in sorted(regions)]
 
 
-def convert_official(root: Path, categories: Sequence[str] | None = None) -> list[dict]:
+def convert_official(root: Path) -> list[dict]:
     """Records from the official MVTec-AD folders: good images boxed as the whole frame, each defect image with one
     box per connected region of its mask; a defect image without a mask, or with an empty one, raises."""
     root = Path(root)
-    categories = categories or sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "test").is_dir())
+    categories = sorted(p.name for p in root.iterdir() if p.is_dir() and (p / "test").is_dir())
     if not categories:
         raise BadInput(f"{root}: no category folder with a test/ folder (expected e.g. bottle/test/good)")
     records = []

@@ -39,12 +39,11 @@ TRANSIENT = ("timeout", "connection", "http_429", "http_5")  # skips a resumed r
 
 # --------------------------------------------------------------------------- extraction
 
-FIELD_METHODS = {
-    "title": ("json-ld", "opengraph", "microdata", "selectors", "listing"),
-    "description": ("json-ld", "opengraph", "microdata", "selectors", "listing"),
-    "image": ("json-ld", "opengraph", "microdata", "selectors", "listing"),
-    "ingredients": ("json-ld", "microdata", "selectors"),
-}  # what each field may be read from; a site's `fields` setting orders them
+# what each field may be read from; a site's `fields` setting orders them
+FIELD_METHODS = dict.fromkeys(
+    ("title", "description", "image"), ("json-ld", "opengraph", "microdata", "selectors", "listing")
+)
+FIELD_METHODS["ingredients"] = ("json-ld", "microdata", "selectors")
 JSON_LD = {"title": "name", "description": "description", "image": "image", "ingredients": "recipeIngredient"}
 OPENGRAPH = {"title": "og:title", "description": "og:description", "image": "og:image"}
 ITEMPROPS = {"title": ("name",), "description": ("description",), "image": ("image", "photo"),
@@ -257,26 +256,24 @@ class SiteAdapter:
         login = self.settings.get("login_url_pattern")
         try:
             page = client.get(url, headers=self.settings["listing_headers"])
+            if login and re.search(login, page.url):
+                return self._stop_at_login(page_no, f"redirected to {urlsplit(page.url).path}", tally)
+            data = json.loads(page.text)
         except Skip as err:
             if err.reason == "http_401":
-                self._stop_at_login(page_no, "HTTP 401", tally)
-            else:
-                tally.listing_errors.append(f"{url}: {err.reason} {err.detail}")
-            return None
-        if login and re.search(login, page.url):
-            self._stop_at_login(page_no, f"redirected to {urlsplit(page.url).path}", tally)
-            return None
-        try:
-            data = json.loads(page.text)
+                return self._stop_at_login(page_no, "HTTP 401", tally)
+            problem = f"{err.reason} {err.detail}"
         except json.JSONDecodeError:
-            tally.listing_errors.append(f"{url}: listing is not JSON (anti-bot page or changed API?)")
-            return None
-        if not isinstance(data, dict):
-            tally.listing_errors.append(f"{url}: listing JSON is not an object (changed API?)")
-            return None
-        return data
+            problem = "listing is not JSON (anti-bot page or changed API?)"
+        else:
+            if isinstance(data, dict):
+                return data
+            problem = "listing JSON is not an object (changed API?)"
+        tally.listing_errors.append(f"{url}: {problem}")
+        return None
 
     def _stop_at_login(self, page_no: int, how: str, tally: Tally) -> None:
+        """Note the login wall: this listing and the later ones stop before `page_no`."""
         why = f"listing page {page_no} asks for a login ({how}); the scraper never logs in, so it reads "
         read = {1: "no listing page", 2: "listing page 1 only"}
         self.login_wall = (page_no, why + read.get(page_no, f"listing pages 1-{page_no - 1}"))
@@ -312,12 +309,18 @@ class SiteAdapter:
             raise Skip("parse_failure", f"no {' or '.join(missing)} found", page.url)
         return data
 
-    def image_candidates(self, url: str) -> list[str]:
-        """The URL upgraded to the largest size the site serves, then the URL as found (fallback)."""
-        largest = re.sub(
-            self.settings["image_size_pattern"], self.settings["image_size_largest"], url, count=1
-        )
-        return [largest, url] if largest != url else [url]
+    def fetch_image(self, client: HttpClient, url: str) -> tuple[str, bytes]:
+        """The image upgraded to the largest size the site serves; on a 4xx for that, the size the page linked."""
+        size, largest = self.settings["image_size_pattern"], self.settings["image_size_largest"]
+        upgraded = re.sub(size, largest, url, count=1)
+        if upgraded != url:
+            try:
+                return upgraded, client.get(upgraded, max_bytes=MAX_IMAGE_BYTES).content
+            except Skip as err:
+                if not err.reason.startswith("http_4") or err.reason == "http_429":
+                    raise
+                client.stats["image_size_fallback"] += 1
+        return url, client.get(url, max_bytes=MAX_IMAGE_BYTES).content
 
 
 # --------------------------------------------------------------------------- images
@@ -486,13 +489,9 @@ def load_config(path: Path = CONFIG_PATH) -> dict:
         config = json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise BadInput(f"{path}: not valid JSON ({error})") from error
-    for key in ("request_interval", "dishes", "sites"):
-        if key not in config:
-            raise BadInput(f"{path}: missing top-level '{key}'")
+    _require(f"{path}: missing top-level", config, ("request_interval", "dishes", "sites"))
     for i, dish in enumerate(config["dishes"]):
-        for key in ("slug", "name_vi", "keywords"):
-            if key not in dish:
-                raise BadInput(f"{path}: dishes[{i}]: missing '{key}'")
+        _require(f"{path}: dishes[{i}]: missing", dish, ("slug", "name_vi", "keywords"))
         if not re.fullmatch(r"[a-z0-9-]+", dish["slug"]):
             raise BadInput(f"{path}: dishes[{i}].slug {dish['slug']!r} must be ASCII lowercase with dashes")
     for site, settings in config["sites"].items():
@@ -502,9 +501,7 @@ def load_config(path: Path = CONFIG_PATH) -> dict:
 
 def _check_site(where: str, settings: dict, dishes: list[dict]) -> None:
     """Raise BadInput, naming the setting, for what would otherwise fail in the middle of a run."""
-    for key in SITE_KEYS:
-        if key not in settings:
-            raise BadInput(f"{where}: missing '{key}'")
+    _require(f"{where}: missing", settings, SITE_KEYS)
     if not settings["item_fields"].get("url"):
         raise BadInput(f"{where}.item_fields.url: name at least one listing field that holds the page link")
     for key, order in settings["fields"].items():
@@ -528,25 +525,19 @@ def _check_site(where: str, settings: dict, dishes: list[dict]) -> None:
             raise BadInput(f"{where}.{key}: not a regular expression ({err})") from err
 
 
+def _require(missing: str, mapping: dict, keys: Iterable[str]) -> None:
+    """Raise BadInput `missing 'key'` for the first of `keys` that `mapping` lacks."""
+    for key in keys:
+        if key not in mapping:
+            raise BadInput(f"{missing} '{key}'")
+
+
 def with_base_urls(config: dict, base_urls: dict[str, str]) -> dict:
     """A copy of `config` whose sites point elsewhere (the fixture server); nothing else changes."""
     sites = {
         name: {**s, "base_url": base_urls.get(name, s["base_url"])} for name, s in config["sites"].items()
     }
     return {**config, "sites": sites}
-
-
-def _fetch_image(client: HttpClient, adapter: SiteAdapter, url: str) -> tuple[str, bytes]:
-    """The largest size first; on a 4xx for it, the size the page linked."""
-    *larger, linked = adapter.image_candidates(url)
-    for candidate in larger:
-        try:
-            return candidate, client.get(candidate, max_bytes=MAX_IMAGE_BYTES).content
-        except Skip as err:
-            if not err.reason.startswith("http_4") or err.reason == "http_429":
-                raise
-            client.stats["image_size_fallback"] += 1
-    return linked, client.get(linked, max_bytes=MAX_IMAGE_BYTES).content
 
 
 @dataclass
@@ -590,7 +581,7 @@ class _Run:
         page = self.client.get(candidate.page_url)
         data = adapter.extract(candidate, page)
         tally.notes.update(data.notes + [f"{key}_from:{method}" for key, method in data.methods.items()])
-        image_url, image = _fetch_image(self.client, adapter, data.image_url)
+        image_url, image = adapter.fetch_image(self.client, data.image_url)
         info = validate_image(image, **self.limits)
         self.dedup.check(info.sha256, info.phash)
         item_id = f"{dish['slug']}-{adapter.name}-{info.sha256[:12]}"

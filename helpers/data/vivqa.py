@@ -197,10 +197,10 @@ def download(folder: Path) -> Files:
     return unpack(folder)
 
 
-def unpack(folder: Path, max_bytes: int = MAX_IMAGES_BYTES) -> Files:
+def unpack(folder: Path) -> Files:
     """Extract `folder/vivqa_images.zip` into `folder/images` (checked, once) and name the files to read."""
     folder = Path(folder)
-    images = downloads.safe_unzip(folder / IMAGES_ZIP, folder / "images", max_bytes)
+    images = downloads.safe_unzip(folder / IMAGES_ZIP, folder / "images", MAX_IMAGES_BYTES)
     return Files(train=folder / "train.csv", test=folder / "test.csv", images=images)
 
 
@@ -214,8 +214,7 @@ def validation_split(train: Dataset, fraction: float, seed: int) -> tuple[Datase
 
 def _pairs(split: Dataset) -> list[tuple[str, int]]:
     """(normalised question, img_id) of every row."""
-    questions = [vi_text.match_key(q) for q in split["question"][:]]
-    return list(zip(questions, split["img_id"][:], strict=True))
+    return [(vi_text.match_key(q), i) for q, i in zip(split["question"][:], split["img_id"][:], strict=True)]
 
 
 def overlap_report(train: Dataset, test: Dataset) -> dict[str, int]:
@@ -266,11 +265,6 @@ def blind_baselines(
     per_type = _by_key(list(train_types), answers)
     type_answers = [per_type.get(kind, majority) for kind in test_types]
     prior = _by_key([vi_text.match_key(q) for q in train["question"][:]], answers)
-    questions = test["question"][:]
-    return {
-        "blind-majority-answer": [majority] * len(test),
-        "blind-majority-per-type": type_answers,
-        "blind-question-prior": [
-            prior.get(vi_text.match_key(q), t) for q, t in zip(questions, type_answers, strict=True)
-        ],
-    }
+    questions = zip(test["question"][:], type_answers, strict=True)
+    prior_answers = [prior.get(vi_text.match_key(q), type_answer) for q, type_answer in questions]
+    return dict(zip(BLIND_BASELINES, ([majority] * len(test), type_answers, prior_answers), strict=True))

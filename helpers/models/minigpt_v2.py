@@ -52,15 +52,13 @@ class MiniGPTv2Config(PretrainedConfig):
     ):
         super().__init__(**kwargs)  # first: it would reset the sub-configs' attention implementation
         if not isinstance(vision_config, Blip2VisionConfig):
-            vision_config = Blip2VisionConfig(
-                **(vision_config if vision_config is not None else EVA_VIT_G_448)
-            )
+            vision_config = Blip2VisionConfig(**(EVA_VIT_G_448 if vision_config is None else vision_config))
         if not isinstance(text_config, LlamaConfig):
-            text_config = LlamaConfig(**(text_config if text_config is not None else LLAMA_2_7B))
-        grid = vision_config.image_size // vision_config.patch_size
-        if grid * grid % tokens_per_group:
+            text_config = LlamaConfig(**(LLAMA_2_7B if text_config is None else text_config))
+        patches = (vision_config.image_size // vision_config.patch_size) ** 2
+        if patches % tokens_per_group:
             raise ValueError(
-                f"image_size {vision_config.image_size} / patch {vision_config.patch_size} gives {grid * grid} patches,"
+                f"image_size {vision_config.image_size} / patch {vision_config.patch_size} gives {patches} patches,"
                 f" not a multiple of {tokens_per_group}: the merger needs whole groups (448 px gives 1024)"
             )
         self.vision_config = vision_config
@@ -71,8 +69,7 @@ class MiniGPTv2Config(PretrainedConfig):
     @property
     def num_image_tokens(self) -> int:
         """LLM tokens per image: (image_size / patch_size)^2 / tokens_per_group (256 at 448 px)."""
-        grid = self.vision_config.image_size // self.vision_config.patch_size
-        return grid * grid // self.tokens_per_group
+        return (self.vision_config.image_size // self.vision_config.patch_size) ** 2 // self.tokens_per_group
 
 
 class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
@@ -96,8 +93,7 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
         super().__init__(config)
         vision_dim = config.vision_config.hidden_size
         self.vision_model = vision_model or Blip2VisionModel(config.vision_config)
-        # MiniGPT-v2 creates ln_vision fresh and never loads it, so it is the identity-affine LayerNorm:
-        # no affine parameters means weight 1 / bias 0 by construction, nothing to freeze, nothing to load.
+        # The original creates ln_vision fresh and never loads it: no affine parameters is its weight 1 / bias 0.
         self.ln_vision = nn.LayerNorm(vision_dim, eps=config.ln_vision_eps, elementwise_affine=False)
         self.llama_proj = nn.Linear(vision_dim * config.tokens_per_group, config.text_config.hidden_size)
         self.language_model = language_model or LlamaForCausalLM(config.text_config)
@@ -282,16 +278,8 @@ def real_size_counts() -> dict[str, int]:
     """Parameter counts of this implementation at real size (EVA ViT-g 448 px, Llama-2-7b, LoRA r64), on `meta`."""
     with torch.device("meta"):
         model = MiniGPTv2ForConditionalGeneration(MiniGPTv2Config())
-    vision = sum(p.numel() for p in model.vision_model.parameters())
-    llama_proj = sum(p.numel() for p in model.llama_proj.parameters())
-    llm_base = sum(p.numel() for p in model.language_model.parameters())
-    peft_model = attach_lora(model)
-    trainable = [(name, p.numel()) for name, p in peft_model.named_parameters() if p.requires_grad]
-    return {
-        "vision": vision,
-        "llama_proj": llama_proj,
-        "llm_base": llm_base,
-        "lora": sum(n for name, n in trainable if ".lora_" in name),
-        "trainable": sum(n for _, n in trainable),
-        "trainable_tensors": len(trainable),
-    }
+    parts = {"vision": model.vision_model, "llama_proj": model.llama_proj, "llm_base": model.language_model}
+    counts = {name: sum(p.numel() for p in part.parameters()) for name, part in parts.items()}  # before LoRA
+    trainable = [(name, p.numel()) for name, p in attach_lora(model).named_parameters() if p.requires_grad]
+    counts["lora"] = sum(n for name, n in trainable if ".lora_" in name)
+    return {**counts, "trainable": sum(n for _, n in trainable), "trainable_tensors": len(trainable)}

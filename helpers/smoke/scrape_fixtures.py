@@ -17,10 +17,8 @@
 Not verified, so chosen here: foody's login wall (listing page 2 and on answer an XHR with a 302 to
 `/account/login?returnUrl=…`, as an ASP.NET site redirects an anonymous visitor; `totalResult` counts more places
 than page 1 shows), the reviewers' field names, and one search result repeated with utm_ tags. Each dish's pages
-(`KINDS`) include realistic faults for the run report to skip: a duplicate photo and a closed place (404) on
-foody; a robots-disallowed page, no image, a truncated image, an HTML page served as a JPEG, a re-encoded
-near-duplicate and a photo without its large size on cooky; kept pages with invalid JSON-LD or malformed HTML.
-Tests script more with `FixtureServer.inject`; `/fault/bomb.png` is a decompression bomb.
+(`KINDS`) include realistic faults for the run report to skip, and kept pages with invalid JSON-LD or malformed
+HTML. Tests script more with `FixtureServer.inject`; `/fault/bomb.png` is a decompression bomb.
 """
 
 from __future__ import annotations
@@ -188,7 +186,7 @@ def bomb_png() -> bytes:
 @dataclass
 class Fault:
     """One scripted answer for a path: a delay, then a status/body; `status=None` serves the normal page.
-    A `Content-Type` in `headers` replaces the default text/plain of a scripted body."""
+    `headers` are added to the answer's, replacing any of the same name (a scripted body's text/plain too)."""
 
     status: int | None = None
     headers: dict[str, str] = field(default_factory=dict)
@@ -554,17 +552,14 @@ def _handler(server: FixtureServer, host: str) -> type[BaseHTTPRequestHandler]:
             request = Request(host, parts.path, {k: v[0] for k, v in parse_qs(parts.query).items()}, headers)
             fault = server.take_fault(request) or Fault()
             time.sleep(fault.delay)
-            if fault.status is not None:
-                extra = {k: v for k, v in fault.headers.items() if k.lower() != "content-type"}
-                ctype = fault.headers.get("Content-Type", "text/plain; charset=utf-8")
-                answer = Answer(fault.status, ctype, fault.body, extra)
-            else:
+            if fault.status is None:
                 answer = server.site.route(request, server.roots[host])
-                answer.headers.update(fault.headers)
+            else:
+                answer = Answer(fault.status, "text/plain; charset=utf-8", fault.body)
             self.send_response(answer.status)
-            self.send_header("Content-Type", answer.content_type)
             self.send_header("Content-Length", str(len(answer.body)))
-            for key, value in answer.headers.items():
+            sent = {"Content-Type": answer.content_type, **answer.headers, **fault.headers}
+            for key, value in sent.items():
                 self.send_header(key, value)
             self.end_headers()
             self.wfile.write(answer.body)
@@ -590,19 +585,15 @@ def serve_fixture_site(config: dict, *, faults: bool = True) -> Iterator[Fixture
     """Serve the fixture sites for `config`'s dishes on 127.0.0.1 (one free port per site) while the block runs."""
     httpds = {name: _QuietServer(("127.0.0.1", 0), BaseHTTPRequestHandler) for name in ("foody", "cooky")}
     server = FixtureServer(FixtureSite(config["dishes"], faults), httpds)
-    threads = []
     for name, httpd in httpds.items():
         httpd.RequestHandlerClass = _handler(server, name)
-        thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-        thread.start()
-        threads.append(thread)
+        threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     try:
         yield server
     finally:
-        for httpd, thread in zip(httpds.values(), threads, strict=True):
-            httpd.shutdown()
+        for httpd in httpds.values():
+            httpd.shutdown()  # returns once serve_forever has
             httpd.server_close()
-            thread.join()
 
 
 @contextmanager

@@ -34,9 +34,6 @@ from helpers import runtime
 from helpers.smoke import cache
 
 CORPUS = runtime.DATA_DIR / "tokenizer_corpus.txt"
-# BLIP and BLIP-2 normalise images with the OpenAI CLIP statistics.
-CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
 TINY_IMAGE_SIZE = 32
 TINY_PATCH = 8
 TINY_WIDTH = 32  # the vision towers, the Q-Former and BLIP's text model: 2 layers, 2 heads, MLP 64
@@ -51,39 +48,39 @@ def _corpus() -> list[str]:
     return [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def train_byte_bpe(special_tokens: list[str], bos: str, vocab_size: int = 600) -> PreTrainedTokenizerFast:
-    """A byte-level BPE tokenizer trained on the fixture corpus that prepends `bos` like OPT and Llama."""
-    tok = Tokenizer(models.BPE())
+def _trained_bpe(
+    tok: Tokenizer, vocab_size: int, specials: list[str], alphabet: list[str], bos: str
+) -> Tokenizer:
+    """`tok` (NFC) trained on the fixture corpus, prepending `bos` to each sequence like OPT and Llama."""
     tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
-        show_progress=False,
-        vocab_size=vocab_size,
-        special_tokens=special_tokens,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False, vocab_size=vocab_size, special_tokens=specials, initial_alphabet=alphabet
     )
     tok.train_from_iterator(_corpus(), trainer)
     tok.post_processor = processors.TemplateProcessing(
         single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
     )
-    return PreTrainedTokenizerFast(tokenizer_object=tok)
+    return tok
+
+
+def train_byte_bpe(special_tokens: list[str], bos: str, vocab_size: int = 600) -> PreTrainedTokenizerFast:
+    """A byte-level BPE tokenizer trained on the fixture corpus that prepends `bos` like OPT and Llama."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=_trained_bpe(tok, vocab_size, special_tokens, alphabet, bos)
+    )
 
 
 def train_sentencepiece_like(vocab_size: int = 600) -> PreTrainedTokenizerFast:
     """A BPE laid out like Llama-2's SentencePiece: NFC, `▁` for spaces with one prepended, pieces never cross a
     `▁` (so two spaces give a lone `▁`), <s> prepended, and byte fallback (`<0xNN>`) for characters it lacks."""
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
-    tok.normalizer = normalizers.NFC()
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
-    corpus = _corpus()
-    trainer = trainers.BpeTrainer(
-        show_progress=False,
-        vocab_size=vocab_size - 256,
-        special_tokens=["<unk>", "<s>", "</s>"],
-        initial_alphabet=sorted(set("".join(corpus)) | set(string.ascii_letters + string.digits)),
-    )
-    tok.train_from_iterator(corpus, trainer)
+    alphabet = sorted(set("".join(_corpus())) | set(string.ascii_letters + string.digits))
+    tok = _trained_bpe(tok, vocab_size - 256, ["<unk>", "<s>", "</s>"], alphabet, bos="<s>")
     # tokenizers trains no byte pieces: add Llama's 256 `<0xNN>` entries and switch byte fallback on.
     spec = json.loads(tok.to_str())
     vocab = spec["model"]["vocab"]
@@ -92,9 +89,6 @@ def train_sentencepiece_like(vocab_size: int = 600) -> PreTrainedTokenizerFast:
     tok = Tokenizer.from_str(json.dumps(spec))
     tok.decoder = decoders.Sequence(
         [decoders.ByteFallback(), decoders.Metaspace(replacement="▁", prepend_scheme="first", split=True)]
-    )
-    tok.post_processor = processors.TemplateProcessing(
-        single="<s> $A", pair="<s> $A $B", special_tokens=[("<s>", tok.token_to_id("<s>"))]
     )
     return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
 
@@ -112,9 +106,7 @@ def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
     )
     characters = sorted({character for word in words for character in word})
     pieces = [*specials, *characters, *(f"##{character}" for character in characters)]
-    frequent = [
-        word for word, _ in sorted(words.items(), key=lambda item: (-item[1], item[0])) if len(word) > 1
-    ]
+    frequent = sorted((word for word in words if len(word) > 1), key=lambda word: (-words[word], word))
     pieces += frequent[: max(0, vocab_size - len(pieces))]
     tok = Tokenizer(models.WordPiece({piece: i for i, piece in enumerate(pieces)}, unk_token="[UNK]"))
     tok.normalizer = normalizer
@@ -130,11 +122,9 @@ def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
 
 
 def tiny_image_processor(size: int = TINY_IMAGE_SIZE) -> BlipImageProcessorPil:
-    """BLIP's image processor (bicubic resize, CLIP mean/std) at the tiny size; the PIL class, which
-    `from_pretrained` picks without torchvision and which saves the same config."""
-    return BlipImageProcessorPil(
-        size={"height": size, "width": size}, image_mean=CLIP_MEAN, image_std=CLIP_STD
-    )
+    """BLIP's image processor (bicubic resize, its default OpenAI CLIP mean/std) at the tiny size; the PIL class,
+    which `from_pretrained` picks without torchvision and which saves the same config."""
+    return BlipImageProcessorPil(size={"height": size, "width": size})
 
 
 def tiny_vision_config(image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> Blip2VisionConfig:
@@ -210,7 +200,6 @@ def _make_blip2(
 
 def _make_blip_vqa(path: Path, image_size: int = TINY_IMAGE_SIZE, patch_size: int = TINY_PATCH) -> None:
     tokenizer = train_wordpiece()
-    tokenizer.add_special_tokens({"bos_token": "[DEC]"})
     processor = BlipProcessor(tiny_image_processor(image_size), tokenizer)
     config = BlipConfig(
         vision_config={
