@@ -75,8 +75,9 @@ def copy_checkpoint(checkpoint: Path, kept: Path) -> Path:
 
 
 class CopyCheckpoints(TrainerCallback):
-    """Copies every `every`-th checkpoint Trainer saves on the local disk, and a session's last, to `kept` (05 §6):
-    only local copies rotate, as what Drive's mount deletes stays in its trash, within the quota, until emptied."""
+    """Copies every `every`-th checkpoint Trainer saves on the local disk, and a session's last, to `kept` (05 §6). Only
+    local copies rotate: a file deleted through Drive's mount stays in its trash and counts against the quota until
+    emptied, so the pre-flight counts every copy (`preflight.lifetime_gb`) and picks `every`."""
 
     def __init__(self, kept: Path, every: int = 1) -> None:
         self.kept, self.every, self.saves = Path(kept), every, 0

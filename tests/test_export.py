@@ -6,11 +6,11 @@ import importlib
 import nbformat
 import pytest
 
-from tools import export, series
+from tools import export, notebook_paths
 
 
 def test_every_generated_module_is_its_notebooks_marked_cells():
-    assert export.stale(series.notebook_paths()) == [], "run: python -m tools.export"
+    assert export.stale(notebook_paths()) == [], "run: python -m tools.export"
 
 
 @pytest.mark.parametrize(
@@ -18,7 +18,7 @@ def test_every_generated_module_is_its_notebooks_marked_cells():
 )
 def test_a_generated_module_imports_and_names_its_notebook(module):
     loaded = importlib.import_module(f"helpers.chapters.{module}")
-    notebook = next(p for p in series.notebook_paths() if export.module_path(p).stem == module)
+    notebook = next(p for p in notebook_paths() if export.module_path(p).stem == module)
     assert f"Generated from notebooks/{notebook.name}" in loaded.__doc__
 
 

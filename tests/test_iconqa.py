@@ -329,6 +329,15 @@ def test_check_names_a_wrong_image_feature_and_an_empty_answer(hub):
 # --- image-disjoint splits ------------------------------------------------------------------------------
 
 
+def test_a_row_without_its_image_cannot_be_placed_in_a_split():
+    rows = datasets.Dataset.from_dict(
+        {"pid": ["1", "2"], "image": [None, None]},
+        features=datasets.Features({"pid": datasets.Value("string"), "image": datasets.Image()}),
+    )
+    with pytest.raises(ValueError, match="row 0: field 'image' is empty"):
+        iconqa.image_hashes(rows)
+
+
 def test_splits_share_no_image_and_keep_duplicates_together(layout):
     train = iconqa.read_exercise_layout(layout)["train"]
     by_image = Counter(iconqa.image_hashes(train))

@@ -24,6 +24,7 @@ from transformers.models.blip_2.modeling_blip_2 import Blip2VisionEmbeddings
 from helpers import profiles
 from helpers.chapters.minigpt_v2_vivqa import attach_lora, llm_quantization_config
 from helpers.collate import MiniGPTv2Collator
+from helpers.data import downloads
 from helpers.models.minigpt_v2 import (
     IMAGE_TOKEN_ID,
     MiniGPTv2Config,
@@ -475,10 +476,11 @@ def test_checkpoint_files_are_read_safely_and_verified(tmp_path):
         read_official_state_dict(path)
     html = tmp_path / "checkpoint_stage3.pth"
     html.write_text("<html>Too many users have viewed or downloaded this file recently</html>")
-    with pytest.raises(
-        ValueError, match="drive.google.com"
-    ):  # a copy placed by hand is checked, never replaced
+    # A copy placed by hand is checked, never replaced; a missing one is fetched (not here: no internet).
+    with pytest.raises(ValueError, match="drive.google.com"):
         download_stage3_checkpoint(html)
+    with pytest.raises(FileNotFoundError, match="by hand"):  # what a failed fetch leaves behind is named
+        downloads.check_file(tmp_path / "absent.pth", lambda path: None, downloads.manual_hint("Drive", html))
 
 
 def test_a_drive_error_page_never_becomes_the_checkpoint(tmp_path, monkeypatch):

@@ -10,10 +10,10 @@ import pytest
 from helpers import jsonl, runtime
 from helpers.data import predictions, vivqa
 from helpers.metrics import scoring
-from tools import series
+from tools import notebook_paths, series
 
 # A2 starts several training processes: tests/test_launch.py runs it, beside the other tests (-m launch).
-NOTEBOOKS = [path for path in series.notebook_paths() if not path.name.startswith("A2_")]
+NOTEBOOKS = [path for path in notebook_paths() if not path.name.startswith("A2_")]
 MAX_STDERR_LINES = 3  # each one explained in its notebook's text
 pytestmark = [pytest.mark.slow]
 

@@ -21,10 +21,10 @@ from stand_ins import hub_stand_in, rehearsal
 from helpers import jsonl, launch, profiles, runtime
 from helpers.data import dish_dataset, dish_fallback, predictions, scraping
 from helpers.data.polite_http import HttpClient
-from tools import series
+from tools import notebook_paths, series
 
 pytestmark = [pytest.mark.rehearsal, pytest.mark.slow]
-NOTEBOOKS = {path.name[:2]: path for path in series.notebook_paths()}
+NOTEBOOKS = {path.name[:2]: path for path in notebook_paths()}
 USER = "lan"  # the stand-in Hub's account of every token
 
 

@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from helpers import runtime
-from tools import series
+from tools import notebook_paths
 
-NOTEBOOKS = series.notebook_paths()
+NOTEBOOKS = notebook_paths()
 
 
 def test_ruff_clean():

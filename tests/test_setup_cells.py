@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 from helpers import colab_install
-from tools import series, setup_cells
+from tools import notebook_paths, setup_cells
 
 REPO_ROOT = setup_cells.REPO_ROOT
 URL = "https://github.com/someone/no-such-tutorials"
@@ -107,7 +107,7 @@ def test_write_then_check_follows_the_url(tmp_path):
 
     setup_cells.write(tmp_path)
     assert setup_cells.disagreements(tmp_path) == []
-    for path in series.notebook_paths(tmp_path):  # only the first code cell's source changed
+    for path in notebook_paths(tmp_path):  # only the first code cell's source changed
         before, after = (nbformat.read(p, as_version=4) for p in (REPO_ROOT / "notebooks" / path.name, path))
         first = next(i for i, cell in enumerate(after.cells) if cell.cell_type == "code")
         assert after.cells[first].source == setup_cells.setup_cell_source(URL)
@@ -117,7 +117,7 @@ def test_write_then_check_follows_the_url(tmp_path):
     assert f"colab.research.google.com/github/someone/no-such-tutorials/blob/{setup_cells.BRANCH}/" in readme
 
     pyproject.write_text('[project.urls]\nRepository = "https://github.com/other/fork"\n')
-    notebooks = [p.relative_to(tmp_path).as_posix() for p in series.notebook_paths(tmp_path)]
+    notebooks = [p.relative_to(tmp_path).as_posix() for p in notebook_paths(tmp_path)]
     assert notebooks and sorted(setup_cells.disagreements(tmp_path)) == sorted([*notebooks, "README.md"])
     assert 'REPO_DIR = Path(HOSTED) / "fork"' in setup_cells.setup_cell_source(
         "https://github.com/other/fork"

@@ -28,9 +28,8 @@ def test_a_result_is_computed_once_per_key(cache_root):
     first = cache.result("demo", compute, seed=0)
     assert cache.result("demo", compute, seed=0) == first == {"accuracy": 0.75, "predictions": ["màu đỏ"]}
     cache.result("demo", compute, seed=1)  # another argument, another key
-    cache.result(
-        "demo", compute, [runtime.REPO_ROOT / "tools" / "proofs" / "controls.py"], seed=0
-    )  # and own files
+    own_files = [runtime.REPO_ROOT / "tools" / "proofs" / "controls.py"]
+    cache.result("demo", compute, own_files, seed=0)  # and the caller's own files, another key
     assert len(calls) == 3 and len(list((cache_root / "results").glob("demo-*.json"))) == 3
 
 

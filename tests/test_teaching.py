@@ -5,7 +5,7 @@ import nbformat
 import pytest
 
 from helpers import runtime
-from tools import series
+from tools import notebook_paths
 
 NOTEBOOKS = runtime.REPO_ROOT / "notebooks"
 # Per chapter: calls that must appear in its own code cells (not only inside a helper it imports).
@@ -54,10 +54,10 @@ def test_no_cell_is_tied_to_a_copy_of_itself_by_an_assert(name):
 
 
 def test_every_notebook_of_the_series_is_listed():
-    assert {path.stem for path in series.notebook_paths() if path.stem[0].isdigit()} == set(SHOWN)
+    assert {path.stem for path in notebook_paths() if path.stem[0].isdigit()} == set(SHOWN)
 
 
-@pytest.mark.parametrize("path", series.notebook_paths(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_the_quiz_sits_right_under_its_own_check_yourself_heading(path):
     cells = nbformat.read(path, as_version=4).cells
     (quiz,) = [i for i, c in enumerate(cells) if c.cell_type == "code" and "viz.chapter_quiz(" in c.source]
@@ -87,7 +87,7 @@ def test_every_gpu_chapter_asks_at_least_five_questions():
     assert {name: len(quizzes[name]) for name in gpu_chapters if len(quizzes[name]) < 5} == {}
 
 
-@pytest.mark.parametrize("path", series.notebook_paths(), ids=lambda p: p.stem)
+@pytest.mark.parametrize("path", notebook_paths(), ids=lambda p: p.stem)
 def test_every_exercise_says_what_it_costs(path):
     import re
 

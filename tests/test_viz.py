@@ -3,7 +3,7 @@
 import pytest
 
 from helpers import viz
-from tools import series
+from tools import notebook_paths
 
 QUESTIONS = [
     viz.Question("2 + 2?", ("3", "4"), 1, "two and two make four."),
@@ -58,9 +58,9 @@ def test_every_chapter_has_its_quiz_out_of_sight_with_right_answers_spread_over_
     import nbformat
 
     quizzes = json.loads(viz.QUIZZES.read_text(encoding="utf-8"))
-    chapters = [path.stem for path in series.notebook_paths()]
+    chapters = [path.stem for path in notebook_paths()]
     assert sorted(quizzes) == sorted(chapters)
-    for path in series.notebook_paths():
+    for path in notebook_paths():
         code = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
         assert any(source.startswith(f'viz.chapter_quiz("{path.stem}")') for source in code), path.name
         assert not any("viz.Question(" in source for source in code), f"{path.name} shows its answers"

@@ -17,6 +17,7 @@ from traitlets import Type
 from traitlets.config import Config
 
 from helpers import profiles, runtime
+from tools import notebook_paths
 
 POLL_SLICE = 0.5  # seconds: the longest single wait for a kernel message (see BoundedPollChannel)
 # The async client's channel class: `AsyncZMQSocketChannel` in jupyter_client 8, `ZMQSocketChannel` in Colab's 7.4.
@@ -64,12 +65,6 @@ IOPUB_DRAIN_SECONDS = 120
 
 class NotebookFailed(RuntimeError):
     """A cell of a notebook raised or ran past its time limit; the message names the notebook and the cell."""
-
-
-def notebook_paths(root: Path = runtime.REPO_ROOT) -> list[Path]:
-    """The series' numbered notebooks in order, then the appendix notebooks (A1_..., A2_...)."""
-    folder = Path(root) / "notebooks"
-    return sorted(folder.glob("[0-9][0-9]_*.ipynb")) + sorted(folder.glob("A[0-9]_*.ipynb"))
 
 
 def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:

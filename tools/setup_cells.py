@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 
-from tools import series
+from tools import notebook_paths
 
 try:
     import tomllib
@@ -143,7 +143,7 @@ def expected_files(root: Path) -> dict[Path, str]:
     """What every notebook and the README should contain, given pyproject's Repository URL."""
     root = Path(root)
     url = repository_url(root / "pyproject.toml")
-    notebooks = series.notebook_paths(root)
+    notebooks = notebook_paths(root)
     cell = setup_cell_source(url)
     expected = {path: notebook_text(path, cell) for path in notebooks}
     expected[root / "README.md"] = readme_text(root / "README.md", badge_block(url, notebooks))

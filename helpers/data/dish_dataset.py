@@ -169,7 +169,8 @@ def final_captions(
     problems: list[Problem] = []
     for record in checked.records:
         rid = record["id"]
-        decision, where = decisions.get(rid), (checked.path.name, checked.lines[rid], rid)
+        decision = decisions.get(rid)
+        where = (checked.path.name, checked.lines[rid], rid)
         if decision is None:
             status = "draft"
         elif decision.decision == "rejected":
@@ -279,7 +280,8 @@ def to_dataset_dict(
     """Rows for the captioned `records`, images embedded as bytes, one `Dataset` per split (in manifest order)."""
     rows: dict[str, list[dict[str, Any]]] = {s: [] for s in SPLITS}
     for r in records:
-        path, caption = scraped_dir / r["image_path"], captions[r["id"]]
+        path = scraped_dir / r["image_path"]
+        caption = captions[r["id"]]
         rows[split_of[r["id"]]].append(
             {
                 "image": {"bytes": path.read_bytes(), "path": path.name},

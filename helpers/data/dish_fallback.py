@@ -52,7 +52,8 @@ def shortfall(
 def top_up(manifest: Manifest, needed: Mapping[str, int], glossary: Glossary) -> dict[str, int]:
     """Adds up to `needed[dish]` photos of each dish from `REPO`'s `ARCHIVE` to `manifest` (images and lines, as
     notebook 01 writes them); the photos added per dish. A member that is not a sane image is skipped."""
-    endpoint, commit = runtime.hub_api().endpoint, runtime.hub_commit(REPO, "dataset")
+    endpoint = runtime.hub_api().endpoint
+    commit = runtime.hub_commit(REPO, "dataset")
     filesystem = HfFileSystem(endpoint=endpoint, token=runtime.hf_token())
     path = f"datasets/{REPO}@{commit}/{ARCHIVE}"
     page_url = f"{endpoint}/datasets/{REPO}/tree/{commit}"

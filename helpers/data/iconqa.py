@@ -182,9 +182,13 @@ def check_hub_columns(ds: DatasetDict) -> None:
 def _stored_images(table: Dataset) -> list[bytes | Path | None]:
     """Each row's encoded image, not decoded: its stored bytes, else its file (None where a row has no image)."""
     raw = table.cast_column("image", ImageFeature(decode=False))["image"][:]
-    return [
-        image and (image["bytes"] if image["bytes"] is not None else Path(image["path"])) for image in raw
-    ]
+    stored: list[bytes | Path | None] = []
+    for image in raw:
+        if image is None:
+            stored.append(None)
+        else:
+            stored.append(image["bytes"] if image["bytes"] is not None else Path(image["path"]))
+    return stored
 
 
 def _fill_in_blank(table: Dataset, split: str) -> Dataset:
@@ -214,8 +218,14 @@ def load_hub_copy(splits: Sequence[str] = ("val", "test"), revision: str | None 
 
 def image_hashes(table: Dataset) -> list[str]:
     """The sha256 of every row's encoded image (its stored bytes, else its file), without decoding it."""
-    stored = _stored_images(table)
-    return [hashlib.sha256(s if isinstance(s, bytes) else s.read_bytes()).hexdigest() for s in stored]
+    hashes = []
+    for row, stored in enumerate(_stored_images(table)):
+        if stored is None:
+            raise BadInput(f"row {row}: field 'image' is empty: every question needs its image")
+        hashes.append(
+            hashlib.sha256(stored if isinstance(stored, bytes) else stored.read_bytes()).hexdigest()
+        )
+    return hashes
 
 
 def image_disjoint_splits(

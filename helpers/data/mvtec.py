@@ -113,10 +113,15 @@ def _widened(low: int, high: int) -> tuple[int, int]:
     return (low, high + 1) if high < GRID else (low - 1, high)
 
 
+def _is_int(value: object) -> bool:
+    """An integer, and not a bool (which Python counts as one)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def check_box(value: object, where: str, field: str = "bbox") -> tuple[list[int] | None, str | None]:
     """(box, note) for four integers on the 0-100 grid: valid, no note; repaired (corners just off the grid clamped,
     a zero side widened to 1) with a note; reversed (which corner is wrong?) None with a note; else raises."""
-    if not isinstance(value, list) or len(value) != 4 or not all(type(v) is int for v in value):
+    if not isinstance(value, list) or len(value) != 4 or not all(_is_int(v) for v in value):
         raise BadInput(f"{where}: field {field!r} is {value!r}, expected four integers [x1, y1, x2, y2]")
     if any(not -OFF_GRID <= v <= GRID + OFF_GRID for v in value):
         raise BadInput(f"{where}: field {field!r} {value} is outside the 0-{GRID} grid")
@@ -169,12 +174,20 @@ def check_record(record: object, where: str, root: Path) -> tuple[dict | None, l
         width, height = opened.size
     for name, actual in (("width", width), ("height", height)):
         stated = record.get(name, actual)
-        if type(stated) is not int:
+        if not _is_int(stated):
             raise BadInput(f"{where}: field '{name}' is {stated!r}, expected an integer (pixels)")
         if stated != actual:
             raise BadInput(f"{where}: field '{name}' says {stated}, the image is {width}x{height}")
-    values = (image_path, str(image), record["class"], record["is_broken"], boxes, width, height)
-    return dict(zip(FEATURES, values, strict=True)), notes
+    row = {
+        "image_path": image_path,
+        "file": str(image),
+        "class": record["class"],
+        "is_broken": record["is_broken"],
+        "boxes": boxes,
+        "width": width,
+        "height": height,
+    }
+    return row, notes
 
 
 def records_dataset(records: Sequence[object], root: Path, source: str | None = None) -> Dataset:
@@ -244,8 +257,13 @@ def convert_official(root: Path) -> list[dict]:
         for image in sorted(found):
             kind = image.parent.name
             with images.open_checked(image, str(image)) as opened:
-                size = dict(zip(("width", "height"), opened.size, strict=True))
-            record = {"image_path": str(image.relative_to(root)), "class": category, **size}
+                width, height = opened.size
+            record = {
+                "image_path": str(image.relative_to(root)),
+                "class": category,
+                "width": width,
+                "height": height,
+            }
             if kind == "good":
                 records.append({**record, "is_broken": False, "bbox": WHOLE_FRAME, "boxes": [WHOLE_FRAME]})
                 continue

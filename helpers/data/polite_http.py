@@ -61,9 +61,12 @@ class Fetched:
             return self.content.decode("utf-8", errors="replace")
 
 
+MAX_WAIT_S = 60.0  # the longest wait between retries: the backoff's cap, and the most a Retry-After may ask
+
+
 class PoliteRetry(Retry):
-    """urllib3's Retry, with its waits handed to `before_retry` and a cap on what Retry-After may ask.
-    (So the client's per-host pace, or a test's fake clock, holds between retries; urllib3 would clamp and wait.)"""
+    """urllib3's Retry, with its waits handed to `before_retry` (so the per-host pace, or a test's fake clock, holds
+    between retries) and a Retry-After above `max_wait` ending the retries (urllib3 would clamp it and wait)."""
 
     def __init__(
         self, *, max_wait: float, before_retry: Callable[[float, RequestHistory], None], **kwargs: Any
@@ -92,7 +95,7 @@ class PoliteRetry(Retry):
         _stacktrace: Any = None,
     ) -> PoliteRetry:
         """As urllib3's, but a Retry-After above `max_wait` gives up at once (the caller gets that response)."""
-        wait = self.get_retry_after(response)
+        wait = self.get_retry_after(response) if self.respect_retry_after_header else None
         if wait is not None and wait > self.max_wait:
             raise MaxRetryError(_pool, url, ResponseError(f"Retry-After {wait:.0f} s > max_wait"))
         return super().increment(method, url, response, error, _pool, _stacktrace)
@@ -119,11 +122,11 @@ class HttpClient:
             total=max_retries,
             backoff_factor=1.0,
             backoff_jitter=1.0,
-            backoff_max=60.0,
+            backoff_max=MAX_WAIT_S,
             status_forcelist=(429, 500, 502, 503, 504),
             allowed_methods={"GET"},
             raise_on_status=False,  # out of retries: the last response comes back and becomes a Skip
-            max_wait=60.0,  # a longer Retry-After ends the retries
+            max_wait=MAX_WAIT_S,  # a longer Retry-After ends the retries
             before_retry=self._before_retry,
         )
         self.session = requests.Session()

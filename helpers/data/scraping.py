@@ -194,16 +194,21 @@ class _Page:
 def extract_page(html_text: str, page_url: str, settings: dict, listing: Candidate | None = None) -> PageData:
     """Title, description, ingredients and image URL, each from the first method in the site's `fields` order."""
     page = _Page(html_text, settings, listing or Candidate(page_url))
-    data = PageData("", "", [], "", {}, page.notes)
+    chosen: dict[str, str | list[str]] = {"title": "", "description": "", "image": "", "ingredients": []}
+    methods: dict[str, str] = {}
     for key, order in settings["fields"].items():
         for method in order:
             value = page.find(method, key)
             if value:
-                setattr(data, "image_url" if key == "image" else key, value)
-                data.methods[key] = method
+                chosen[key], methods[key] = value, method
                 break
-    data.image_url = urljoin(page_url, data.image_url) if data.image_url else ""
-    return data
+    image = urljoin(page_url, str(chosen["image"])) if chosen["image"] else ""
+    title, description, ingredients = (
+        str(chosen["title"]),
+        str(chosen["description"]),
+        list(chosen["ingredients"]),
+    )
+    return PageData(title, description, ingredients, image, methods, page.notes)
 
 
 # --------------------------------------------------------------------------- the site adapter
@@ -256,21 +261,24 @@ class SiteAdapter:
         login = self.settings.get("login_url_pattern")
         try:
             page = client.get(url, headers=self.settings["listing_headers"])
-            if login and re.search(login, page.url):
-                return self._stop_at_login(page_no, f"redirected to {urlsplit(page.url).path}", tally)
-            data = json.loads(page.text)
         except Skip as err:
             if err.reason == "http_401":
-                return self._stop_at_login(page_no, "HTTP 401", tally)
-            problem = f"{err.reason} {err.detail}"
+                self._stop_at_login(page_no, "HTTP 401", tally)
+            else:
+                tally.listing_errors.append(f"{url}: {err.reason} {err.detail}")
+            return None
+        if login and re.search(login, page.url):
+            self._stop_at_login(page_no, f"redirected to {urlsplit(page.url).path}", tally)
+            return None
+        try:
+            data = json.loads(page.text)
         except json.JSONDecodeError:
-            problem = "listing is not JSON (anti-bot page or changed API?)"
-        else:
-            if isinstance(data, dict):
-                return data
-            problem = "listing JSON is not an object (changed API?)"
-        tally.listing_errors.append(f"{url}: {problem}")
-        return None
+            tally.listing_errors.append(f"{url}: listing is not JSON (anti-bot page or changed API?)")
+            return None
+        if not isinstance(data, dict):
+            tally.listing_errors.append(f"{url}: listing JSON is not an object (changed API?)")
+            return None
+        return data
 
     def _stop_at_login(self, page_no: int, how: str, tally: Tally) -> None:
         """Note the login wall: this listing and the later ones stop before `page_no`."""

@@ -133,8 +133,17 @@ def read_split(csv_path: Path, images_dir: Path) -> Dataset:
             raise BadInput(
                 f"{where}: field 'img_id' {image_id}: no {image_name(image_id)} under {images_dir}"
             )
-        values = (row_id, question, answer, image_id, code, QUESTION_TYPES[code], str(image))
-        rows.append(dict(zip(FEATURES, values, strict=True)))
+        rows.append(
+            {
+                "id": row_id,
+                "question": question,
+                "answer": answer,
+                "img_id": image_id,
+                "type": code,
+                "type_name": QUESTION_TYPES[code],
+                "image_path": str(image),
+            }
+        )
     return Dataset.from_list(rows, features=FEATURES)
 
 
@@ -267,4 +276,5 @@ def blind_baselines(
     prior = _by_key([vi_text.match_key(q) for q in train["question"][:]], answers)
     questions = zip(test["question"][:], type_answers, strict=True)
     prior_answers = [prior.get(vi_text.match_key(q), type_answer) for q, type_answer in questions]
-    return dict(zip(BLIND_BASELINES, ([majority] * len(test), type_answers, prior_answers), strict=True))
+    majority_tag, per_type_tag, prior_tag = BLIND_BASELINES
+    return {majority_tag: [majority] * len(test), per_type_tag: type_answers, prior_tag: prior_answers}

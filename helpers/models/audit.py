@@ -21,8 +21,8 @@ from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_
 T4_MEMORY_GB = 15.0
 GB = 1024**3
 T4_FP16_TFLOPS = 65.0  # the T4's fp16 tensor-core peak
-# Assumed shares of that peak a quantized LoRA run reaches, by weight bits (05 §10 and benchmarks/gpu_check.py record
-# real ones). NF4 dequantizes each weight tile before an fp16 matmul; LLM.int8 also splits outlier columns into a
+# Assumed shares of that peak a quantized LoRA run reaches, by weight bits (none measured on a T4 yet: 05 §10 and
+# benchmarks/gpu_check.py record real ones). NF4 dequantizes each weight tile before an fp16 matmul; LLM.int8 also splits outlier columns into a
 # second one: third-party T4 measurements put int8 near 2.5x and NF4 near 1.5x the fp16 time, hence 0.25 / 1.67.
 T4_UTILISATION = {4: 0.25, 8: 0.15}
 
@@ -85,10 +85,12 @@ def _quantized_linear_params(model: torch.nn.Module, skip: tuple[str, ...]) -> i
 def full_profile_setups() -> tuple[TrainingSetup, ...]:
     """The series' full-profile training runs (batch and sequence as the notebooks use them); built once."""
     blip2 = _on_meta(Blip2ForConditionalGeneration, BLIP2_OPT_2_7B)
-    # transformers keeps the qformer unquantized; BLIP ties its output layer, which stays unquantized too.
-    blip2_q = _quantized_linear_params(blip2, skip=("lm_head", "qformer"))
+    blip2_q = _quantized_linear_params(
+        blip2, skip=("lm_head", "qformer")
+    )  # transformers keeps the Q-Former unquantized
     blip_vqa = _on_meta(BlipForQuestionAnswering, BLIP_VQA_BASE)
     vqa_lora, _ = get_peft_model(blip_vqa, BLIP_VQA_EXERCISE_LORA).get_nb_trainable_parameters()  # in place
+    # BLIP ties its output layer (predictions.decoder) to the embeddings, and it stays unquantized.
     vqa_q = _quantized_linear_params(blip_vqa, skip=("lora_", "predictions.decoder"))
     with torch.device("meta"):
         mg = minigpt_v2.MiniGPTv2ForConditionalGeneration(minigpt_v2.MiniGPTv2Config())
@@ -322,8 +324,10 @@ def session_plan(
     test_rows = w.test_rows if test_rows is None else test_rows
     setup, vision = setup_of(chapter, bits), vision_params(chapter)
     steps = math.ceil(recipe.steps(train_rows) / processes)
-    per_pass = recipe.save_steps or math.ceil(train_rows / (recipe.batch_size * processes))
-    passes = steps // per_pass if recipe.save_steps else math.ceil(steps / per_pass)
+    if recipe.save_steps:  # a checkpoint and validation pass every save_steps
+        passes = steps // recipe.save_steps
+    else:  # one per epoch
+        passes = math.ceil(steps / math.ceil(train_rows / (recipe.batch_size * processes)))
     validated = min(recipe.validation_rows or validation_rows, validation_rows)
     return SessionPlan(
         chapter=chapter,

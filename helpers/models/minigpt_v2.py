@@ -92,11 +92,15 @@ class MiniGPTv2ForConditionalGeneration(PreTrainedModel):
     ):
         super().__init__(config)
         vision_dim = config.vision_config.hidden_size
-        self.vision_model = vision_model or Blip2VisionModel(config.vision_config)
+        self.vision_model = (
+            vision_model if vision_model is not None else Blip2VisionModel(config.vision_config)
+        )
         # The original creates ln_vision fresh and never loads it: no affine parameters is its weight 1 / bias 0.
         self.ln_vision = nn.LayerNorm(vision_dim, eps=config.ln_vision_eps, elementwise_affine=False)
         self.llama_proj = nn.Linear(vision_dim * config.tokens_per_group, config.text_config.hidden_size)
-        self.language_model = language_model or LlamaForCausalLM(config.text_config)
+        self.language_model = (
+            language_model if language_model is not None else LlamaForCausalLM(config.text_config)
+        )
         self.vision_model.requires_grad_(False)
         # Keep the shared config pointing at the live sub-configs (as EncoderDecoderModel does).
         self.config.vision_config = self.vision_model.config

@@ -101,7 +101,8 @@ class LoadReport:
 
 def load_official_checkpoint(model: PeftModel, source: str | Path | dict[str, torch.Tensor]) -> LoadReport:
     """Load an original-format checkpoint (file or state dict) into a model from attach_lora; any missing LoRA or
-    llama_proj tensor, or unexpected or reshaped one, raises with counts and loads nothing."""
+    llama_proj tensor, or unexpected or reshaped one, raises with counts and loads nothing. Layers trained beyond the
+    original's (smoke's `lm_head`) keep the base model's weights."""
     state_dict = source if isinstance(source, dict) else read_official_state_dict(Path(source))
     origin = "the state dict" if isinstance(source, dict) else str(source)
     renamed, unexpected, ignored = official_to_peft_names(state_dict)
@@ -155,8 +156,9 @@ def load_stage3_model(
     gradient_checkpointing: bool = False,
     extra_trained: Sequence[str] = (),
 ) -> tuple[PeftModel, PreTrainedTokenizerBase, BlipImageProcessorPil, LoadReport]:
-    """`load_base` with LoRA (plus `extra_trained` layers) and the stage-3 weights (smoke: a synthetic checkpoint with
-    the original names): (model, tokenizer, image processor, report), the calls notebook 05 §3 shows one by one."""
+    """`load_base` with LoRA (plus `extra_trained` layers) and the stage-3 weights: (model, tokenizer, image processor,
+    report), the calls notebook 05 §3 shows one by one. Full: BLIP-2's ViT and Llama-2-7b-chat in `bits` on the GPU,
+    the released checkpoint (gdown); smoke: tiny models of the same classes on CPU, a synthetic checkpoint."""
     model, tokenizer, image_processor = load_base(profile, bits)
     peft_model = attach_lora(
         model, gradient_checkpointing=gradient_checkpointing, extra_trained=extra_trained

@@ -111,9 +111,9 @@ def generate_answers(
     min_new_tokens: int = 1,
     bos_count: int = 1,
 ) -> list[Generated]:
-    """Greedy answers for a batch, one image per prompt, in eval mode (the model or its peft wrapper). The default
-    `min_new_tokens=1` keeps `</s>` from coming first; the original's `min_length=1` (its inputs began with a dummy
-    BOS) allowed it, as `min_new_tokens=0` does."""
+    """Greedy answers for a batch, one image per prompt, in eval mode, restored after (the model or its peft wrapper).
+    The default `min_new_tokens=1` keeps `</s>` from coming first; the original's `min_length=1` (its inputs began with
+    a dummy BOS) allowed it, as `min_new_tokens=0` does. `bos_count=2` is the original evaluation's double BOS."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     if len(prompts) != pixel_values.shape[0]:
         raise ValueError(f"{len(prompts)} prompts for {pixel_values.shape[0]} images")

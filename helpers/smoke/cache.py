@@ -43,7 +43,8 @@ def key(files: Iterable[Path], *parts: object) -> str:
 
 @functools.cache
 def project_files() -> tuple[Path, ...]:
-    """Every file a learning check can read: the `helpers` sources and the committed inputs at the top of `data/`."""
+    """The files every cached result depends on: the `helpers` sources and the committed inputs at the top of `data/`
+    (a caller adds its own code: `result(..., files)`)."""
     helpers = runtime.REPO_ROOT / "helpers"
     return tuple(sorted([*helpers.rglob("*.py"), *(p for p in runtime.DATA_DIR.glob("*") if p.is_file())]))
 

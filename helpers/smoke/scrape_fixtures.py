@@ -39,6 +39,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, urlsplit
 
 from PIL import Image, ImageDraw, ImageFilter
+from requests.structures import CaseInsensitiveDict
 
 from helpers import runtime
 from helpers.data.scraping import with_base_urls
@@ -297,6 +298,7 @@ class FixtureSite:
             slug, index = self._page_of("foody", parts[1])
             if slug and self.dishes[slug]["province"] == parts[0]:
                 return self._foody_place(slug, index, root)
+        return None  # not a page of this site
 
     def _cooky(self, parts: list[str], query: dict[str, str], root: str) -> Answer | None:
         if parts == ["fault", "bomb.png"]:
@@ -311,6 +313,7 @@ class FixtureSite:
             slug, index = self._page_of("cooky", parts[2])
             if slug and self.detail_path("cooky", slug, index) == "/" + "/".join(parts):
                 return self._cooky_recipe(slug, index, root)
+        return None  # not a page of this site
 
     def _page_of(self, site: str, name: str) -> tuple[str, int]:
         """('slug', page number) for a page name such as 'banh-beo-3'; ('', 0) if there is no such page."""
@@ -558,7 +561,8 @@ def _handler(server: FixtureServer, host: str) -> type[BaseHTTPRequestHandler]:
                 answer = Answer(fault.status, "text/plain; charset=utf-8", fault.body)
             self.send_response(answer.status)
             self.send_header("Content-Length", str(len(answer.body)))
-            sent = {"Content-Type": answer.content_type, **answer.headers, **fault.headers}
+            sent = CaseInsensitiveDict({"Content-Type": answer.content_type, **answer.headers})
+            sent.update(fault.headers)  # a scripted header replaces the page's of the same name, in any case
             for key, value in sent.items():
                 self.send_header(key, value)
             self.end_headers()
