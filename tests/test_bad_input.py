@@ -165,6 +165,10 @@ PREDICTION_CASES = {
     "vqa without its type": ({"question_type": None}, ["p.jsonl:1", "question_type"]),
     "a box line without width": ({"task": "boxes", "height": 4}, ["p.jsonl:1", "field 'width'"]),
     "a box line with width 0": ({"task": "boxes", "height": 4, "width": 0}, ["field 'width'", "> 0"]),
+    "true boxes that are not a list": (
+        {"task": "boxes", "height": 4, "width": 4, "gt_boxes": "x"},
+        ["p.jsonl:1", "field 'gt_boxes' is 'x', expected a list of boxes"],
+    ),
     "a true box without bbox": (
         {"task": "boxes", "height": 4, "width": 4, "gt_boxes": [{"box": [1, 2, 3, 4]}]},
         ["p.jsonl:1", "each 'gt_boxes' item needs 'bbox'"],

@@ -213,6 +213,12 @@ def test_500_then_success_backs_off_exponentially_with_jitter(server):
     assert client.stats["retries"] == 2 and client.stats["http_500"] == client.stats["http_503"] == 1
 
 
+def test_a_page_neither_site_has_is_a_404(server):
+    for host, path in (("foody", "/ha-noi/khong-co-trang"), ("cooky", "/cong-thuc/khong-co-trang")):
+        answer = requests.get(server.base_urls[host] + path, timeout=5)
+        assert (answer.status_code, "Không tìm thấy trang" in answer.text) == (404, True), host
+
+
 def test_other_4xx_is_not_retried(server):
     path = server.site.detail_path("foody", "bun-bo-hue", server.site.index("foody", "gone"))
     before = server.hits[path]
