@@ -21,11 +21,12 @@ REQUIREMENTS = HERE.parent / "requirements.txt"
 OUTPUT = HERE / "colab-constraints.txt"
 REPO = "googlecolab/backend-info"
 FREEZE = "pip-freeze.gpu.txt"
-# Colab's torch is a CUDA build; the only torch wheel this CI installs is the CPU build of this release.
-CPU_TORCH = "2.13.0+cpu"
-# Colab's CUDA builds that the series never imports (no CPU wheel of these exists here), and the packaging tools
-# (the CPU torch wheel needs a newer setuptools than Colab's; they install packages, the series never imports them).
-DROPPED = {"torchvision", "torchaudio", "torchcodec", "pip", "setuptools", "wheel"}
+# Colab's torch and torchvision are CUDA builds for its Python 3.13; CI installs the nearest pair that installs here
+# (a CUDA build, run on the CPU). torchvision as on Colab: with it, transformers picks the image processors learners get.
+TORCH = {"torch": "2.14.1", "torchvision": "0.29.1"}
+# Colab's CUDA builds that the series never imports, and the packaging tools (torch's wheel needs a newer setuptools
+# than Colab's; they install packages, the series never imports them).
+DROPPED = {"torchaudio", "torchcodec", "pip", "setuptools", "wheel"}
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 FLOOR = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([^,\s;#]+)", re.M)
 
@@ -41,17 +42,19 @@ def requirement_floors(requirements_text: str) -> dict[str, str]:
 
 
 def constraints_text(freeze_text: str, requirements_text: str, date: str) -> str:
-    """The constraints file: Colab's pins (torch as the CPU build named above), then our floors for the rest."""
+    """The constraints file: Colab's pins (torch and torchvision as the pair named above), then our floors for the rest."""
     pins = colab_pins(freeze_text)
-    colab_torch = pins.pop("torch", "absent")
+    colab = {name: pins.pop(name, "absent") for name in TORCH}
     shipped = {name: version for name, version in pins.items() if name not in DROPPED and "+" not in version}
     missing = {name: v for name, v in requirement_floors(requirements_text).items() if name not in pins}
-    missing.pop("torch", None)
+    for name in TORCH:
+        missing.pop(name, None)
     lines = [
         f"# Colab's GPU runtime as published in {REPO} ({FREEZE}) on {date}; made by .ci/colab_constraints.py,",
         "# rerun it to refresh. Python: Colab runs 3.13, which cannot be installed here; CI uses the machine's.",
-        f"# torch: Colab ships {colab_torch}; no CPU wheel of that release installs here, so the nearest: {CPU_TORCH}.",
-        f"torch=={CPU_TORCH}",
+        f"# torch: Colab ships {colab['torch']}; torchvision: {colab['torchvision']}; neither installs here, so the"
+        f" nearest pair: torch {TORCH['torch']}, torchvision {TORCH['torchvision']}.",
+        *(f"{name}=={version}" for name, version in TORCH.items()),
         "# Our requirements that Colab does not ship, at the lowest version requirements.txt allows:",
         *(f"{name}=={version}" for name, version in sorted(missing.items())),
         "# Colab's own versions:",

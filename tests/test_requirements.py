@@ -27,7 +27,7 @@ def test_floor_is_the_version_the_colab_job_tests(name):
     """A floor equals the version CI's colab job installs: Colab's own, or the floor itself where Colab has none."""
     floor = Version(colab_constraints.requirement_floors(REQUIREMENTS)[name])
     pins = colab_constraints.colab_pins(CONSTRAINTS)
-    # torch: Colab's CUDA build is recorded in the file's header; CI installs the nearest CPU wheel.
+    # torch: Colab's CUDA build is recorded in the file's header; CI installs the nearest release with torchvision.
     if name == "torch":
         colab = re.search(r"Colab ships (\S+?)(\+\S+)?;", CONSTRAINTS).group(1)
         assert floor == Version(colab) and Version(pins["torch"]) >= floor
@@ -44,7 +44,7 @@ def test_constraints_come_from_colabs_list_and_our_floors():
     text = colab_constraints.constraints_text(freeze, requirements, "2026-08-19")
     pins = colab_constraints.colab_pins(text)
     assert pins == {
-        "torch": colab_constraints.CPU_TORCH,
+        **colab_constraints.TORCH,
         "evaluate": "0.4.5",
         "transformers": "5.15.0",
         "ipywidgets": "7.7.1",

@@ -122,8 +122,8 @@ def train_wordpiece(vocab_size: int = 600) -> BertTokenizerFast:
 
 
 def tiny_image_processor(size: int = TINY_IMAGE_SIZE) -> BlipImageProcessorPil:
-    """BLIP's image processor (bicubic resize, its default OpenAI CLIP mean/std) at the tiny size; the PIL class,
-    which `from_pretrained` picks without torchvision and which saves the same config."""
+    """BLIP's image processor (bicubic resize, its default OpenAI CLIP mean/std) at the tiny size. It saves the same
+    config as the torchvision class, which `from_pretrained` picks where torchvision is installed (Colab, Kaggle)."""
     return BlipImageProcessorPil(size={"height": size, "width": size})
 
 
