@@ -34,6 +34,7 @@ HUB_MODELS = {
     "blip-vqa": "Salesforce/blip-vqa-base",
     "llama-2-chat": "meta-llama/Llama-2-7b-chat-hf",  # gated: accept the licence on the hub, set HF_TOKEN
     "minigpt-vision": "Salesforce/blip2-opt-2.7b",  # not the -coco variants: their ViT was fine-tuned
+    "qwen3-vl": "Qwen/Qwen3-VL-2B-Instruct",  # Apache-2.0, not gated; a transformers class since 4.57
 }
 
 

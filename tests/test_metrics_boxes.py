@@ -16,6 +16,7 @@ from helpers.metrics.box_metrics import (
     iou_matrix,
     label_is_defect,
     parse_boxes,
+    parse_json_boxes,
     precision_recall_f1,
 )
 
@@ -53,6 +54,45 @@ def test_format_then_parse_round_trips(raw):
     assert parsed.problems == []
     # A box without its own <p> inherits the label before it, as MiniGPT-v2 writes `<p>x</p>{..}<delim>{..}`.
     assert [b.as_list() for b in parsed.boxes] == [b.as_list() for b in boxes]
+
+
+JSON_FRAGMENTS = ["[", "]", "{", "}", '"bbox_2d"', '"label"', ":", ",", '"bottle-defect"', "0", "1000", "-5", "2.5",
+                  "1e999", "NaN", "true", "null", "```json\n", "\n```", " ", "ạ"]  # fmt: skip
+JSON_OUTPUTS = st.one_of(
+    st.text(max_size=200), st.lists(st.sampled_from(JSON_FRAGMENTS), max_size=40).map("".join)
+)
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(JSON_OUTPUTS)
+def test_json_parser_never_raises_and_always_explains(text):
+    parsed = parse_json_boxes(text)
+    assert parsed.ok or parsed.problems
+    for box in parsed.boxes:
+        assert 0 <= box.x1 <= box.x2 <= 100 and 0 <= box.y1 <= box.y2 <= 100
+
+
+def test_json_parser_reads_qwen_answers_on_its_thousand_grid():
+    text = '```json\n[{"bbox_2d": [120, 300, 450, 600], "label": "Bottle-Defect"}, {"bbox_2d": [0, 0, 1000, 1000]}]\n```'
+    parsed = parse_json_boxes(text)
+    assert parsed.problems == []
+    assert [b.as_list() for b in parsed.boxes] == [[12, 30, 45, 60], [0, 0, 100, 100]]
+    assert [b.label for b in parsed.boxes] == ["bottle-defect", None]
+    assert grid_to_pixels(parsed.boxes[0], 640, 480).as_list() == pytest.approx([76.8, 144, 288, 288])
+    one = parse_json_boxes('{"bbox_2d": [900, 100, 800, 1200], "label": "cable-not-defect"}')  # one object
+    assert one.boxes[0].as_list() == [80, 10, 90, 100]
+    assert any("clamped" in p for p in one.problems) and any("swapped" in p for p in one.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [('[{"bbox_2d": [1, 2, 3]}]', "not 4 finite numbers"), ('[{"bbox_2d": [1, 2, 3, true]}]', "not 4 finite"),
+     ('[{"box": [1, 2, 3, 4]}]', "not an object with a bbox_2d"), ('[{"bbox_2d": [1, 2, 3, 4', "not JSON"),
+     ("<p>bottle-defect</p>{<1><2><3><4>}", "not JSON"), ("[]", "no bbox_2d box"), (None, "not text"),
+     ('[{"bbox_2d": [1, 2, 3, 4], "label": 7}]', "is not text: dropped")],
+)  # fmt: skip
+def test_json_parser_names_what_it_could_not_read(text, problem):
+    assert any(problem in p for p in parse_json_boxes(text).problems)
 
 
 def test_parser_handles_the_usual_damage():

@@ -111,6 +111,23 @@ def test_notebook_07_scores_every_chapter_it_was_given(run):
     assert "too few test examples" in text  # a dish with too few captions is flagged, not scored
 
 
+def test_notebook_07_run_again_after_08_scores_qwen3_vl_beside_minigpt_v2(run):
+    """Notebook 08 comes after the scoring chapter; run again, 07 scores its predictions beside 05's and 06's."""
+    run.executed(runtime.REPO_ROOT / "notebooks" / "08_qwen3_vl.ipynb")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TUTORIAL_PROFILE", "smoke")
+        patch.setenv("TUTORIAL_OUTPUT_DIR", str(run.root))
+        text = outputs(series.execute(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
+    for model in (
+        "qwen3-vl-2b-zero-shot",
+        "minigpt-v2-zero-shot",
+        "minigpt-v2-vivqa-lora",
+        "minigpt-v2-mvtec-lora",
+    ):
+        assert model in text, model
+    assert "skipped:" not in text
+
+
 def test_notebook_07_alone_scores_what_exists_and_names_what_is_missing(tmp_path, monkeypatch):
     """Run before notebooks 04-06, notebook 07 scores the captions it finds and names the chapters still to run."""
     rows = [

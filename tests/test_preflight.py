@@ -1,5 +1,7 @@
 """The pre-flight check of the GPU chapters: every problem that would stop a full run, said before anything loads."""
 
+from types import SimpleNamespace
+
 import pytest
 from stand_ins.hub_stand_in import NO_ACCESS_TOKEN, WRITE_TOKEN
 
@@ -64,6 +66,9 @@ def test_gated_llama_needs_a_token_whose_account_accepted_the_licence(hub_stand_
 
 def test_full_profile_stops_with_every_problem_in_one_error(hub_stand_in, monkeypatch, capsys):
     monkeypatch.delenv("HF_TOKEN", raising=False)
+    # Room on every disk, whatever this machine has free: the token is the one problem here.
+    room = SimpleNamespace(total=200 * 2**30, used=0, free=200 * 2**30)
+    monkeypatch.setattr(preflight.shutil, "disk_usage", lambda path: room)
     full = profiles.profile("full")
     with pytest.raises(
         RuntimeError, match=r"pre-flight found what would stop this run:\n- .*Llama-2.* is gated"

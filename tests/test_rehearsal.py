@@ -53,6 +53,7 @@ STEPS = {
     "05 second session": Step("05", before=lambda world: new_runtime(world)),
     "06": Step("06"),
     "07 on a CPU runtime": Step("07", env=CPU_RUNTIME),
+    "08": Step("08"),
     "A2": Step("A2"),
     # Both sites unreachable, in a Drive of its own: notebook 01's scrape keeps nothing, 02 reads the fallback dataset
     "02 from the fallback": Step(
@@ -264,6 +265,18 @@ def test_06_detects_defects_and_uploads(rehearsed):
 def test_07_on_a_cpu_runtime_scores_every_chapter_of_the_full_profile(rehearsed):
     notebook = rehearsed.executed("07 on a CPU runtime")
     assert "profile=full" in text(notebook) and "skipped:" not in text(notebook)
+
+
+def test_08_answers_zero_shot_with_the_hub_models_processor_and_writes_predictions_07_reads(rehearsed, world):
+    notebook = text(rehearsed.executed("08"))
+    assert "profile=full" in notebook and "Qwen3VLProcessor with Qwen2VLImageProcessor" in notebook
+    with in_world(world):
+        commits = {runtime.HUB_MODELS["qwen3-vl"]: runtime.hub_commit(runtime.HUB_MODELS["qwen3-vl"])}
+    assert f"loaded: {commits}" in notebook
+    written = predictions.load(full(world).output_dir("predictions"))
+    qwen = written[written["model"] == "qwen3-vl-2b-zero-shot"]
+    assert set(qwen["task"]) == {"vqa", "boxes"} and set(qwen["profile"]) == {"full"}
+    assert {str(revisions) for revisions in qwen["revisions"]} == {str(commits)}
 
 
 def test_a2_trains_notebook_03s_recipe_on_two_processes_from_the_dish_dataset(rehearsed, world):

@@ -29,6 +29,9 @@ SHOWN = {
     "06_minigpt_v2_mvtec": ["load_stage3_model(", "minigpt_arguments(", "Trainer(", "PeftModel.from_pretrained(",
                             "viz.ask_widget("],
     "07_scoring": ["BLEU(", "CiderScorer(", "COCOeval("],
+    "08_qwen3_vl": ["AutoProcessor.from_pretrained(", "AutoModelForImageTextToText.from_pretrained(",
+                    "apply_chat_template(", ".generate(", "parse_json_boxes(", "evaluation_subset(",
+                    "score_vqa(", "score_boxes("],
 }  # fmt: skip
 # Calls a chapter must not repeat: it uses the helper of the chapter that taught them.
 NOT_REPEATED = {"06_minigpt_v2_mvtec": ["BitsAndBytesConfig(", "LoraConfig(", "TrainingArguments("]}

@@ -1,11 +1,14 @@
 """Each tiny model loads through `from_pretrained` with 8-bit quantization on CPU and learns with LoRA."""
 
 import bitsandbytes as bnb
+import pytest
 import torch
 from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 from PIL import Image
 from transformers import (
     AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
     AutoTokenizer,
     BitsAndBytesConfig,
     Blip2ForConditionalGeneration,
@@ -95,6 +98,33 @@ def test_vision_tower():
         return torch.nn.functional.mse_loss(pooled[:, :1], target)
 
     losses = _losses(model, ["qkv"], loss)
+    assert losses[-1] < losses[0] - 0.05, losses
+
+
+@pytest.mark.parametrize(
+    "build", [tiny_models.build, tiny_models.build_hub_shaped], ids=["smoke", "hub-shaped"]
+)
+def test_qwen3_vl_loads_with_its_own_processor_and_chat_template_and_learns(build):
+    path = build("qwen3-vl")
+    if build is tiny_models.build_hub_shaped:  # the processor's files as the Hub repository holds them
+        for name in ("preprocessor_config.json", "video_preprocessor_config.json", "chat_template.json"):
+            assert (path / name).is_file(), name
+    processor = AutoProcessor.from_pretrained(path)
+    assert type(processor).__name__ == "Qwen3VLProcessor"
+    turn = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "màu gì?"}]}]
+    prompt = processor.apply_chat_template(turn, add_generation_prompt=True)
+    assert (
+        prompt
+        == "<|im_start|>user\n<|vision_start|><|image_pad|><|vision_end|>màu gì?<|im_end|>\n<|im_start|>assistant\n"
+    )
+    texts = [prompt + answer + "<|im_end|>" for answer in ("đỏ", "xanh dương")]
+    enc = processor(images=IMAGES, text=texts, padding=True, return_tensors="pt")
+    merge = processor.image_processor.merge_size
+    image_tokens = (enc.input_ids == processor.tokenizer.convert_tokens_to_ids("<|image_pad|>")).sum()
+    assert image_tokens == enc.image_grid_thw.prod(dim=1).sum() // merge**2  # one token per 2x2 patches
+    model = _load(AutoModelForImageTextToText, path)
+    assert type(model).__name__ == "Qwen3VLForConditionalGeneration"
+    losses = _losses(model, ["q_proj", "v_proj"], lambda m: m(**enc, labels=enc.input_ids).loss)
     assert losses[-1] < losses[0] - 0.05, losses
 
 

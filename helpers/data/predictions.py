@@ -2,7 +2,7 @@
 
 A line: `{"id", "task": "caption"|"vqa"|"boxes", "model", "prediction": str, "references": [str, ...]}` plus
 `revisions` (the Hub commit of each model and dataset the prediction came from) and extras: `question_type` and
-`dataset` (vqa: "iconqa" from notebook 04, "vivqa" from 05); `image_path`, `width`, `height`, optional `gt_boxes`
+`dataset` (vqa: "iconqa" from notebook 04, "vivqa" from 05 and 08); `image_path`, `width`, `height`, optional `gt_boxes`
 `[{"label", "bbox": [x1, y1, x2, y2]}]` in 0-100 grid units and `is_broken` (boxes; without them the truth is
 parsed from the reference text).
 """
@@ -204,7 +204,7 @@ def check_line(record: dict, where: str) -> dict:
 def load(folder: Path) -> pd.DataFrame:
     """Every line of every `*.jsonl` under `folder`, checked, with its `file`; one row per example."""
     if not Path(folder).is_dir():
-        raise FileNotFoundError(f"{folder}: no such predictions folder (notebooks 03-06 write it)")
+        raise FileNotFoundError(f"{folder}: no such predictions folder (notebooks 03-06 and 08 write it)")
     files = sorted(Path(folder).glob("*.jsonl"))
     rows = [{**line, "file": path.name} for path in files for line in _checked_lines(path)]
     frame = pd.DataFrame(rows, columns=[*REQUIRED, "file"] if not rows else None)

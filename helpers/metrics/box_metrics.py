@@ -1,12 +1,15 @@
-"""Box metrics over lists: MiniGPT-v2 box-text parser, grid/pixel conversion, IoU, Acc@0.5, P/R/F1, COCO mAP.
+"""Box metrics over lists: box-text parsers, grid/pixel conversion, IoU, Acc@0.5, P/R/F1, COCO mAP.
 
 MiniGPT-v2 writes boxes as `<p>label</p>{<x1><y1><x2><y2>}`, integers in [0, 100] of the image width and height,
-several joined by `<delim>` (as the MiniGPT-v2 paper writes them)."""
+several joined by `<delim>` (as the MiniGPT-v2 paper writes them). Qwen3-VL writes JSON, `[{"bbox_2d": [x1, y1, x2,
+y2], "label": ...}]`, on a 0-1000 grid of the image (notebook 08)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +24,8 @@ TAG = re.compile(r"<\s*([^<>]*?)\s*>")
 BARE_BOX = re.compile(r"(?:<\s*-?\d+(?:\.\d+)?\s*>\s*){4}")
 NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 SPACES = re.compile(r"\s+")
+JSON_FENCE = re.compile(r"^\s*```(?:json)?\s*\n?(?P<body>.*?)\n?\s*```\s*$", re.S)  # a Markdown code block
+QWEN_GRID = 1000
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,43 @@ def parse_boxes(text: object) -> ParsedBoxes:
         result.boxes.append(_clean(values, label, where, result.problems))
     if not result.boxes:
         result.problems.append(f"no {{<x1><y1><x2><y2>}} box in {text[:60]!r}")
+    return result
+
+
+def _json_box(item: object, where: str, grid: int, problems: list[str]) -> Box | None:
+    """One `{"bbox_2d": [4 numbers], "label": text}` on a 0-`grid` grid as a box on GRID; None, said, otherwise."""
+    if not isinstance(item, dict) or "bbox_2d" not in item:
+        problems.append(f"{where}: not an object with a bbox_2d")
+        return None
+    values, label = item["bbox_2d"], item.get("label")
+    numbers = isinstance(values, list) and all(type(v) in (int, float) and math.isfinite(v) for v in values)
+    if not numbers or len(values) != 4:
+        problems.append(f"{where}: bbox_2d {str(values)[:40]} is not 4 finite numbers")
+        return None
+    if label is not None and not isinstance(label, str):
+        problems.append(f"{where}: label {str(label)[:20]} is not text: dropped")
+        label = None
+    return _clean([v * GRID / grid for v in values], label, where, problems)
+
+
+def parse_json_boxes(text: object, grid: int = QWEN_GRID) -> ParsedBoxes:
+    """Every box of a Qwen3-VL JSON answer (a list of objects, or one; a ```json block allowed), converted from its
+    0-`grid` grid to GRID; strict (no repair of broken JSON) and never raises."""
+    result = ParsedBoxes()
+    if not isinstance(text, str):
+        result.problems.append(f"output is {type(text).__name__}, not text")
+        return result
+    fenced = JSON_FENCE.match(text)
+    try:
+        data = json.loads(fenced.group("body") if fenced else text)
+    except (ValueError, RecursionError) as error:
+        result.problems.append(f"not JSON ({str(error)[:60]}): {text[:60]!r}")
+        return result
+    items = data if isinstance(data, list) else [data]
+    boxes = [_json_box(item, f"item {k}", grid, result.problems) for k, item in enumerate(items)]
+    result.boxes = [box for box in boxes if box is not None]
+    if not result.boxes:
+        result.problems.append(f"no bbox_2d box in {text[:60]!r}")
     return result
 
 

@@ -15,8 +15,8 @@ from helpers.metrics import bootstrap, box_metrics, caption_metrics, vqa_metrics
 
 PRODUCERS = {
     "caption": "notebook 03 (BLIP-2 LoRA captioning)",
-    "vqa": "notebook 04 (BLIP VQA LoRA) or 05 (MiniGPT-v2 LoRA on ViVQA)",
-    "boxes": "notebook 06 (MiniGPT-v2 LoRA on MVTec-AD defect boxes)",
+    "vqa": "notebook 04 (BLIP VQA LoRA), 05 (MiniGPT-v2 LoRA on ViVQA) or 08 (Qwen3-VL-2B)",
+    "boxes": "notebook 06 (MiniGPT-v2 LoRA on MVTec-AD defect boxes) or 08 (Qwen3-VL-2B)",
 }
 BLIND_PREFIX = "blind-"  # the model tag of every blind baseline in a predictions file
 # Every blind baseline by task: one name in the chapters, the learning checks, predictions files and 07's tables.

@@ -28,6 +28,12 @@ from transformers import (
     LlamaConfig,
     LlamaForCausalLM,
     PreTrainedTokenizerFast,
+    Qwen2Tokenizer,
+    Qwen2VLImageProcessor,
+    Qwen3VLConfig,
+    Qwen3VLForConditionalGeneration,
+    Qwen3VLProcessor,
+    Qwen3VLVideoProcessor,
 )
 
 from helpers import runtime
@@ -49,29 +55,32 @@ def _corpus() -> list[str]:
 
 
 def _trained_bpe(
-    tok: Tokenizer, vocab_size: int, specials: list[str], alphabet: list[str], bos: str
+    tok: Tokenizer, vocab_size: int, specials: list[str], alphabet: list[str], bos: str | None
 ) -> Tokenizer:
-    """`tok` (NFC) trained on the fixture corpus, prepending `bos` to each sequence like OPT and Llama."""
+    """`tok` (NFC) trained on the fixture corpus, prepending `bos` (when given) to each sequence like OPT and Llama."""
     tok.normalizer = normalizers.NFC()
     trainer = trainers.BpeTrainer(
         show_progress=False, vocab_size=vocab_size, special_tokens=specials, initial_alphabet=alphabet
     )
     tok.train_from_iterator(_corpus(), trainer)
-    tok.post_processor = processors.TemplateProcessing(
-        single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
-    )
+    if bos is not None:
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
     return tok
+
+
+def _byte_bpe(special_tokens: list[str], bos: str | None, vocab_size: int = 600) -> Tokenizer:
+    """A byte-level BPE trained on the fixture corpus (GPT-2's bytes-to-characters table, as OPT's and Qwen's)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return _trained_bpe(tok, vocab_size, special_tokens, pre_tokenizers.ByteLevel.alphabet(), bos)
 
 
 def train_byte_bpe(special_tokens: list[str], bos: str, vocab_size: int = 600) -> PreTrainedTokenizerFast:
     """A byte-level BPE tokenizer trained on the fixture corpus that prepends `bos` like OPT and Llama."""
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    alphabet = pre_tokenizers.ByteLevel.alphabet()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=_trained_bpe(tok, vocab_size, special_tokens, alphabet, bos)
-    )
+    return PreTrainedTokenizerFast(tokenizer_object=_byte_bpe(special_tokens, bos, vocab_size))
 
 
 def train_sentencepiece_like(vocab_size: int = 600) -> PreTrainedTokenizerFast:
@@ -243,6 +252,73 @@ def _make_llama(path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
+# Qwen3-VL's special tokens (its tokenizer's ids 151643-151656 hold these and the box and tool tokens), and a chat
+# template that renders text and image messages as Qwen3-VL-Instruct's own does (no default system message).
+QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
+                 "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n"
+    "{% if message['content'] is string %}{{ message['content'] }}{% else %}{% for part in message['content'] %}"
+    "{% if part['type'] == 'image' %}<|vision_start|><|image_pad|><|vision_end|>"
+    "{% elif part['type'] == 'text' %}{{ part['text'] }}{% endif %}{% endfor %}{% endif %}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+QWEN_PATCH, QWEN_MERGE = 16, 2  # Qwen3-VL's: 16-pixel patches, 2x2 of them merged into one visual token
+
+
+def _make_qwen3_vl(
+    path: Path, min_pixels: int = 64 * 64, max_pixels: int = 64 * 64, hub_files: bool = False
+) -> None:
+    """Qwen3-VL with a byte-level BPE and its processor; images resized to 64x64 pixels (4 visual tokens) unless
+    told otherwise. `hub_files`: the processor saved part by part, as Qwen/Qwen3-VL-2B-Instruct's repository holds it."""
+    tokenizer = Qwen2Tokenizer(  # no BOS, as Qwen's; errors="replace" decodes a cut multi-byte character
+        tokenizer_object=_byte_bpe(QWEN_SPECIALS, bos=None),
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        errors="replace",
+    )
+    size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
+    grid = dict(patch_size=QWEN_PATCH, merge_size=QWEN_MERGE, temporal_patch_size=2)
+    processor = Qwen3VLProcessor(
+        image_processor=Qwen2VLImageProcessor(size=size, image_mean=[0.5] * 3, image_std=[0.5] * 3, **grid),
+        tokenizer=tokenizer,
+        video_processor=Qwen3VLVideoProcessor(size=size, **grid),
+        chat_template=QWEN_CHAT_TEMPLATE,
+    )
+    ids = {token: tokenizer.convert_tokens_to_ids(token) for token in QWEN_SPECIALS}
+    width = TINY_WIDTH
+    config = Qwen3VLConfig(
+        text_config=dict(
+            vocab_size=len(tokenizer), hidden_size=width, intermediate_size=2 * width, num_hidden_layers=2,
+            num_attention_heads=4, num_key_value_heads=2, head_dim=8, max_position_embeddings=512,
+            rope_scaling={"rope_type": "default", "mrope_section": [1, 1, 2], "mrope_interleaved": True},
+            tie_word_embeddings=True,
+        ),
+        vision_config=dict(
+            depth=2, hidden_size=width, intermediate_size=2 * width, num_heads=4, out_hidden_size=width,
+            patch_size=QWEN_PATCH, spatial_merge_size=QWEN_MERGE, temporal_patch_size=2,
+            num_position_embeddings=16, deepstack_visual_indexes=[0, 1],
+        ),
+        image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=True,
+    )  # fmt: skip
+    model = Qwen3VLForConditionalGeneration(config)
+    model.generation_config.eos_token_id = [ids["<|im_end|>"], ids["<|endoftext|>"]]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.save_pretrained(path)
+    if not hub_files:
+        processor.save_pretrained(path)
+        return
+    processor.image_processor.save_pretrained(path)  # preprocessor_config.json
+    processor.video_processor.save_pretrained(path)  # video_preprocessor_config.json
+    tokenizer.save_pretrained(path)
+    (path / "chat_template.json").write_text(
+        json.dumps({"chat_template": QWEN_CHAT_TEMPLATE}), encoding="utf-8"
+    )
+
+
 def _make_vision_tower(path: Path) -> None:
     Blip2VisionModel(tiny_vision_config(image_size=16, patch_size=4)).save_pretrained(path)
     tiny_image_processor(16).save_pretrained(path)
@@ -253,6 +329,7 @@ BUILDERS = {  # runtime.HUB_MODELS key -> (cache folder name, builder of the mod
     "blip-vqa": ("blip-vqa", _make_blip_vqa),  # BlipForQuestionAnswering (32 px) + WordPiece BlipProcessor
     "llama-2-chat": ("llama", _make_llama),  # LlamaForCausalLM + SentencePiece-like BPE with <s>/</s>/<unk>
     "minigpt-vision": ("eva-vision", _make_vision_tower),  # Blip2VisionModel (16 px, patch 4) + processor
+    "qwen3-vl": ("qwen3-vl", _make_qwen3_vl),  # Qwen3VLForConditionalGeneration + byte BPE, its processor
 }
 
 
@@ -263,7 +340,9 @@ def build(key: str) -> Path:
 
 # key -> (folder suffix, builder arguments): the hub checkpoints' image size and patch (BLIP-2's ViT-g 224 px / 14,
 # BLIP VQA's ViT-B 384 px / 16); Salesforce/blip2-opt-2.7b is sharded (its safetensors index names the shards).
-HUB_SHAPED = {"blip2": ("224px-sharded", (224, 14, "200KB")), "blip-vqa": ("384px", (384, 16))}
+# Qwen3-VL-2B-Instruct's processor resizes each image to between 256x256 and 4096x4096 pixels of its own shape.
+HUB_SHAPED = {"blip2": ("224px-sharded", (224, 14, "200KB")), "blip-vqa": ("384px", (384, 16)),
+              "qwen3-vl": ("hub-processor", (256 * 256, 4096 * 4096, True))}  # fmt: skip
 
 
 def build_hub_shaped(key: str) -> Path:

@@ -38,7 +38,7 @@ GITHUB_RAW = "https://raw.githubusercontent.com"
 
 def publish_hub(root: Path) -> None:
     """The tiny stand-ins under the full profile's repo ids, and IconQA's Hub copy as parquet files."""
-    for key in ("blip2", "blip-vqa", "llama-2-chat"):  # "minigpt-vision" reads the BLIP-2 repo
+    for key in ("blip2", "blip-vqa", "llama-2-chat", "qwen3-vl"):  # "minigpt-vision" reads the BLIP-2 repo
         hub_stand_in.publish(root, runtime.HUB_MODELS[key], tiny_models.build_hub_shaped(key))
     copy = icon_scenes.hub_like_dataset(n=48)
     folder = root / "staging" / iconqa.HUB_REPO
