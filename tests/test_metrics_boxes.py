@@ -20,15 +20,21 @@ from helpers.metrics.box_metrics import (
     precision_recall_f1,
 )
 
-FRAGMENTS = ["<p>", "</p>", "{", "}", "<", ">", "<delim>", "<unk>", "-", "0", "7", "100", "250", " ", "1.5",
-             "bottle-defect", "</s>", "\n", "{<", "><", ">}", "ạ", "-not-defect"]  # fmt: skip
-OUTPUTS = st.one_of(st.text(max_size=200), st.lists(st.sampled_from(FRAGMENTS), max_size=40).map("".join))
+# Each parser's output pieces: MiniGPT-v2's box text, and Qwen3-VL's JSON (notebook 08).
+FRAGMENTS = {
+    parse_boxes: ["<p>", "</p>", "{", "}", "<", ">", "<delim>", "<unk>", "-", "0", "7", "100", "250", " ", "1.5",
+                  "bottle-defect", "</s>", "\n", "{<", "><", ">}", "ạ", "-not-defect"],
+    parse_json_boxes: ["[", "]", "{", "}", '"bbox_2d"', '"label"', ":", ",", '"bottle-defect"', "0", "1000", "-5",
+                       "2.5", "1e999", "NaN", "true", "null", "```json\n", "\n```", " ", "ạ"],
+}  # fmt: skip
 
 
+@pytest.mark.parametrize("parse", FRAGMENTS, ids=lambda parse: parse.__name__)
 @settings(max_examples=1500, deadline=None, database=None)
-@given(OUTPUTS)
-def test_parser_never_raises_and_always_explains(text):
-    parsed = parse_boxes(text)
+@given(data=st.data())
+def test_parser_never_raises_and_always_explains(parse, data):
+    pieces = st.lists(st.sampled_from(FRAGMENTS[parse]), max_size=40).map("".join)
+    parsed = parse(data.draw(st.one_of(st.text(max_size=200), pieces)))
     assert parsed.ok or parsed.problems
     for box in parsed.boxes:
         assert 0 <= box.x1 <= box.x2 <= 100 and 0 <= box.y1 <= box.y2 <= 100
@@ -54,22 +60,6 @@ def test_format_then_parse_round_trips(raw):
     assert parsed.problems == []
     # A box without its own <p> inherits the label before it, as MiniGPT-v2 writes `<p>x</p>{..}<delim>{..}`.
     assert [b.as_list() for b in parsed.boxes] == [b.as_list() for b in boxes]
-
-
-JSON_FRAGMENTS = ["[", "]", "{", "}", '"bbox_2d"', '"label"', ":", ",", '"bottle-defect"', "0", "1000", "-5", "2.5",
-                  "1e999", "NaN", "true", "null", "```json\n", "\n```", " ", "ạ"]  # fmt: skip
-JSON_OUTPUTS = st.one_of(
-    st.text(max_size=200), st.lists(st.sampled_from(JSON_FRAGMENTS), max_size=40).map("".join)
-)
-
-
-@settings(max_examples=1500, deadline=None, database=None)
-@given(JSON_OUTPUTS)
-def test_json_parser_never_raises_and_always_explains(text):
-    parsed = parse_json_boxes(text)
-    assert parsed.ok or parsed.problems
-    for box in parsed.boxes:
-        assert 0 <= box.x1 <= box.x2 <= 100 and 0 <= box.y1 <= box.y2 <= 100
 
 
 def test_json_parser_reads_qwen_answers_on_its_thousand_grid():
