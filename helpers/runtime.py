@@ -101,6 +101,9 @@ _FULL_ONE_SESSION = {
     "vqa": Recipe(epochs=10, learning_rate=4e-5, batch_size=16, patience=2, max_new_tokens=10, eval_questions=2_000),
     "vivqa": replace(ONE_SESSION_MINIGPT, max_new_tokens=20),
     "defects": ONE_SESSION_MINIGPT,
+    # Notebook 08: Qwen3-VL-2B's LoRA sees as many training examples as 05's (400 x 4 = 800 x 2), at LoRA's usual step.
+    "qwen-vivqa": replace(ONE_SESSION_MINIGPT, max_steps=400, batch_size=4, learning_rate=1e-4, warmup_steps=20,
+                          save_steps=200, max_new_tokens=20),
 }  # fmt: skip
 _FULL_REPRODUCE = {
     # The report's recipe: Adam (Trainer's AdamW with its default weight decay 0 is Adam) at a constant 5e-4, 100
@@ -110,7 +113,9 @@ _FULL_REPRODUCE = {
     "vqa": Recipe(epochs=1, learning_rate=4e-5, batch_size=16, patience=0, max_new_tokens=10),
     "vivqa": replace(TUTORIAL, max_steps=4_000, max_new_tokens=20),
     "defects": TUTORIAL,
-}
+    "qwen-vivqa": replace(TUTORIAL, max_steps=2_000, batch_size=4, learning_rate=1e-4, warmup_steps=100,
+                          schedule_steps=0, max_new_tokens=20),  # 05's 4,000 x 2 examples
+}  # fmt: skip
 # Tiny random models learn from scratch: a larger step, and captions short enough for 128 positions.
 _TINY = Recipe(
     epochs=6, learning_rate=1e-2, batch_size=3, patience=2, max_new_tokens=40, modules_to_save=("lm_head",)
@@ -119,6 +124,11 @@ _SMOKE = {
     "captioning": _TINY,
     # A tiny MiniGPT-v2 learns the fixture's answers from the image in 15 epochs with its output layer trained.
     "vivqa": replace(_TINY, epochs=15, batch_size=8, patience=0, max_new_tokens=8, save_steps=250),
+    # Notebook 08's pipeline on its tiny Qwen3-VL: a few epochs of LoRA alone (its output layer is tied to the input
+    # embeddings, as the real model's is, so it is not trained apart).
+    "qwen-vivqa": replace(
+        _TINY, epochs=3, batch_size=8, patience=0, max_new_tokens=8, save_steps=50, modules_to_save=()
+    ),
     # Box answers are longer and exact: more epochs of larger batches; 24 tokens hold the longest answer.
     "defects": replace(_TINY, epochs=34, batch_size=32, patience=0, max_new_tokens=24, save_steps=100),
     # A tiny BLIP VQA learns icon answers in ~20 epochs at this step; its 8-bit answer head is retrained too.

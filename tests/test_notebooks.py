@@ -120,6 +120,7 @@ def test_notebook_07_run_again_after_08_scores_qwen3_vl_beside_minigpt_v2(run):
         text = outputs(series.execute(runtime.REPO_ROOT / "notebooks" / "07_scoring.ipynb"))
     for model in (
         "qwen3-vl-2b-zero-shot",
+        "qwen3-vl-2b-vivqa-lora",
         "minigpt-v2-zero-shot",
         "minigpt-v2-vivqa-lora",
         "minigpt-v2-mvtec-lora",

@@ -267,15 +267,19 @@ def test_07_on_a_cpu_runtime_scores_every_chapter_of_the_full_profile(rehearsed)
     assert "profile=full" in text(notebook) and "skipped:" not in text(notebook)
 
 
-def test_08_answers_zero_shot_with_the_hub_models_processor_and_writes_predictions_07_reads(rehearsed, world):
+def test_08_answers_zero_shot_and_after_lora_with_the_hub_models_processor(rehearsed, world):
     notebook = text(rehearsed.executed("08"))
     assert "profile=full" in notebook and "Qwen3VLProcessor with Qwen2VLImageProcessor" in notebook
     with in_world(world):
         commits = {runtime.HUB_MODELS["qwen3-vl"]: runtime.hub_commit(runtime.HUB_MODELS["qwen3-vl"])}
     assert f"loaded: {commits}" in notebook
     written = predictions.load(full(world).output_dir("predictions"))
-    qwen = written[written["model"] == "qwen3-vl-2b-zero-shot"]
-    assert set(qwen["task"]) == {"vqa", "boxes"} and set(qwen["profile"]) == {"full"}
+    qwen = written[written["model"].str.startswith("qwen3-vl-2b-")]
+    assert set(zip(qwen["task"], qwen["model"], strict=True)) == {
+        ("vqa", "qwen3-vl-2b-zero-shot"),
+        ("boxes", "qwen3-vl-2b-zero-shot"),
+        ("vqa", "qwen3-vl-2b-vivqa-lora"),
+    } and set(qwen["profile"]) == {"full"}
     assert {str(revisions) for revisions in qwen["revisions"]} == {str(commits)}
 
 
