@@ -27,10 +27,10 @@ def test_floor_is_the_version_the_colab_job_tests(name):
     """A floor equals the version CI's colab job installs: Colab's own, or the floor itself where Colab has none."""
     floor = Version(colab_constraints.requirement_floors(REQUIREMENTS)[name])
     pins = colab_constraints.colab_pins(CONSTRAINTS)
-    # torch: Colab's CUDA build is recorded in the file's header; CI installs the nearest release with torchvision.
-    if name == "torch":
-        colab = re.search(r"Colab ships (\S+?)(\+\S+)?;", CONSTRAINTS).group(1)
-        assert floor == Version(colab) and Version(pins["torch"]) >= floor
+    # torch and torchvision: Colab's CUDA builds are recorded in the file's header; CI installs the nearest pair.
+    if name in colab_constraints.TORCH:
+        colab = re.search(rf"\b{name}: (?:Colab ships )?([^+;\s]+)", CONSTRAINTS).group(1)
+        assert floor == Version(colab) and Version(pins[name]) >= floor
     else:
         assert Version(pins[name]) == floor, f"{name}: floor {floor}, the colab job tests {pins[name]}"
 
