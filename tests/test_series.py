@@ -1,5 +1,6 @@
 import nbformat
 import pytest
+from nbclient import NotebookClient
 
 from tools.series import NotebookFailed, run_series
 
@@ -27,6 +28,36 @@ def test_series_stops_on_a_failing_cell(monkeypatch, tmp_path):
     path = _notebook(tmp_path / "01_broken.ipynb", "raise RuntimeError('broken on purpose')")
     with pytest.raises(NotebookFailed, match="01_broken.ipynb: cell 0 failed(.|\n)*broken on purpose"):
         run_series([path])
+
+
+def test_a_kernel_that_dies_before_its_first_cell_is_replaced_once(monkeypatch, tmp_path, capsys):
+    """Two test workers can race for one TCP port; the kernel that loses dies before replying (CI saw it once)."""
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
+    start, starts = NotebookClient.async_start_new_kernel, []
+
+    async def dies_first(self, **kwargs):
+        starts.append(self)
+        if len(starts) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        return await start(self, **kwargs)
+
+    monkeypatch.setattr(NotebookClient, "async_start_new_kernel", dies_first)
+    [(name, _)] = run_series([_notebook(tmp_path / "01_demo.ipynb", "print(6 * 7)")])
+    assert name == "01_demo.ipynb" and len(starts) == 2 and starts[0] is not starts[1]  # a new client
+    assert "01_demo.ipynb: the kernel did not start (Kernel died" in capsys.readouterr().err
+
+
+def test_a_kernel_that_never_starts_fails(monkeypatch, tmp_path):
+    monkeypatch.setenv("TUTORIAL_OUTPUT_DIR", str(tmp_path / "out"))
+    monkeypatch.setenv("TUTORIAL_PROFILE", "smoke")
+
+    async def dies(self, **kwargs):
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    monkeypatch.setattr(NotebookClient, "async_start_new_kernel", dies)
+    with pytest.raises(RuntimeError, match="Kernel died"):
+        run_series([_notebook(tmp_path / "01_demo.ipynb", "print(6 * 7)")])
 
 
 def test_a_stalled_cell_fails_naming_notebook_and_cell(monkeypatch, tmp_path):

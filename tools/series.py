@@ -67,24 +67,40 @@ class NotebookFailed(RuntimeError):
     """A cell of a notebook raised or ran past its time limit; the message names the notebook and the cell."""
 
 
-def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:
-    """Run one notebook in a fresh kernel from its own folder and return it with its outputs."""
-    timeout = timeout or CELL_TIMEOUT[runtime.profile_name()]
-    notebook = nbformat.read(path, as_version=4)
+def _run(notebook: nbformat.NotebookNode, folder: Path, timeout: int, running: dict) -> None:
+    """Execute `notebook` in place in a fresh kernel started in `folder`, noting the index of the running cell."""
     client = NotebookClient(
         notebook,
         timeout=timeout,
-        resources={"metadata": {"path": str(Path(path).parent)}},
+        resources={"metadata": {"path": str(folder)}},
         config=KERNEL_CONFIG,
         # After a cell's reply, wait for its output until the kernel is idle: nbclient's default gives up after 4 s
         # with a logged warning and goes on, so a busy machine could lose a cell's last output lines silently.
         iopub_timeout=IOPUB_DRAIN_SECONDS,
         raise_on_iopub_timeout=True,
     )
-    running = {"index": None}
     client.on_cell_start = lambda cell, cell_index: running.update(index=cell_index)
+    client.execute()
+
+
+def execute(path: Path, timeout: int | None = None) -> nbformat.NotebookNode:
+    """Run one notebook in a fresh kernel from its own folder and return it with its outputs."""
+    timeout = timeout or CELL_TIMEOUT[runtime.profile_name()]
+    notebook = nbformat.read(path, as_version=4)
+    running = {"index": None}
     try:
-        client.execute()
+        try:
+            _run(notebook, Path(path).parent, timeout, running)
+        except RuntimeError as error:
+            # A kernel that died before its first cell, most often because another process took one of the TCP
+            # ports jupyter_client had picked for it (test workers start kernels at once): one more, from scratch.
+            if running["index"] is not None:
+                raise
+            print(
+                f"{Path(path).name}: the kernel did not start ({error}); starting a fresh one",
+                file=sys.stderr,
+            )
+            _run(notebook, Path(path).parent, timeout, running)
     except CellTimeoutError as error:
         raise NotebookFailed(
             f"{Path(path).name}: cell {running['index']} ran past {timeout} s\n{error}"
