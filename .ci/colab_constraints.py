@@ -27,6 +27,8 @@ TORCH = {"torch": "2.14.1", "torchvision": "0.29.1"}
 # Colab's CUDA builds that the series never imports, and the packaging tools (torch's wheel needs a newer setuptools
 # than Colab's; they install packages, the series never imports them).
 DROPPED = {"torchaudio", "torchcodec", "pip", "setuptools", "wheel"}
+# The CUDA libraries and triton that come with Colab's torch build: CI's torch build brings its own versions.
+TORCH_STACK = re.compile(r"^(cuda-|nvidia-|triton$)")
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)")
 FLOOR = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)\s*>=\s*([^,\s;#]+)", re.M)
 
@@ -45,7 +47,11 @@ def constraints_text(freeze_text: str, requirements_text: str, date: str) -> str
     """The constraints file: Colab's pins (torch and torchvision as the pair named above), then our floors for the rest."""
     pins = colab_pins(freeze_text)
     colab = {name: pins.pop(name, "absent") for name in TORCH}
-    shipped = {name: version for name, version in pins.items() if name not in DROPPED and "+" not in version}
+    shipped = {
+        name: version
+        for name, version in pins.items()
+        if name not in DROPPED and "+" not in version and not TORCH_STACK.match(name)
+    }
     missing = {name: v for name, v in requirement_floors(requirements_text).items() if name not in pins}
     for name in TORCH:
         missing.pop(name, None)

@@ -37,7 +37,8 @@ def test_floor_is_the_version_the_colab_job_tests(name):
 
 def test_constraints_come_from_colabs_list_and_our_floors():
     freeze = (
-        "# generated\ntorch==2.11.0+cu128\ntorchvision==0.26.0+cu128\nsetuptools==75.2.0\n"
+        "# generated\ntorch==2.11.0+cu128\ntorchvision==0.26.0+cu128\nsetuptools==75.2.0\ntriton==3.6.0\n"
+        "cuda-toolkit==12.8.1\nnvidia-cublas-cu12==12.8.4.1\n"
         "Transformers==5.15.0\ngoogle-colab @ file:///colabtools/dist/google_colab-1.0.0.tar.gz\nipywidgets==7.7.1\n"
     )
     requirements = "torch>=2.11,<3\ntransformers>=5.15,<6  # why\nevaluate>=0.4.5,<1\n"
