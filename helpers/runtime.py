@@ -101,7 +101,7 @@ _FULL_ONE_SESSION = {
     "vqa": Recipe(epochs=10, learning_rate=4e-5, batch_size=16, patience=2, max_new_tokens=10, eval_questions=2_000),
     "vivqa": replace(ONE_SESSION_MINIGPT, max_new_tokens=20),
     "defects": ONE_SESSION_MINIGPT,
-    # Notebook 08: Qwen3-VL-2B's LoRA sees as many training examples as 05's (400 x 4 = 800 x 2), at LoRA's usual step.
+    # Notebook 08: Qwen3-VL-2B's LoRA sees as many training examples as 05's (400 x 4 = 800 x 2), at LoRA's usual rate.
     "qwen-vivqa": replace(ONE_SESSION_MINIGPT, max_steps=400, batch_size=4, learning_rate=1e-4, warmup_steps=20,
                           save_steps=200, max_new_tokens=20),
 }  # fmt: skip

@@ -252,7 +252,7 @@ def _make_llama(path: Path) -> None:
     tokenizer.save_pretrained(path)
 
 
-# Qwen3-VL's special tokens (its tokenizer's ids 151643-151656 hold these and the box and tool tokens), and a chat
+# Qwen3-VL's special tokens (ids 151643-151656 of its tokenizer hold these and seven other markers), and a chat
 # template that renders text and image messages as Qwen3-VL-Instruct's own does (no default system message).
 QWEN_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>",
                  "<|image_pad|>", "<|video_pad|>"]  # fmt: skip
