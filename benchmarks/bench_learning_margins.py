@@ -1,4 +1,4 @@
-"""Margins of the four smoke learning proofs (trained vs image-shuffled control vs blind baselines) over seeds.
+"""Margins of the five smoke learning proofs (trained vs image-shuffled control vs blind baselines) over seeds.
 
 Each proof is the one its test checks (`tools.proofs.learning_check`); a margin above 0 means that bound holds. Run it
 under each CI package set and name the set: `python -m benchmarks.bench_learning_margins newest 0 1 2 3 4`.
@@ -18,6 +18,7 @@ CHECKS = {
     "BLIP VQA (04)": "vqa",
     "MiniGPT-v2 ViVQA (05)": "vivqa",
     "MiniGPT-v2 MVTec boxes (06)": "mvtec",
+    "Qwen3-VL-2B ViVQA (08)": "qwen_vivqa",
 }
 
 

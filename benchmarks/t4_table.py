@@ -11,7 +11,7 @@ from helpers.models.audit import memory_estimate, session_plan, setup_of, t4_bit
 
 GPU_RUNS = Path(__file__).resolve().parent / "results" / "gpu_runs.jsonl"
 TABLE_START, TABLE_END = "<!-- t4-plan:start -->", "<!-- t4-plan:end -->"
-CHAPTERS = {"captioning": "03", "vqa": "04", "vivqa": "05", "defects": "06"}
+CHAPTERS = {"captioning": "03", "vqa": "04", "vivqa": "05", "defects": "06", "qwen-vivqa": "08"}
 
 
 def t4_table(path: Path = GPU_RUNS) -> str:

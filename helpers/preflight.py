@@ -1,4 +1,4 @@
-"""The first check of each GPU chapter (03-06 §0): the GPU and its free memory, free space where the downloads and
+"""The first check of each GPU chapter (03-06 and 08 §0): the GPU and its free memory, free space where the downloads and
 the outputs go, the token and access to each gated model; one clear error before anything downloads or loads."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ CHAPTER_MODELS = {
     "vqa": ("blip-vqa",),
     "vivqa": ("minigpt-vision", "llama-2-chat"),
     "defects": ("minigpt-vision", "llama-2-chat"),
+    "qwen-vivqa": ("qwen3-vl",),
 }
 LICENCES = {"llama-2-chat": "https://huggingface.co/meta-llama/Llama-2-7b-chat-hf"}
 SLACK_GB = 1.0  # room for caches, logs and predictions files

@@ -14,6 +14,7 @@ TASK_OF = {
     "vqa": "vqa",
     "vivqa": "vqa",
     "mvtec": "boxes",
+    "qwen_vivqa": "vqa",
 }  # check -> predictions task
 
 

@@ -11,6 +11,7 @@ from helpers import jsonl, runtime
 from helpers.data import predictions, vivqa
 from helpers.metrics import scoring
 from tools import notebook_paths, series
+from tools.proofs import learning_check
 
 # A2 starts several training processes: tests/test_launch.py runs it, beside the other tests (-m launch).
 NOTEBOOKS = [path for path in notebook_paths() if not path.name.startswith("A2_")]
@@ -95,7 +96,7 @@ def test_appendix_a1_proves_each_training_chapter_learns_from_the_image(run):
     text = outputs(
         run.executed(runtime.REPO_ROOT / "notebooks" / "A1_how_the_series_tests_itself.ipynb"), "stdout"
     )
-    for task in ("captioning", "vqa", "vivqa", "mvtec"):  # a failing bound would have stopped the notebook
+    for task in learning_check.TASKS:  # a failing bound would have stopped the notebook
         assert f"{task}: holds: " in text
     assert "captioning: holds: control <= 0.5" in text and "mvtec: holds: trained > control + 0.4" in text
 

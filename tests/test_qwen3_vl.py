@@ -1,8 +1,10 @@
 """Notebook 08's exported training code on the tiny Qwen3-VL: only the answer is learned, padding is not."""
 
 import pytest
+import torch
+from peft import get_peft_model
 from PIL import Image
-from transformers import AutoProcessor
+from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from helpers.chapters.qwen3_vl import QwenVQACollator, chat, qwen_lora_config
 from helpers.smoke import tiny_models
@@ -49,3 +51,16 @@ def test_the_chat_turns_and_the_lora_targets():
     assert [turn["role"] for turn in chat("q", "a")] == ["user", "assistant"] and len(chat("q")) == 1
     config = qwen_lora_config()
     assert config.r == 16 and config.modules_to_save is None and "language_model" in config.target_modules
+    assert not config.ensure_weight_tying  # nothing tied is trained: peft would warn
+
+
+def test_a_trained_output_layer_stays_tied_to_the_embeddings(processor):
+    """The smoke recipe trains the tied output layer beside the LoRA: one matrix, so a step moves both alike."""
+    model = AutoModelForImageTextToText.from_pretrained(tiny_models.build("qwen3-vl"))
+    model = get_peft_model(model, qwen_lora_config(("lm_head",)))
+    head, embeddings = model.get_output_embeddings(), model.get_input_embeddings()
+    before = embeddings.weight.detach().clone()
+    batch = QwenVQACollator(processor, "{}")(ROWS)
+    model(**batch).loss.backward()
+    torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0).step()
+    assert not torch.equal(embeddings.weight, before) and torch.equal(head.weight, embeddings.weight)

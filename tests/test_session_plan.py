@@ -11,7 +11,7 @@ from benchmarks import t4_table
 from helpers import gpu_runs, profiles, runtime, training
 from helpers.models import audit
 
-GPU_CHAPTERS = ("captioning", "vqa", "vivqa", "defects")
+GPU_CHAPTERS = ("captioning", "vqa", "vivqa", "defects", "qwen-vivqa")
 
 
 @pytest.mark.parametrize("chapter", GPU_CHAPTERS)
@@ -22,7 +22,7 @@ def test_one_session_plan_fits_an_hour_on_a_t4(chapter):
 
 
 def test_one_session_stops_training_in_time_for_the_evaluation():
-    for chapter in ("vivqa", "defects"):
+    for chapter in ("vivqa", "defects", "qwen-vivqa"):
         recipe = profiles.profile("full").recipe(chapter, "one-session")
         plan = audit.session_plan(chapter, recipe)
         others = plan.total_minutes - plan.minutes["training"]

@@ -2,8 +2,8 @@
 Edit the notebook, not this file."""
 
 import torch
+from transformers import GenerationConfig, PreTrainedModel, ProcessorMixin
 from peft import LoraConfig
-from transformers import ProcessorMixin
 
 
 def chat(prompt: str, answer: str | None = None) -> list[dict]:
@@ -12,6 +12,28 @@ def chat(prompt: str, answer: str | None = None) -> list[dict]:
     if answer is not None:
         turns.append({"role": "assistant", "content": [{"type": "text", "text": answer}]})
     return turns
+
+
+@torch.no_grad()
+def qwen_generate(model: PreTrainedModel, processor: ProcessorMixin, images: list, prompts: list[str],
+                  max_new_tokens: int) -> list[str]:  # fmt: skip
+    """Greedy answers of `model` to one batch, one image per prompt (in eval mode: no dropout), only the new tokens
+    decoded; greedy whatever sampling the checkpoint's generation_config.json suggests, its stop tokens kept."""
+    model.eval()
+    greedy = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=processor.tokenizer.pad_token_id,
+                              eos_token_id=model.generation_config.eos_token_id)  # fmt: skip
+    texts = [processor.apply_chat_template(chat(prompt), add_generation_prompt=True) for prompt in prompts]
+    batch = processor(images=images, text=texts, padding=True, padding_side="left", return_tensors="pt")
+    batch = batch.to(model.device)
+    batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+    out = model.generate(**batch, generation_config=greedy)
+    new = processor.batch_decode(out[:, batch["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [answer.strip() for answer in new]
+
+
+VQA_PROMPT = (
+    "{}\nTrả lời bằng một từ hoặc một cụm từ ngắn bằng tiếng Việt."  # the question, then the instruction
+)
 
 
 class QwenVQACollator:
@@ -45,6 +67,8 @@ class QwenVQACollator:
 
 
 def qwen_lora_config(modules_to_save: tuple[str, ...] = ()) -> LoraConfig:
-    """LoRA rank 16 on the language model's q_proj and v_proj (05's targets), the vision tower frozen."""
+    """LoRA rank 16 on the language model's q_proj and v_proj (05's targets), the vision tower frozen; a tied layer
+    in `modules_to_save` (the output layer, one matrix with the embeddings) is trained as one, tied still."""
     return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, bias="none",
-                      target_modules=r".*language_model.*\.(q_proj|v_proj)", modules_to_save=list(modules_to_save) or None)  # fmt: skip
+                      target_modules=r".*language_model.*\.(q_proj|v_proj)", modules_to_save=list(modules_to_save) or None,
+                      ensure_weight_tying=bool(modules_to_save))  # fmt: skip

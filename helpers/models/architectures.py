@@ -45,3 +45,30 @@ LLAMA_2_7B = {
     "eos_token_id": 2,
 }
 EVA_VIT_G_448 = {**BLIP2_OPT_2_7B["vision_config"], "image_size": 448}
+# Qwen/Qwen3-VL-2B-Instruct's config.json (its output layer tied to the embeddings).
+QWEN3_VL_2B = {
+    "text_config": {
+        "hidden_size": 2048,
+        "intermediate_size": 6144,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 128,
+        "vocab_size": 151936,
+        "tie_word_embeddings": True,
+        "rope_scaling": {"rope_type": "default", "mrope_section": [24, 20, 20], "mrope_interleaved": True},
+    },
+    "vision_config": {
+        "depth": 24,
+        "hidden_size": 1024,
+        "intermediate_size": 4096,
+        "num_heads": 16,
+        "out_hidden_size": 2048,
+        "num_position_embeddings": 2304,
+        "deepstack_visual_indexes": [5, 11, 17],
+        "patch_size": 16,
+        "spatial_merge_size": 2,
+        "temporal_patch_size": 2,
+    },
+    "tie_word_embeddings": True,
+}

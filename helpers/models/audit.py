@@ -11,20 +11,26 @@ from dataclasses import dataclass
 import torch
 import transformers
 from peft import LoraConfig, get_peft_model
-from transformers import Blip2ForConditionalGeneration, BlipForQuestionAnswering
+from transformers import (
+    Blip2ForConditionalGeneration,
+    BlipForQuestionAnswering,
+    Qwen3VLForConditionalGeneration,
+)
 
 from helpers import runtime
 from helpers.chapters.blip2_lora_captioning import caption_lora_config
+from helpers.chapters.qwen3_vl import qwen_lora_config
 from helpers.models import minigpt_v2
-from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_7B
+from helpers.models.architectures import BLIP2_OPT_2_7B, BLIP_VQA_BASE, LLAMA_2_7B, QWEN3_VL_2B
 
 T4_MEMORY_GB = 15.0
 GB = 1024**3
 T4_FP16_TFLOPS = 65.0  # the T4's fp16 tensor-core peak
-# Assumed shares of that peak a quantized LoRA run reaches, by weight bits (none measured on a T4 yet: 05 §10 and
-# benchmarks/gpu_check.py record real ones). NF4 dequantizes each weight tile before an fp16 matmul; LLM.int8 also splits outlier columns into a
-# second one: third-party T4 measurements put int8 near 2.5x and NF4 near 1.5x the fp16 time, hence 0.25 / 1.67.
-T4_UTILISATION = {4: 0.25, 8: 0.15}
+# Assumed shares of that peak a LoRA run reaches, by weight bits (none measured on a T4 yet: 05 §10 and
+# benchmarks/gpu_check.py record real ones). Plain fp16 matmuls at a 2B model's widths reach about 0.4; NF4 dequantizes
+# each weight tile before an fp16 matmul; LLM.int8 also splits outlier columns into a second one: third-party T4
+# measurements put int8 near 2.5x and NF4 near 1.5x the fp16 time, hence 0.25 / 1.67 and 0.15.
+T4_UTILISATION = {4: 0.25, 8: 0.15, 16: 0.4}
 
 BLIP_VQA_EXERCISE_LORA = LoraConfig(
     r=16, lora_alpha=32, lora_dropout=0.05, bias="none", target_modules=["query", "key"]
@@ -55,12 +61,21 @@ def blip_vqa_lora_printout() -> str:
     return _printout(_on_meta(BlipForQuestionAnswering, BLIP_VQA_BASE), BLIP_VQA_EXERCISE_LORA)
 
 
+MINIGPT_4BIT = "05/06 MiniGPT-v2 Llama-2-7b, 4-bit NF4, LoRA r64 q/v"
+QWEN_FP16 = "08 Qwen3-VL-2B, fp16, LoRA r16 q/v"
+# A 640x480 COCO photo (ViVQA's usual size) in Qwen3-VL: 40 x 30 patches of 16 pixels, merged 2 x 2 into tokens.
+QWEN_PHOTO_PATCHES = 40 * 30
+QWEN_PHOTO_TOKENS = QWEN_PHOTO_PATCHES // 4
+
+
 @dataclass(frozen=True)
 class TrainingSetup:
     """What a full-profile training run holds in GPU memory (only the LLM keeps activations for backward)."""
 
     name: str
-    quantized_params: int  # weights inside quantized Linear layers
+    quantized_params: (
+        int  # weights inside the LLM's quantized Linear layers (16 bits: kept in fp16, not quantized)
+    )
     fp32_frozen_params: int  # other frozen weights that peft's k-bit preparation upcasts to fp32
     half_params: int  # other frozen weights, kept in fp16
     trainable_params: int  # LoRA (+ projection) in fp32
@@ -102,6 +117,13 @@ def full_profile_setups() -> tuple[TrainingSetup, ...]:
     llama = dict(hidden=LLAMA_2_7B["hidden_size"], layers=32, heads=32, vocab=LLAMA_2_7B["vocab_size"])
     blip2_shape = {"hidden": opt["hidden_size"], "layers": 32, "heads": 32, "vocab": opt["vocab_size"]}
     vqa_shape = {"hidden": 768, "layers": 24, "heads": 12, "vocab": 30524}
+    qwen = _on_meta(Qwen3VLForConditionalGeneration, QWEN3_VL_2B)
+    # The LLM's Linear layers, its output layer (one matrix with the embeddings) included; the vision tower and norms.
+    qwen_llm = _quantized_linear_params(qwen.model.language_model, skip=()) + qwen.lm_head.weight.numel()
+    qwen_lora, _ = get_peft_model(qwen, qwen_lora_config()).get_nb_trainable_parameters()
+    text = QWEN3_VL_2B["text_config"]
+    qwen_shape = dict(hidden=text["hidden_size"], layers=text["num_hidden_layers"],
+                      heads=text["num_attention_heads"], vocab=text["vocab_size"])  # fmt: skip
     return (
         TrainingSetup("03 BLIP-2 OPT-2.7b, 8-bit, LoRA r16 q/k", blip2_q, blip2.num_parameters() - blip2_q, 0,
                       5_242_880, 8, batch=3, seq=32 + 40, **blip2_shape),
@@ -111,6 +133,8 @@ def full_profile_setups() -> tuple[TrainingSetup, ...]:
                       mg_counts["trainable"], 8, batch=2, seq=256 + 64, **llama),
         TrainingSetup("05/06 MiniGPT-v2 Llama-2-7b, 4-bit NF4, LoRA r64 q/v", llm_q, mg_fp32, mg_counts["vision"],
                       mg_counts["trainable"], 4, batch=2, seq=256 + 64, **llama),
+        TrainingSetup(QWEN_FP16, qwen_llm, 0, qwen.num_parameters() - qwen_llm - qwen_lora, qwen_lora, 16,
+                      batch=4, seq=QWEN_PHOTO_TOKENS + 64, **qwen_shape),
     )  # fmt: skip
 
 
@@ -176,7 +200,6 @@ class Workload:
     vision_tokens: int  # patches (and CLS) the vision tower reads per image
 
 
-MINIGPT_4BIT = "05/06 MiniGPT-v2 Llama-2-7b, 4-bit NF4, LoRA r64 q/v"
 WORKLOADS = {
     # 90 report-sized pairs split 70/15/15; BLIP-2 (15.5 GB); zero-shot and fine-tuned captions.
     "captioning": Workload(
@@ -191,6 +214,11 @@ WORKLOADS = {
     "vivqa": Workload(MINIGPT_4BIT, 25.4, 11_399, 600, 3_001, 4, 256 + 48, 12, 1 + 32 * 32),
     # MVTec-AD's 5,354 images split 70/10/20 (the zip about 5 GB); zero-shot and fine-tuned box answers.
     "defects": Workload(MINIGPT_4BIT, 28.7, 3_748, 535, 1_071, 2, 256 + 40, 28, 1 + 32 * 32),
+    # 05's ViVQA rows; Qwen3-VL-2B 4.3 GB, ViVQA's images 1.7 GB, 06's MVTec zip 5 GB; ViVQA's zero-shot and LoRA
+    # passes, and the MVTec boxes counted as a third pass of the same size (their answers are longer, their images fewer).
+    "qwen-vivqa": Workload(
+        QWEN_FP16, 11.0, 11_399, 600, 3_001, 3, QWEN_PHOTO_TOKENS + 48, 12, QWEN_PHOTO_PATCHES
+    ),
 }
 
 
@@ -201,6 +229,8 @@ def vision_params(chapter: str) -> int:
         return _on_meta(transformers.Blip2VisionModel, BLIP2_OPT_2_7B["vision_config"]).num_parameters()
     if chapter == "vqa":
         return _on_meta(transformers.BlipVisionModel, BLIP_VQA_BASE["vision_config"]).num_parameters()
+    if chapter == "qwen-vivqa":
+        return _on_meta(Qwen3VLForConditionalGeneration, QWEN3_VL_2B).model.visual.num_parameters()
     return minigpt_v2.real_size_counts()["vision"]
 
 
@@ -216,7 +246,8 @@ def answer_seconds_estimate(s: TrainingSetup, w: Workload, vision_params: int) -
 
 
 # peft's k-bit preparation upcasts embed_tokens and lm_head to fp32 and bitsandbytes' layers return their input's
-# dtype, so a quantized LLM's residual stream and KV cache are fp32 (tests/test_generation_memory.py checks it).
+# dtype, so a quantized LLM's residual stream and KV cache are fp32 (tests/test_generation_memory.py checks it); an
+# fp16 model's (08) is half that, with half the heads in K and V besides: its estimate errs high, never low.
 KV_CACHE_BYTES = 4
 T4_USABLE_GIB = 14.7  # what torch can allocate on a 15 GB T4 after the CUDA context
 EVAL_BATCHES = (16, 8, 4, 2, 1)  # the chapters' generation batch, and the halvings tried when it does not fit
@@ -302,8 +333,10 @@ def setup_of(chapter: str, bits: int | None = None) -> TrainingSetup:
 
 
 def t4_bits(chapter: str, run: str) -> int:
-    """The weight bits of `chapter`'s `run` on a T4: 8 to reproduce (as the sources did), else the workload's own."""
-    return 8 if run == "reproduce" else setup_of(chapter).weight_bits
+    """The weight bits of `chapter`'s `run` on a T4: the workload's own, but 8 for a quantized model's reproduce run
+    (as the sources did)."""
+    bits = setup_of(chapter).weight_bits
+    return 8 if run == "reproduce" and bits < 16 else bits
 
 
 def all_reduce_seconds(s: TrainingSetup, processes: int) -> float:

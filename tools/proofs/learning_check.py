@@ -48,6 +48,7 @@ TASKS = {
     "vqa": "vqa_learning",
     "vivqa": "vivqa_learning",
     "mvtec": "mvtec_learning",
+    "qwen_vivqa": "qwen_vivqa_learning",
 }
 
 

@@ -1,0 +1,73 @@
+"""Notebook 08's calls as a learning-check task: a tiny Qwen3-VL, LoRA-tuned through its chat template, must answer
+ViVQA-style questions from the image, on images it never saw (appendix A1 §6, the proof of notebook 08)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from datasets import Dataset
+from peft import get_peft_model
+from transformers import AutoModelForImageTextToText, AutoProcessor, Trainer
+from transformers.trainer_callback import PrinterCallback
+
+from helpers import runtime, training
+from helpers.chapters.minigpt_v2_vivqa import minigpt_arguments
+from helpers.chapters.qwen3_vl import VQA_PROMPT, QwenVQACollator, qwen_generate, qwen_lora_config
+from helpers.data import vivqa
+from helpers.metrics import vqa_metrics
+from tools.proofs import vivqa_learning
+from tools.proofs.controls import Bound
+from tools.proofs.learning_check import CheckResult, Task
+
+
+def train_and_score(
+    profile: runtime.Profile, train: Dataset, test: Dataset, output_dir: Path, seed: int
+) -> CheckResult:
+    """Notebook 08 §5's calls on 05's fixture (its processor, LoRA, collator, `TrainingArguments` and `Trainer`), then
+    §3's greedy answers; accuracy on `test` beside 05's blind baselines, per type too."""
+    recipe = profile.recipe("qwen-vivqa")
+    source = profile.model("qwen3-vl")
+    processor = AutoProcessor.from_pretrained(source)
+    model = AutoModelForImageTextToText.from_pretrained(source)
+    model = get_peft_model(model, qwen_lora_config(recipe.modules_to_save))
+    silent = {"eval_strategy": "no", "save_strategy": "no", "logging_strategy": "no"}
+    args = minigpt_arguments(recipe, output_dir, learning_rate=recipe.learning_rate, warmup_steps=recipe.warmup_steps,
+                             lr_scheduler_type="cosine", seed=seed, disable_tqdm=True, **silent)  # fmt: skip
+    collator = QwenVQACollator(processor, VQA_PROMPT)
+    trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=vivqa.with_images(train))
+    trainer.remove_callback(PrinterCallback)
+    trainer.train()
+    budget = training.answer_budget(processor.tokenizer, train["answer"][:], recipe.max_new_tokens)
+    prompts, images = [VQA_PROMPT.format(q) for q in test["question"]], vivqa.with_images(test)["image"]
+    answered = training.in_batches(range(len(prompts)), 16, lambda rows: qwen_generate(
+        model, processor, [images[i] for i in rows], [prompts[i] for i in rows], budget))  # fmt: skip
+    answers = [answered[i] for i in range(len(prompts))]
+    references = [[answer] for answer in test["answer"][:]]
+    blind = vivqa.blind_baselines(train, test, train["type_name"][:], test["type_name"][:])
+    by_type = vqa_metrics.accuracy_by_type(answers, references, test["type_name"][:])
+    return CheckResult(
+        score=vqa_metrics.accuracy(answers, references),
+        blind={name: vqa_metrics.accuracy(given, references) for name, given in blind.items()},
+        predictions=answers,
+        references=test["answer"][:],
+        details={f"accuracy on {kind}": value for kind, value in by_type.items()},
+    )
+
+
+def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:
+    """Notebook 08's bounds (A1 §6) on test images unseen in training: enough questions, 5 points above the question
+    prior, the control within 10 points of its prior, 10 points above it (seeds 0 and 1 clear each by 6 or more)."""
+    prior = trained.blind["blind-question-prior"]
+    return [
+        Bound("questions >= 50", len(trained.references) - 50, strict=False),
+        Bound("trained >= blind-question-prior + 0.05", trained.score - prior - 0.05, strict=False),
+        Bound(
+            "control <= blind-question-prior + 0.1",
+            control.blind["blind-question-prior"] + 0.1 - control.score,
+            strict=False,
+        ),
+        Bound("trained > control + 0.1", trained.score - control.score - 0.1),
+    ]
+
+
+TASK = Task(data=vivqa_learning.fixture, column="image_path", run=train_and_score, proof=proof)
