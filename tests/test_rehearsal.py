@@ -284,6 +284,7 @@ def test_08_answers_zero_shot_and_after_lora_with_the_hub_models_processor(rehea
         ("vqa", "qwen3-vl-2b-vivqa-lora"),
     } and set(qwen["profile"]) == {"full"}
     assert {str(revisions) for revisions in qwen["revisions"]} == {str(commits)}
+    assert "adapter_model.safetensors" in rehearsed.outcome("08").uploads["qwen3-vl-2b-vivqa-lora"]
 
 
 def test_a2_trains_notebook_03s_recipe_on_two_processes_from_the_dish_dataset(rehearsed, world):
