@@ -14,7 +14,6 @@ from helpers import runtime, training
 from helpers.chapters.minigpt_v2_vivqa import minigpt_arguments
 from helpers.chapters.qwen3_vl import VQA_PROMPT, QwenVQACollator, qwen_generate, qwen_lora_config
 from helpers.data import vivqa
-from helpers.metrics import vqa_metrics
 from tools.proofs import vivqa_learning
 from tools.proofs.controls import Bound
 from tools.proofs.learning_check import CheckResult, Task
@@ -42,16 +41,7 @@ def train_and_score(
     answered = training.in_batches(range(len(prompts)), 16, lambda rows: qwen_generate(
         model, processor, [images[i] for i in rows], [prompts[i] for i in rows], budget))  # fmt: skip
     answers = [answered[i] for i in range(len(prompts))]
-    references = [[answer] for answer in test["answer"][:]]
-    blind = vivqa.blind_baselines(train, test, train["type_name"][:], test["type_name"][:])
-    by_type = vqa_metrics.accuracy_by_type(answers, references, test["type_name"][:])
-    return CheckResult(
-        score=vqa_metrics.accuracy(answers, references),
-        blind={name: vqa_metrics.accuracy(given, references) for name, given in blind.items()},
-        predictions=answers,
-        references=test["answer"][:],
-        details={f"accuracy on {kind}": value for kind, value in by_type.items()},
-    )
+    return vivqa_learning.scored(answers, train, test)
 
 
 def proof(trained: CheckResult, control: CheckResult) -> list[Bound]:

@@ -79,6 +79,12 @@ def train_and_score(
         g.answer
         for g in minigpt_answers(model, tokenizer, image_processor, images, prompts, recipe.max_new_tokens)
     ]
+    return scored(answers, train, test)
+
+
+def scored(answers: list[str], train: Dataset, test: Dataset) -> CheckResult:
+    """`answers` to `test` scored as 05 §2 scores them, beside the blind baselines from `train`, per type too (08's
+    task scores alike)."""
     references = [[answer] for answer in test["answer"][:]]
     blind = vivqa.blind_baselines(train, test, train["type_name"][:], test["type_name"][:])
     by_type = vqa_metrics.accuracy_by_type(answers, references, test["type_name"][:])
