@@ -59,7 +59,9 @@ KERNEL_CONFIG = Config(
 )
 # Seconds one cell may run: smoke cells take seconds, so a stalled one fails fast; a full-profile training cell
 # stops itself after its session budget (`Recipe.session_minutes`), well inside two hours.
-CELL_TIMEOUT = {"smoke": 300, "full": 2 * 3600}
+# A guard against a hung cell. Smoke's longest cell, 08's training, takes about 100 s alone on two cores and several
+# times that beside a second test worker on a loaded runner.
+CELL_TIMEOUT = {"smoke": 600, "full": 2 * 3600}
 IOPUB_DRAIN_SECONDS = 120
 
 
