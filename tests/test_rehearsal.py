@@ -270,9 +270,7 @@ def test_07_on_a_cpu_runtime_scores_every_chapter_of_the_full_profile(rehearsed)
 def test_08_answers_zero_shot_and_after_lora_with_the_hub_models_processor(rehearsed, world):
     notebook = text(rehearsed.executed("08"))
     assert "profile=full" in notebook and "Qwen3VLProcessor with Qwen2VLImageProcessor" in notebook
-    assert (
-        "pre-flight: no GPU" in notebook and "ESTIMATE on a T4: 400 steps" in notebook
-    )  # the plan, then training
+    assert "pre-flight: no GPU" in notebook and "ESTIMATE on a T4: " in notebook  # the plan, then training
     with in_world(world):
         commits = {runtime.HUB_MODELS["qwen3-vl"]: runtime.hub_commit(runtime.HUB_MODELS["qwen3-vl"])}
     assert f"loaded: {commits}" in notebook
