@@ -73,9 +73,7 @@ class TrainingSetup:
     """What a full-profile training run holds in GPU memory (only the LLM keeps activations for backward)."""
 
     name: str
-    quantized_params: (
-        int  # weights inside the LLM's quantized Linear layers (16 bits: kept in fp16, not quantized)
-    )
+    quantized_params: int  # weights of the LLM's Linear layers, at weight_bits (16: fp16, not quantized)
     fp32_frozen_params: int  # other frozen weights that peft's k-bit preparation upcasts to fp32
     half_params: int  # other frozen weights, kept in fp16
     trainable_params: int  # LoRA (+ projection) in fp32
