@@ -3,7 +3,11 @@ Edit the notebook, not this file."""
 
 import torch
 from transformers import GenerationConfig, PreTrainedModel, ProcessorMixin
+from pathlib import Path
 from peft import LoraConfig
+from transformers import TrainingArguments
+from helpers import runtime
+from helpers.chapters.minigpt_v2_vivqa import minigpt_arguments
 
 
 def chat(prompt: str, answer: str | None = None) -> list[dict]:
@@ -72,3 +76,9 @@ def qwen_lora_config(modules_to_save: tuple[str, ...] = ()) -> LoraConfig:
     return LoraConfig(r=16, lora_alpha=32, lora_dropout=0.05, bias="none",
                       target_modules=r".*language_model.*\.(q_proj|v_proj)", modules_to_save=list(modules_to_save) or None,
                       ensure_weight_tying=bool(modules_to_save))  # fmt: skip
+
+
+def qwen_arguments(recipe: runtime.Recipe, output_dir: str | Path, **changes: object) -> TrainingArguments:
+    """05's `minigpt_arguments` with this recipe's learning rate and warm-up and a cosine schedule."""
+    return minigpt_arguments(recipe, output_dir, learning_rate=recipe.learning_rate, warmup_steps=recipe.warmup_steps,
+                             lr_scheduler_type="cosine", **changes)  # fmt: skip

@@ -11,8 +11,13 @@ from transformers import AutoModelForImageTextToText, AutoProcessor, Trainer
 from transformers.trainer_callback import PrinterCallback
 
 from helpers import runtime, training
-from helpers.chapters.minigpt_v2_vivqa import minigpt_arguments
-from helpers.chapters.qwen3_vl import VQA_PROMPT, QwenVQACollator, qwen_generate, qwen_lora_config
+from helpers.chapters.qwen3_vl import (
+    VQA_PROMPT,
+    QwenVQACollator,
+    qwen_arguments,
+    qwen_generate,
+    qwen_lora_config,
+)
 from helpers.data import vivqa
 from tools.proofs import vivqa_learning
 from tools.proofs.controls import Bound
@@ -30,8 +35,7 @@ def train_and_score(
     model = AutoModelForImageTextToText.from_pretrained(source)
     model = get_peft_model(model, qwen_lora_config(recipe.modules_to_save))
     silent = {"eval_strategy": "no", "save_strategy": "no", "logging_strategy": "no"}
-    args = minigpt_arguments(recipe, output_dir, learning_rate=recipe.learning_rate, warmup_steps=recipe.warmup_steps,
-                             lr_scheduler_type="cosine", seed=seed, disable_tqdm=True, **silent)  # fmt: skip
+    args = qwen_arguments(recipe, output_dir, seed=seed, disable_tqdm=True, **silent)
     collator = QwenVQACollator(processor, VQA_PROMPT)
     trainer = Trainer(model=model, args=args, data_collator=collator, train_dataset=vivqa.with_images(train))
     trainer.remove_callback(PrinterCallback)
